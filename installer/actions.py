@@ -1,0 +1,133 @@
+"""The typed actions a plan is made of.
+
+Each action names its target as the absolute path *on the server* (``/etc/vector/vector.toml``);
+the executor maps it under ``--root``. Actions are values: the planner makes them from facts and
+configuration without touching the host, the executor checks them against the host and applies them.
+``reason`` says why the action is in the plan; it is shown by ``--dry-run``.
+"""
+
+import dataclasses
+from typing import Optional, Tuple, Union
+
+
+@dataclasses.dataclass(frozen=True)
+class File:
+    """A regular file with exactly this content, mode and owner."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    sensitive: bool = False  # a private key or similar: never diffed, never logged
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"file {self.path} ({self.mode:04o} {self.owner}:{self.group})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Directory:
+    path: str
+    mode: int = 0o755
+    owner: str = "root"
+    group: str = "root"
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"directory {self.path} ({self.mode:04o} {self.owner}:{self.group})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Symlink:
+    path: str
+    target: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"symlink {self.path} -> {self.target}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Absent:
+    """No file, directory or link at ``path`` (what uninstall and clean-ups ask for)."""
+
+    path: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"remove {self.path}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Packages:
+    """System packages installed through the host's package manager."""
+
+    manager: str  # apt, dnf or yum
+    names: Tuple[str, ...]
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"install packages ({self.manager}): {' '.join(self.names)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A command run on the host.
+
+    ``when_changed``: run only when one of these paths changes in this run (e.g. ``nginx -t`` and a
+    reload after the site file changed). Empty means the planner already decided it must run.
+    ``display`` replaces the argv in output when an argument is secret.
+    """
+
+    argv: Tuple[str, ...]
+    reason: str = ""
+    when_changed: Tuple[str, ...] = ()
+    display: Optional[str] = None
+    env: Tuple[Tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        return "run " + (self.display or " ".join(self.argv))
+
+
+@dataclasses.dataclass(frozen=True)
+class Service:
+    """A systemd unit that should be enabled and running.
+
+    It is started when not active, and restarted only when one of ``restart_when_changed`` changes in
+    this run: a re-run with nothing to change leaves the process alone.
+    """
+
+    name: str
+    enabled: bool = True
+    running: bool = True
+    restart_when_changed: Tuple[str, ...] = ()
+    reason: str = ""
+
+    def describe(self) -> str:
+        want = "enabled" if self.enabled else "disabled"
+        state = "running" if self.running else "stopped"
+        return f"service {self.name} ({want}, {state})"
+
+
+Action = Union[File, Directory, Symlink, Absent, Packages, Command, Service]
+
+#: Actions that only touch files, and so can act inside ``--root``.
+FILE_ACTIONS = (File, Directory, Symlink, Absent)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A heading of the console output (``[n/N] title``) and the actions under it."""
+
+    title: str
+    actions: Tuple[Action, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    steps: Tuple[Step, ...]
+
+    @property
+    def actions(self) -> Tuple[Action, ...]:
+        return tuple(action for step in self.steps for action in step.actions)

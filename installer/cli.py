@@ -1,0 +1,395 @@
+"""Command line: ``install`` (the default), ``status``, ``client``, ``uninstall``.
+
+Everything here is wiring: read the configuration and the facts, build the plan, then show it
+(``--dry-run``) or apply it, and report. Human output goes to stdout, or to stderr with ``--json``
+(stdout then carries only the JSON summary).
+"""
+
+import argparse
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import sys
+import time
+import traceback
+import zipfile
+from typing import List, Optional
+
+from . import __version__, config as configuration, engine, facts as host_facts, paths
+from .errors import ActvtError, LockedError, UsageError
+from .output import Console, Log, use_colour
+from .paths import Root
+from .plan import Context, build_plan, connection_url, decide
+
+COMMANDS = ("install", "status", "client", "uninstall")
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+# --- arguments ------------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument("--dry-run", action="store_true", default=default(False),
+                        help="show the plan, with a diff of every file it would write, and change nothing")
+    parser.add_argument("--root", metavar="DIR", default=default("/"),
+                        help="treat DIR as the server's filesystem root; commands and services are listed, not run")
+    parser.add_argument("--yes", "-y", action="store_true", default=default(False),
+                        help="never prompt: take the variables' values and the defaults (as ACTVT_NON_INTERACTIVE=yes)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print a machine-readable summary on stdout (progress goes to stderr)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="install.pyz",
+        description="Set up this server to stream metrics to the Actvt app: Vector over a TLS WebSocket "
+                    "(wss://DOMAIN:4096, or wss://DOMAIN/actvt behind nginx), optionally with mutual TLS. "
+                    "Configured by ACTVT_* environment variables; `install` is the default command.",
+        epilog=configuration.help_text() + "\n\nexamples:\n"
+               "  curl -fsSL https://…/install.pyz | sudo ACTVT_DOMAIN=monitor.example.com "
+               "ACTVT_EMAIL=you@example.com python3 -\n"
+               "  ACTVT_DOMAIN=monitor.example.com ACTVT_EMAIL=you@example.com python3 install.pyz --dry-run "
+               "--root /tmp/demo\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"actvt-installer {__version__}")
+    _common(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in (
+        ("install", "install or update (default): Vector, TLS certificate, mTLS, nginx, firewall, service"),
+        ("status", "show what is installed and whether a re-run would change anything"),
+        ("client", "manage mTLS client certificates (issue, list, show, revoke)"),
+        ("uninstall", "remove what the installer wrote"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        _common(sub, suppress=True)
+        if name == "client":
+            sub.add_argument("client_args", nargs=argparse.REMAINDER, help="client sub-command and its arguments")
+        if name == "uninstall":
+            sub.add_argument("--purge", action="store_true", help="also remove the CA, client and Let's Encrypt material")
+    return parser
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    if not any(token in COMMANDS for token in argv) and not {"-h", "--help", "--version"} & set(argv):
+        argv = ["install"] + argv
+    args = make_parser().parse_args(argv)
+    if args.command is None:
+        args.command = "install"
+    return args
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def running_zipapp() -> Optional[str]:
+    """The zipapp this process runs from (shiv sets argv[0] to it), if any."""
+    path = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return path if path and os.path.isfile(path) and zipfile.is_zipfile(path) else None
+
+
+def zipapp_identity(path: Optional[str]):
+    """(bytes, shiv build id) of the running zipapp, or (None, None) when running from source."""
+    if path is None:
+        return None, None
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            build_id = json.loads(archive.read("environment.json")).get("build_id")
+    except (KeyError, ValueError, zipfile.BadZipFile):
+        build_id = None
+    return data, build_id
+
+
+def remove_old_extractions(build_id: Optional[str]) -> None:
+    """shiv keeps one extraction per build; keep only this one (root's cache only)."""
+    shiv_root = os.environ.get("SHIV_ROOT", "")
+    if not build_id or os.geteuid() != 0 or not shiv_root.startswith(paths.CACHE_DIR):
+        return
+    import shutil
+
+    keep = {f"actvt.pyz_{build_id}", f".actvt.pyz_{build_id}_lock"}
+    with contextlib.suppress(OSError):
+        for name in os.listdir(shiv_root):
+            if name.startswith(("actvt.pyz_", ".actvt.pyz_")) and name not in keep:
+                target = os.path.join(shiv_root, name)
+                if os.path.isdir(target):
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    os.unlink(target)
+
+
+@contextlib.contextmanager
+def install_lock(root: Root):
+    """An exclusive lock for the whole run; a second run is refused, not queued."""
+    path = root.host(paths.LOCK_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise LockedError(f"another actvt installer is running (pid {holder}); wait for it to finish "
+                              f"and run again (lock: {paths.LOCK_FILE})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _status_word(item: engine.Checked, dry_run: bool) -> str:
+    if item.status == engine.SKIP:
+        return "skipped"
+    if item.status == engine.OK:
+        return "unchanged"
+    return "would change" if dry_run else ("changed" if item.changed else "not reached")
+
+
+def summary_json(items, config, decisions, dry_run, root, log, result=None, error=None, step_seconds=None):
+    written = [item.action.path for item in items if item.changed and hasattr(item.action, "content")]
+    return {
+        "version": __version__,
+        "status": "failed" if error else "ok",
+        "error": error,
+        "dry_run": dry_run,
+        "root": root.root,
+        "mode": decisions.mode if decisions else None,
+        "webserver": decisions.webserver if decisions else None,
+        "mtls": bool(config.enable_mtls) if config else None,
+        "url": connection_url(config, decisions) if config and decisions else None,
+        "changed": sum(1 for item in items if item.changed),
+        "would_change": sum(1 for item in items if item.status == engine.CHANGE) if dry_run else None,
+        "paths_written": written,
+        "backup_dir": result.backup_dir if result else None,
+        "log": log.path,
+        "steps": step_seconds or [],
+        "actions": [
+            {
+                "step": item.step,
+                "type": type(item.action).__name__.lower(),
+                "target": getattr(item.action, "path", None) or getattr(item.action, "name", None),
+                "action": item.action.describe(),
+                "status": _status_word(item, dry_run),
+                "why": item.why,
+                "seconds": round(item.seconds, 3),
+            }
+            for item in items
+        ],
+    }
+
+
+# --- install --------------------------------------------------------------------------------------
+
+
+def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool, console: Console) -> None:
+    if root.is_host and not dry_run and not facts.is_root:
+        raise ActvtError("must run as root: use `sudo` (or --dry-run to only see the plan)")
+    if cfg.bake:
+        raise UsageError("ACTVT_BAKE: image-baking mode is reserved and not available in this version; "
+                         "allowed: no")
+    console.ok(f"system: {facts.os.pretty_name}"
+               + (f", package manager {facts.package_manager}" if facts.package_manager else ""))
+    if root.is_host and facts.package_manager is None:
+        raise ActvtError(f"unsupported system {facts.os.pretty_name!r}: supported are Debian, Ubuntu, "
+                         "RHEL/CentOS/Rocky/Alma (dnf or yum) and Amazon Linux")
+    if facts.free_disk_mb is not None and facts.free_disk_mb < 100:
+        raise ActvtError(f"only {facts.free_disk_mb} MB free under /var/lib; at least 100 MB are needed")
+    if facts.mem_total_mb is not None and facts.mem_total_mb < 512:
+        console.warn(f"only {facts.mem_total_mb} MB of memory; 512 MB or more is recommended")
+
+
+def cmd_install(args, environ, out: Console, stdout) -> int:
+    for warning in configuration.unknown_variables(environ):
+        out.warn(warning)
+    cfg = configuration.parse(environ)
+    root = Root(args.root)
+    if not os.path.isdir(root.root):
+        raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
+    log = out.log
+    log.enabled = not args.dry_run
+    facts = host_facts.gather(root, environ)
+    decisions = decide(cfg, facts)
+    total = 0
+    items: List[engine.Checked] = []
+    started_all = time.monotonic()
+    lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
+    with lock:
+        log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
+                    f"root {root.root}{' (dry run)' if args.dry_run else ''}")
+        pyz_path = running_zipapp()
+        pyz, build_id = zipapp_identity(pyz_path) if root.is_host or pyz_path else (None, None)
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id)
+        plan = build_plan(cfg, facts, ctx)
+        total = len(plan.steps) + 1
+        out.heading(1, total, "Checking the system")
+        preflight(root, facts, cfg, args.dry_run, out)
+        out.ok(f"mode: {decisions.mode} (web server on 80/443: {decisions.webserver})")
+        eng = engine.Engine(root, engine.Runner(log), log=log)
+        items = eng.check(plan)
+        if args.dry_run:
+            show_plan(plan, items, out, total)
+            out.plain()
+            pending = sum(1 for item in items if item.status == engine.CHANGE)
+            out.plain(f"Dry run: {pending} change(s) planned, nothing was changed.")
+            if args.json:
+                stdout.write(json.dumps(summary_json(items, cfg, decisions, True, root, log), indent=2) + "\n")
+            return EXIT_OK
+        step_seconds = []
+        result = None
+        try:
+            result = apply_plan(eng, plan, items, out, total, step_seconds)
+        except ActvtError as exc:
+            out.fail(str(exc).splitlines()[0])
+            for line in str(exc).splitlines()[1:]:
+                out.plain(f"    {line}")
+            if args.json:
+                stdout.write(json.dumps(summary_json(items, cfg, decisions, False, root, log, error=str(exc),
+                                                     step_seconds=step_seconds), indent=2) + "\n")
+            return EXIT_FAIL
+        remove_old_extractions(build_id)
+        changed = len(result.changed)
+        seconds = time.monotonic() - started_all
+        log("INFO", f"done: {changed} change(s) in {seconds:.1f} s")
+        print_summary(cfg, decisions, result, out, root)
+        if args.json:
+            stdout.write(json.dumps(summary_json(items, cfg, decisions, False, root, log, result=result,
+                                                 step_seconds=step_seconds), indent=2) + "\n")
+    return EXIT_OK
+
+
+def show_plan(plan, items, out: Console, total: int) -> None:
+    by_action = iter(items)
+    for number, step in enumerate(plan.steps, start=2):
+        out.heading(number, total, step.title)
+        for _ in step.actions:
+            item = next(by_action)
+            if item.status == engine.OK:
+                out.plain(f"  = {item.action.describe()} (unchanged)", "dim")
+            elif item.status == engine.SKIP:
+                out.plain(f"  - {item.action.describe()} (listed, {item.why})")
+            else:
+                out.progress(f"{item.action.describe()}: {item.why}")
+                if item.diff:
+                    for line in item.diff.rstrip("\n").splitlines():
+                        out.plain(f"      {line}")
+
+
+def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_seconds: list) -> engine.Result:
+    """Apply with one heading per step; ``step_seconds`` receives each step's duration."""
+    timing = {"step": None, "started": 0.0}
+
+    def close_step() -> None:
+        if timing["step"] is not None:
+            step_seconds.append({"step": plan.steps[timing["step"]].title,
+                                 "seconds": round(time.monotonic() - timing["started"], 3)})
+
+    def before(item: engine.Checked) -> None:
+        if item.step_no != timing["step"]:
+            close_step()
+            timing.update(step=item.step_no, started=time.monotonic())
+            out.heading(item.step_no + 2, total, item.step)
+            if not any(other.status == engine.CHANGE for other in items if other.step_no == item.step_no):
+                out.ok("nothing to change")
+        if item.status == engine.SKIP:
+            out.plain(f"  - {item.action.describe()}: {item.why}")
+        elif item.status == engine.CHANGE:
+            out.progress(item.action.describe() + (f" ({item.why})" if item.why else ""))
+
+    def after(item: engine.Checked) -> None:
+        if item.changed and item.seconds >= 1:
+            out.ok(f"done in {item.seconds:.1f} s")
+
+    try:
+        return eng.apply(items, before, after)
+    finally:
+        close_step()
+
+
+def print_summary(cfg, decisions, result, out: Console, root: Root) -> None:
+    out.plain()
+    changed = len(result.changed)
+    out.plain("Installation complete." if changed else "Nothing to change: the server is as configured.", "ok")
+    out.plain(f"  Mode:           {decisions.mode}")
+    out.plain(f"  Connection URL: {connection_url(cfg, decisions)}")
+    out.plain(f"  Changes:        {changed}" + (f" (previous versions in {result.backup_dir})" if result.backup_dir else ""))
+    if not cfg.enable_mtls:
+        out.warn("mTLS is off: anyone who knows the URL can read this server's metrics "
+                 "(set ACTVT_ENABLE_MTLS=yes to require client certificates)")
+    if out.log.path:
+        out.plain(f"  Log:            {out.log.path}")
+
+
+# --- other commands -------------------------------------------------------------------------------
+
+
+def cmd_status(args, environ, out: Console, stdout) -> int:
+    root = Root(args.root)
+    facts = host_facts.gather(root, environ)
+    state = host_facts.parse_state(facts.files.get(paths.STATE_FILE, b"").decode(errors="replace"))
+    domain = facts.files.get(paths.DOMAIN_FILE, b"").decode(errors="replace").strip()
+    if not state:
+        out.plain("actvt is not installed on this server (no /var/lib/actvt/install.state).")
+        if args.json:
+            stdout.write(json.dumps({"installed": False}) + "\n")
+        return 3
+    report = {"installed": True, "domain": domain, **state}
+    if args.json:
+        stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for key, value in report.items():
+            out.plain(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_not_yet(args, environ, out: Console, stdout) -> int:
+    raise ActvtError(f"`{args.command}` is not available in actvt-installer {__version__} yet")
+
+
+HANDLERS = {"install": cmd_install, "status": cmd_status, "client": cmd_not_yet, "uninstall": cmd_not_yet}
+
+
+def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    environ = os.environ if environ is None else environ
+    stdout = stdout or sys.stdout
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    human = sys.stderr if args.json else stdout
+    root = Root(args.root)
+    log = Log(root, enabled=args.command == "install")
+    out = Console(human, log, use_colour(human, environ))
+    try:
+        return HANDLERS[args.command](args, environ, out, stdout)
+    except UsageError as exc:
+        for line in str(exc).splitlines():
+            sys.stderr.write(f"error: {line}\n")
+        return EXIT_USAGE
+    except ActvtError as exc:
+        out.fail(str(exc))
+        return exc.exit_status
+    except KeyboardInterrupt:
+        out.fail("interrupted")
+        return 130
+    except Exception as exc:  # a bug: the traceback goes to the log, one line to the console
+        log("ERROR", traceback.format_exc())
+        out.fail(f"unexpected error: {type(exc).__name__}: {exc}"
+                 + (f" (details in {log.path})" if log.path else ""))
+        return EXIT_FAIL
+    finally:
+        log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

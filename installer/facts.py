@@ -1,0 +1,283 @@
+"""What the host is: read once into a ``Facts`` value before anything is planned.
+
+Parsers are pure functions of text (tested on recorded files); ``gather`` reads the files under the
+``Root`` and runs nothing but ``nvidia-smi`` (only on the real host). Everything here is read-only.
+"""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+
+from . import paths
+from .paths import Root
+
+#: Server paths whose content the planners look at. Modules add to it by passing ``watch=``.
+WATCHED = (
+    paths.STATE_FILE,
+    paths.DOMAIN_FILE,
+    paths.VECTOR_DEFAULTS,
+    paths.CA_CERT,
+    paths.CA_KEY,
+)
+
+WEB_SERVERS = {"nginx": "nginx", "apache2": "apache", "httpd": "httpd"}
+
+
+@dataclasses.dataclass(frozen=True)
+class OSInfo:
+    id: str = "unknown"
+    version_id: str = ""
+    id_like: Tuple[str, ...] = ()
+    pretty_name: str = "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Listener:
+    port: int
+    address: str
+    process: str = ""  # the listening program's name, when it could be found
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    os: OSInfo = OSInfo()
+    package_manager: Optional[str] = None
+    packages: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> version
+    listeners: Tuple[Listener, ...] = ()
+    systemd_running: bool = False
+    is_root: bool = False
+    sudo_user: Optional[str] = None
+    gpu: bool = False  # nvidia-smi ran and listed a GPU
+    files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # watched path -> content
+    dirs: FrozenSet[str] = frozenset()  # watched paths that are directories
+    free_disk_mb: Optional[int] = None
+    mem_total_mb: Optional[int] = None
+
+    def has_package(self, name: str) -> bool:
+        return name in self.packages
+
+    def listening_on(self, *ports: int) -> Tuple[Listener, ...]:
+        return tuple(item for item in self.listeners if item.port in ports)
+
+    def web_server(self) -> str:
+        """``none``, ``nginx``, ``apache``, ``httpd`` or ``unknown`` (what listens on 80/443)."""
+        found = self.listening_on(80, 443)
+        if not found:
+            return "none"
+        for item in found:
+            if item.process in WEB_SERVERS:
+                return WEB_SERVERS[item.process]
+        return "unknown"
+
+
+# --- pure parsers ---------------------------------------------------------------------------------
+
+
+def parse_os_release(text: str) -> OSInfo:
+    values: Dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("\"'")
+    return OSInfo(
+        id=values.get("ID", "unknown").lower(),
+        version_id=values.get("VERSION_ID", ""),
+        id_like=tuple(values.get("ID_LIKE", "").lower().split()),
+        pretty_name=values.get("PRETTY_NAME", values.get("NAME", "unknown")),
+    )
+
+
+def package_manager_for(os_info: OSInfo, has_dnf: bool) -> Optional[str]:
+    """apt for Debian and Ubuntu; dnf (else yum) for RHEL-likes; yum for Amazon Linux."""
+    family = (os_info.id,) + os_info.id_like
+    if any(name in ("debian", "ubuntu") for name in family):
+        return "apt"
+    if os_info.id == "amzn":
+        return "yum"
+    if any(name in ("rhel", "centos", "fedora", "rocky", "almalinux") for name in family):
+        return "dnf" if has_dnf else "yum"
+    return None
+
+
+def parse_dpkg_status(text: str) -> Dict[str, str]:
+    """Installed packages from ``/var/lib/dpkg/status``: name -> version."""
+    installed = {}
+    for stanza in text.split("\n\n"):
+        fields: Dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t"):
+                continue
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key] = value.strip()
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            installed[fields["Package"]] = fields.get("Version", "")
+    return installed
+
+
+def parse_proc_net_tcp(text: str, ipv6: bool = False) -> Tuple[Tuple[int, str, str], ...]:
+    """Listening sockets from ``/proc/net/tcp`` or ``tcp6``: (port, address, inode)."""
+    found = []
+    for line in text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 10 or cols[3] != "0A":  # 0A = LISTEN
+            continue
+        address_hex, _, port_hex = cols[1].partition(":")
+        found.append((int(port_hex, 16), _address(address_hex, ipv6), cols[9]))
+    return tuple(found)
+
+
+def _address(hex_text: str, ipv6: bool) -> str:
+    raw = bytes.fromhex(hex_text)
+    if not ipv6:
+        return ".".join(str(b) for b in raw[::-1])
+    words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]
+    joined = b"".join(words)
+    import ipaddress
+
+    return str(ipaddress.IPv6Address(joined))
+
+
+def parse_state(text: str) -> Dict[str, str]:
+    """``key=value`` lines of ``/var/lib/actvt/install.state``."""
+    state = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            state[key.strip()] = value.strip()
+    return state
+
+
+# --- the collector --------------------------------------------------------------------------------
+
+
+def _read(root: Root, path: str) -> Optional[bytes]:
+    try:
+        with open(root.host(path), "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _socket_owners(proc: str) -> Dict[str, str]:
+    """inode -> process name, by walking /proc/<pid>/fd (root sees every process)."""
+    owners: Dict[str, str] = {}
+    try:
+        pids = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return owners
+    for pid in pids:
+        fd_dir = os.path.join(proc, pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+            with open(os.path.join(proc, pid, "comm")) as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                owners.setdefault(link[8:-1], comm)
+    return owners
+
+
+def gather_listeners(root: Root) -> Tuple[Listener, ...]:
+    sockets = []
+    for name, ipv6 in (("tcp", False), ("tcp6", True)):
+        raw = _read(root, f"/proc/net/{name}")
+        if raw:
+            sockets.extend(parse_proc_net_tcp(raw.decode(errors="replace"), ipv6))
+    if not sockets:
+        return ()
+    owners = _socket_owners(root.host("/proc"))
+    seen = set()
+    listeners = []
+    for port, address, inode in sockets:
+        key = (port, address)
+        if key not in seen:
+            seen.add(key)
+            listeners.append(Listener(port, address, owners.get(inode, "")))
+    return tuple(sorted(listeners, key=lambda item: (item.port, item.address)))
+
+
+def detect_gpu(root: Root) -> bool:
+    """True when ``nvidia-smi -L`` runs and lists a GPU (only on the real host)."""
+    if not root.is_host or not shutil.which("nvidia-smi"):
+        return False
+    try:
+        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and "GPU" in result.stdout
+
+
+def _meminfo_mb(text: str) -> Optional[int]:
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
+    return None
+
+
+def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = ()) -> Facts:
+    """Read the host's facts under ``root``."""
+    os_text = _read(root, "/etc/os-release") or _read(root, "/usr/lib/os-release") or b""
+    os_info = parse_os_release(os_text.decode(errors="replace"))
+    manager = package_manager_for(os_info, os.path.exists(root.host("/usr/bin/dnf")))
+    dpkg = _read(root, "/var/lib/dpkg/status")
+    packages = parse_dpkg_status(dpkg.decode(errors="replace")) if dpkg else {}
+    if manager in ("dnf", "yum") and root.is_host and shutil.which("rpm"):
+        packages = _rpm_packages()
+    files: Dict[str, bytes] = {}
+    dirs = set()
+    for path in tuple(WATCHED) + tuple(watch):
+        host_path = root.host(path)
+        if os.path.isdir(host_path):
+            dirs.add(path)
+        else:
+            content = _read(root, path)
+            if content is not None:
+                files[path] = content
+    comm = _read(root, "/proc/1/comm") or b""
+    free_mb = None
+    try:
+        stat = os.statvfs(_existing_parent(root.host("/var/lib")))
+        free_mb = stat.f_bavail * stat.f_frsize // (1024 * 1024)
+    except OSError:
+        pass
+    meminfo = _read(root, "/proc/meminfo")
+    return Facts(
+        os=os_info,
+        package_manager=manager,
+        packages=packages,
+        listeners=gather_listeners(root),
+        systemd_running=comm.strip() == b"systemd",
+        is_root=os.geteuid() == 0,
+        sudo_user=environ.get("SUDO_USER") or None,
+        gpu=detect_gpu(root),
+        files=files,
+        dirs=frozenset(dirs),
+        free_disk_mb=free_mb,
+        mem_total_mb=_meminfo_mb(meminfo.decode()) if meminfo else None,
+    )
+
+
+def _existing_parent(path: str) -> str:
+    while not os.path.exists(path) and path not in ("/", ""):
+        path = os.path.dirname(path)
+    return path or "/"
+
+
+def _rpm_packages() -> Dict[str, str]:
+    try:
+        result = subprocess.run(
+            ["rpm", "-qa", "--queryformat", "%{NAME} %{VERSION}-%{RELEASE}\n"],
+            capture_output=True, text=True, timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)

@@ -1,0 +1,61 @@
+"""Where things live on the server, and how ``--root`` maps them.
+
+Every module names absolute server paths (the constants below); only ``Root.host`` turns one into
+a path on this machine, so ``--root DIR`` is a single parameter.
+"""
+
+import os
+
+STATE_DIR = "/var/lib/actvt"
+BACKUP_DIR = "/var/lib/actvt/backups"
+STATE_FILE = "/var/lib/actvt/install.state"
+DOMAIN_FILE = "/var/lib/actvt/domain"
+LOG_FILE = "/var/log/actvt-install.log"
+FALLBACK_LOG_FILE = "/tmp/actvt-install.log"
+LOCK_FILE = "/run/lock/actvt-install.lock"
+LIB_DIR = "/usr/local/lib/actvt"
+PERSISTED_PYZ = "/usr/local/lib/actvt/actvt.pyz"
+COMMAND = "/usr/local/bin/actvt"
+CACHE_DIR = "/var/cache/actvt"
+
+VECTOR_DIR = "/etc/vector"
+VECTOR_CONFIG = "/etc/vector/vector.toml"
+VECTOR_DEFAULTS = "/etc/default/vector"
+VECTOR_CERT_DIR = "/etc/vector/certs"
+SERVER_CERT = "/etc/vector/certs/server.crt"
+SERVER_KEY = "/etc/vector/certs/server.key"
+MTLS_DIR = "/etc/vector/certs/mtls"
+MTLS_CLIENTS_DIR = "/etc/vector/certs/mtls/clients"
+CA_CERT = "/etc/vector/certs/mtls/ca.crt"
+CA_KEY = "/etc/vector/certs/mtls/ca.key"
+GENERATE_CLIENT = "/etc/vector/certs/mtls/generate-client.sh"
+
+LETSENCRYPT_LIVE = "/etc/letsencrypt/live"
+DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh"
+NGINX_SITE = "/etc/nginx/sites-available/actvt-vector"
+NGINX_SITE_LINK = "/etc/nginx/sites-enabled/actvt-vector"
+NGINX_CONFD_SITE = "/etc/nginx/conf.d/actvt-vector.conf"
+NGINX_SNIPPET = "/etc/nginx/snippets/actvt-vector-location.conf"
+
+
+class Root:
+    """The filesystem root every fact is read from and every file is written under."""
+
+    def __init__(self, root: str = "/"):
+        self.root = os.path.abspath(root)
+
+    @property
+    def is_host(self) -> bool:
+        """True when acting on this machine itself (commands and services can run)."""
+        return self.root == "/"
+
+    def host(self, path: str) -> str:
+        """The path on this machine for the server path ``path``."""
+        if not path.startswith("/"):
+            raise ValueError(f"server paths are absolute: {path!r}")
+        if self.is_host:
+            return path
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def __repr__(self) -> str:
+        return f"Root({self.root!r})"

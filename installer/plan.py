@@ -1,0 +1,116 @@
+"""Facts + configuration -> the ordered plan of actions. Pure: no I/O here.
+
+Each concern contributes steps through its own ``plan_*`` function; ``build_plan`` puts them in the
+reference order. The same function serves ``--dry-run`` and a real run, so what the dry run shows is
+what the run does.
+"""
+
+import dataclasses
+from typing import List, Mapping, Optional
+
+from . import paths
+from .actions import Directory, File, Plan, Step
+from .facts import Facts
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What the planner needs besides facts and configuration."""
+
+    version: str
+    now: str  # UTC ISO 8601, for a first install's installed_at
+    pyz: Optional[bytes] = None  # the running zipapp, kept on the server as the `actvt` command
+    build_id: Optional[str] = None  # its shiv build id (names its extraction folder)
+    answers: Mapping[str, bool] = dataclasses.field(default_factory=dict)  # prompted yes/no values
+
+
+@dataclasses.dataclass(frozen=True)
+class Decisions:
+    mode: str  # standalone or proxy
+    webserver: str  # none, nginx, apache, httpd or unknown (what listens on 80/443)
+
+    @property
+    def url_path(self) -> str:
+        return "/actvt" if self.mode == "proxy" else ""
+
+
+def decide(config, facts: Facts) -> Decisions:
+    """Mode: forced standalone > explicit mode > proxy when nginx/apache/httpd listens > standalone."""
+    webserver = facts.web_server()
+    if config.force_standalone:
+        mode = "standalone"
+    elif config.install_mode != "auto":
+        mode = config.install_mode
+    elif webserver in ("nginx", "apache", "httpd"):
+        mode = "proxy"
+    else:
+        mode = "standalone"
+    return Decisions(mode=mode, webserver=webserver)
+
+
+def connection_url(config, decisions: Decisions) -> str:
+    if decisions.mode == "proxy":
+        return f"wss://{config.domain}/actvt"
+    return f"wss://{config.domain}:{config.vector_port}"
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+
+def state_text(config, facts: Facts, decisions: Decisions, ctx: Context) -> str:
+    """``install.state`` as the reference writes it. ``installed_at`` keeps the first install's time,
+    so that a re-run with nothing to change rewrites nothing."""
+    from .facts import parse_state
+
+    previous = parse_state(facts.files.get(paths.STATE_FILE, b"").decode(errors="replace"))
+    lines = [
+        f"version={ctx.version}",
+        f"installed_at={previous.get('installed_at') or ctx.now}",
+        f"mode={decisions.mode}",
+        f"webserver={decisions.webserver if decisions.webserver != 'unknown' else 'none'}",
+        f"mtls={'enabled' if config.enable_mtls else 'disabled'}",
+    ]
+    if config.enable_mtls:
+        lines.append(f"mtls_client_cn={config.mtls_client_cn}")
+    return "\n".join(lines) + "\n"
+
+
+def plan_state(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[Step]:
+    return [Step("Recording installation state", (
+        Directory(paths.STATE_DIR, 0o700, reason="installer state and backups"),
+        Directory(paths.BACKUP_DIR, 0o700, reason="previous versions of replaced files"),
+        File(paths.DOMAIN_FILE, f"{config.domain}\n".encode(), 0o644, reason="domain of this server"),
+        File(paths.STATE_FILE, state_text(config, facts, decisions, ctx).encode(), 0o644,
+             reason="mode and mTLS of this installation"),
+    ))]
+
+
+# --- the installer kept on the server -------------------------------------------------------------
+
+
+def command_text(build_id: Optional[str]) -> bytes:
+    """``/usr/local/bin/actvt``: the launcher, pointed at the kept zipapp."""
+    from .launcher_source import render_command
+
+    return render_command(paths.PERSISTED_PYZ, build_id or "")
+
+
+def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[Step]:
+    if ctx.pyz is None:
+        return []
+    return [Step("Keeping the installer on this server", (
+        Directory(paths.LIB_DIR, 0o755, reason="the installer kept for `actvt` and generate-client.sh"),
+        File(paths.PERSISTED_PYZ, ctx.pyz, 0o755, reason=f"actvt-installer {ctx.version}"),
+        File(paths.COMMAND, command_text(ctx.build_id), 0o755, reason="the `actvt` command"),
+    ))]
+
+
+PLANNERS = (plan_self, plan_state)
+
+
+def build_plan(config, facts: Facts, ctx: Context) -> Plan:
+    decisions = decide(config, facts)
+    steps: List[Step] = []
+    for planner in PLANNERS:
+        steps.extend(step for step in planner(config, facts, decisions, ctx) if step.actions)
+    return Plan(tuple(steps))
