@@ -21,7 +21,7 @@ from . import __version__, config as configuration, engine, facts as host_facts,
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
 from .paths import Root
-from .plan import Context, build_plan, connection_url, decide
+from .plan import Context, build_plan, connection_url, decide, watched
 
 COMMANDS = ("install", "status", "client", "uninstall")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -213,7 +213,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
     log = out.log
     log.enabled = not args.dry_run
-    facts = host_facts.gather(root, environ)
+    facts = host_facts.gather(root, environ, watch=watched())
     decisions = decide(cfg, facts)
     total = 0
     items: List[engine.Checked] = []

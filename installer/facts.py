@@ -13,7 +13,8 @@ from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 from . import paths
 from .paths import Root
 
-#: Server paths whose content the planners look at. Modules add to it by passing ``watch=``.
+#: Server paths whose content the planners look at; planner modules add theirs through ``watch=``
+#: (their ``WATCH`` tuples, collected by ``plan.watched``). For a folder, its files are read.
 WATCHED = (
     paths.STATE_FILE,
     paths.DOMAIN_FILE,
@@ -51,7 +52,7 @@ class Facts:
     sudo_user: Optional[str] = None
     gpu: bool = False  # nvidia-smi ran and listed a GPU
     files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # watched path -> content
-    dirs: FrozenSet[str] = frozenset()  # watched paths that are directories
+    dirs: FrozenSet[str] = frozenset()  # watched paths that are folders (their files are in ``files``)
     free_disk_mb: Optional[int] = None
     mem_total_mb: Optional[int] = None
 
@@ -237,7 +238,14 @@ def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = ()) ->
     for path in tuple(WATCHED) + tuple(watch):
         host_path = root.host(path)
         if os.path.isdir(host_path):
+            # a watched folder: its regular files (one level) are read too
             dirs.add(path)
+            for name in sorted(os.listdir(host_path)):
+                child = f"{path.rstrip('/')}/{name}"
+                if os.path.isfile(root.host(child)) and not os.path.islink(root.host(child)):
+                    content = _read(root, child)
+                    if content is not None:
+                        files[child] = content
         else:
             content = _read(root, path)
             if content is not None:

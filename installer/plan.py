@@ -105,7 +105,21 @@ def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[
     ))]
 
 
+#: The planners in the order their steps run. Each is ``(config, facts, decisions, ctx) -> [Step]``.
 PLANNERS = (plan_self, plan_state)
+
+#: Paths (files or folders) whose content the planners read from ``Facts.files``.
+WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE)
+
+
+def watched() -> tuple:
+    """Every path the planners want read into the facts."""
+    import sys
+
+    found = []
+    for planner in PLANNERS:
+        found.extend(getattr(sys.modules[planner.__module__], "WATCH", ()))
+    return tuple(dict.fromkeys(found))
 
 
 def build_plan(config, facts: Facts, ctx: Context) -> Plan:
