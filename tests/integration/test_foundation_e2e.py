@@ -1,0 +1,194 @@
+"""Foundation behaviour on real hosts (issue 4, item 5): the pipe launcher on Debian 11/12/13, a dry run
+that changes nothing, bad input refused without changes, and the single-run lock.
+
+Every installer run here is the user's command, `curl -fsSL http://mirror/install.pyz | python3 -`,
+inside a systemd server container.
+"""
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+import harness as H
+
+pytestmark = pytest.mark.e2e
+
+GOOD_ENV = {"ACTVT_DOMAIN": H.DOMAIN, "ACTVT_EMAIL": H.EMAIL}
+PYTHON_OF_SUITE = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
+# Section 1 of the reference spec: every variable users rely on must be documented by --help.
+REFERENCE_VARIABLES = (
+    "ACTVT_DOMAIN", "ACTVT_EMAIL", "ACTVT_INSTALL_MODE", "ACTVT_FORCE_STANDALONE", "ACTVT_VECTOR_PORT",
+    "ACTVT_NGINX_WEBROOT", "ACTVT_CONFIGURE_FIREWALL", "ACTVT_REINSTALL_VECTOR", "ACTVT_ENABLE_GPU",
+    "ACTVT_REUSE_CERT", "ACTVT_CONTINUE_WITHOUT_DNS", "ACTVT_ENABLE_MTLS", "ACTVT_MTLS_CA_DAYS",
+    "ACTVT_MTLS_CLIENT_DAYS", "ACTVT_MTLS_CLIENT_CN", "ACTVT_REUSE_MTLS_CA", "ACTVT_REGEN_CLIENT_CERT",
+    "ACTVT_NON_INTERACTIVE",
+)
+LOCK = "/run/lock/actvt-install.lock"
+REFUSED = "another actvt installer is running"
+# Files whose content legitimately differs between two identical runs (timestamps); their mode, owner
+# and presence are still compared.
+TIME_DEPENDENT = ("/var/lib/actvt/install.state",)
+
+
+@pytest.fixture(scope="module")
+def host_version(pyz):
+    r = subprocess.run([sys.executable, str(pyz), "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def assert_unchanged(before, after, what):
+    diff = H.diff_snapshots(before, after)
+    assert diff == {"added": [], "removed": [], "changed": []}, "%s changed the host: %s" % (what, diff)
+
+
+# ------------------------------------------------------------------------------------------------
+# The pipe launcher on each Debian release
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suite", H.SUITES)
+def test_pipe_launcher_version_and_help(new_server, suite, host_version):
+    server = new_server(suite=suite, wait=False)
+    assert server.sh("python3 --version").out.split()[1].startswith(PYTHON_OF_SUITE[suite] + ".")
+
+    r = server.run_installer("--version")
+    assert r.rc == 0, r
+    assert r.out.splitlines() == [host_version], r
+    assert re.fullmatch(r"actvt-installer \S+", host_version)
+
+    r = server.run_installer("--help")
+    assert r.rc == 0, r
+    missing = [v for v in REFERENCE_VARIABLES if v not in r.out]
+    assert not missing, "--help does not list %s" % missing
+
+
+def test_launcher_runs_as_file_and_through_python(new_server, host_version):
+    server = new_server(wait=False)
+    for via in ("file", "python"):
+        r = server.run_installer("--version", via=via)
+        assert r.rc == 0 and r.out.strip() == host_version, r
+
+
+def test_pipe_launcher_with_unbuffered_python(new_server, host_version):
+    """PYTHONUNBUFFERED=1 (set by many images and shells) makes `python3 -` read stdin byte by byte."""
+    server = new_server(wait=False)
+    server.run_installer("--version")  # warm the extraction cache: measure the pipe itself
+    r = server.run_installer("--version", env={"PYTHONUNBUFFERED": "1"})
+    assert r.rc == 0 and r.out.strip() == host_version, r
+    print("pipe --version with PYTHONUNBUFFERED=1: %.1f s" % r.seconds)
+    assert r.seconds < 60, "the pipe took %.1f s with PYTHONUNBUFFERED=1" % r.seconds
+
+
+# ------------------------------------------------------------------------------------------------
+# --dry-run changes nothing
+# ------------------------------------------------------------------------------------------------
+def test_dry_run_on_bare_server_prints_plan_and_changes_nothing(new_server):
+    server = new_server()
+    before = server.snapshot()
+
+    r = server.run_installer("--dry-run", env=GOOD_ENV)
+    assert r.rc == 0, r
+    assert re.search(r"dry run", r.out, re.I), r
+    assert "/var/lib/actvt" in r.out, "the plan does not show what it would create:\n%s" % r.out
+
+    r = server.run_installer("--dry-run", "--json", env=GOOD_ENV)
+    assert r.rc == 0, r
+    summary = r.json()
+    assert summary["dry_run"] is True
+    assert summary["would_change"] > 0
+
+    after = server.snapshot()
+    assert_unchanged(before, after, "--dry-run")
+    assert not server.exists("/var/log/actvt-install.log"), "--dry-run wrote the log"
+    assert not server.is_active("vector.service")
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input: exit 2, one line naming the variable, nothing changed
+# ------------------------------------------------------------------------------------------------
+BAD_INPUTS = [
+    ("ACTVT_VECTOR_PORT", "99999"),
+    ("ACTVT_VECTOR_PORT", "http"),
+    ("ACTVT_ENABLE_MTLS", "ture"),
+    ("ACTVT_DOMAIN", "bad_domain!"),
+    ("ACTVT_EMAIL", "nope"),
+    ("ACTVT_INSTALL_MODE", "sideways"),
+]
+
+
+def test_bad_input_exits_2_and_changes_nothing(new_server):
+    server = new_server()
+    before = server.snapshot()
+    for variable, value in BAD_INPUTS:
+        env = dict(GOOD_ENV, **{variable: value})
+        for args in ((), ("--dry-run",)):
+            r = server.run_installer(*args, "--yes", env=env)
+            assert r.rc == 2, "%s=%r %s:\n%s" % (variable, value, args, r)
+            lines = r.err.strip().splitlines()
+            assert len(lines) == 1 and variable in lines[0], "%s=%r: stderr must be one line naming it:\n%s" % (
+                variable, value, r)
+    r = server.run_installer("--yes", env={"ACTVT_EMAIL": H.EMAIL})  # ACTVT_DOMAIN missing
+    assert r.rc == 2 and "ACTVT_DOMAIN" in r.err, r
+    assert_unchanged(before, server.snapshot(), "bad input")
+    assert not server.exists("/var/log/actvt-install.log")
+
+
+# ------------------------------------------------------------------------------------------------
+# One installer at a time
+# ------------------------------------------------------------------------------------------------
+def test_second_installer_is_refused_while_the_lock_is_held(new_server):
+    server = new_server()
+    before = server.snapshot()
+    # hold the installer's lock with util-linux flock, as a running installer does
+    server.container.exec_run(["flock", "-x", LOCK, "sleep", "120"], detach=True)
+    deadline = time.time() + 10
+    while server.exec(["flock", "-n", LOCK, "true"]).rc == 0:
+        assert time.time() < deadline, "flock never took the lock"
+        time.sleep(0.1)
+    r = server.run_installer("--yes", env=GOOD_ENV)
+    assert r.rc == 1, r
+    assert REFUSED in r.out + r.err, r
+    assert_unchanged(before, server.snapshot(), "a refused installer")
+
+
+def _race(server, env):
+    """Start two pipe installers at the same instant; return [(rc, out, err), (rc, out, err)]."""
+    exports = " ".join("%s=%s" % (k, H.shlex.quote(v)) for k, v in server.installer_env(env).items())
+    one = "curl -fsSL %s | env %s python3 - --yes >/tmp/race.$1.out 2>/tmp/race.$1.err; echo $? >/tmp/race.$1.rc" % (
+        H.PIPE_URL, exports)
+    server.sh("cat > /tmp/race.sh <<'EOF'\n%s\nEOF\n" % one)
+    server.sh("sh /tmp/race.sh a & sh /tmp/race.sh b & wait", timeout=900)
+    return [(int(server.read_text("/tmp/race.%s.rc" % n)), server.read_text("/tmp/race.%s.out" % n),
+             server.read_text("/tmp/race.%s.err" % n)) for n in "ab"]
+
+
+def test_two_installers_at_once_one_refused_nothing_corrupted(new_server):
+    solo = new_server()
+    server = new_server()
+    # warm both extraction caches so that the two runs start together
+    for host in (solo, server):
+        assert host.run_installer("--version").rc == 0
+    reference = solo.run_installer("--yes", env=GOOD_ENV)
+    results = _race(server, GOOD_ENV)
+    for rc, out, err in results:
+        assert rc in (reference.rc, 1), (rc, out, err)
+        if rc == 1 and rc != reference.rc:
+            assert REFUSED in out + err, (rc, out, err)
+    winners = [r for r in results if r[0] == reference.rc and REFUSED not in r[1] + r[2]]
+    assert winners, "no installer completed: %s" % results
+    refused = [r for r in results if REFUSED in r[1] + r[2]]
+    print("race: %d completed, %d refused" % (len(winners), len(refused)))
+
+    # the raced host ends exactly like a host that ran one installer (structure, modes, owners, content)
+    ignore = H.SELF_CHANGING + H.PER_CONTAINER
+    a, b = solo.snapshot(), server.snapshot()
+    diff = H.diff_snapshots(a, b, ignore=ignore)
+    for path in list(diff["changed"]):
+        if path in TIME_DEPENDENT and a[path][:4] == b[path][:4]:
+            diff["changed"].remove(path)
+    assert diff == {"added": [], "removed": [], "changed": []}, diff
+    assert server.read_text("/var/lib/actvt/domain").strip() == H.DOMAIN
+    # a run after the race sees a consistent host and succeeds
+    r = server.run_installer("--yes", env=GOOD_ENV)
+    assert r.rc == reference.rc, r
