@@ -106,9 +106,12 @@ def zipapp_identity(path: Optional[str]):
 
 
 def remove_old_extractions(build_id: Optional[str]) -> None:
-    """shiv keeps one extraction per build; keep only this one (root's cache only)."""
-    shiv_root = os.environ.get("SHIV_ROOT", "")
-    if not build_id or os.geteuid() != 0 or not shiv_root.startswith(paths.CACHE_DIR):
+    """shiv keeps one extraction per build; keep only the one this process runs from (root's cache)."""
+    package = os.path.dirname(os.path.abspath(__file__))  # <shiv root>/actvt.pyz_<id>/site-packages/installer
+    extraction = os.path.dirname(os.path.dirname(package))
+    shiv_root = os.path.dirname(extraction)
+    if not build_id or os.geteuid() != 0 or os.path.basename(extraction) != f"actvt.pyz_{build_id}" \
+            or not shiv_root.startswith(paths.CACHE_DIR + "/"):
         return
     import shutil
 
@@ -188,8 +191,6 @@ def summary_json(items, config, decisions, dry_run, root, log, result=None, erro
 
 
 def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool, console: Console) -> None:
-    if root.is_host and not dry_run and not facts.is_root:
-        raise ActvtError("must run as root: use `sudo` (or --dry-run to only see the plan)")
     if cfg.bake:
         raise UsageError("ACTVT_BAKE: image-baking mode is reserved and not available in this version; "
                          "allowed: no")
@@ -211,19 +212,18 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     root = Root(args.root)
     if not os.path.isdir(root.root):
         raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
+    if root.is_host and not args.dry_run and os.geteuid() != 0:
+        raise ActvtError("must run as root: use `sudo` (or --dry-run to only see the plan)")
     log = out.log
     log.enabled = not args.dry_run
-    facts = host_facts.gather(root, environ, watch=watched())
-    decisions = decide(cfg, facts)
-    total = 0
-    items: List[engine.Checked] = []
     started_all = time.monotonic()
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
+        facts = host_facts.gather(root, environ, watch=watched())
+        decisions = decide(cfg, facts)
         log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
-        pyz_path = running_zipapp()
-        pyz, build_id = zipapp_identity(pyz_path) if root.is_host or pyz_path else (None, None)
+        pyz, build_id = zipapp_identity(running_zipapp())
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id)
         plan = build_plan(cfg, facts, ctx)

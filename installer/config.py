@@ -254,8 +254,10 @@ def unknown_variables(environ: Mapping[str, str]) -> Tuple[str, ...]:
     warnings = []
     for name in sorted(environ):
         if name.startswith(PREFIX) and name not in BY_NAME and not name.startswith("ACTVT_INTERNAL_"):
-            close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            # compare without the shared prefix, which would make every name look alike
+            suffixes = [known[len(PREFIX):] for known in BY_NAME]
+            close = difflib.get_close_matches(name[len(PREFIX):], suffixes, n=1, cutoff=0.6)
+            hint = f" (did you mean {PREFIX}{close[0]}?)" if close else ""
             warnings.append(f"unknown variable {name} is ignored{hint}")
     return tuple(warnings)
 

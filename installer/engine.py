@@ -298,8 +298,8 @@ class Engine:
     def _apply_one(self, item: Checked, journal: "_Journal") -> None:
         action = item.action
         if isinstance(action, File):
-            journal.save(action.path)
             self._ensure_parent(action.path, journal)
+            journal.save(action.path)
             ids = _ids(action.owner, action.group) if self.manage_owner else None
             write_atomic(self.root.host(action.path), action.content, action.mode, ids)
         elif isinstance(action, Directory):
@@ -312,8 +312,8 @@ class Engine:
             if self.manage_owner:
                 os.chown(host, *_ids(action.owner, action.group))
         elif isinstance(action, Symlink):
-            journal.save(action.path)
             self._ensure_parent(action.path, journal)
+            journal.save(action.path)
             host = self.root.host(action.path)
             tmp = f"{host}.actvt-tmp"
             if os.path.lexists(tmp):

@@ -1,0 +1,143 @@
+"""The command line, run in-process against a temporary --root."""
+
+import io
+import json
+import os
+
+import pytest
+
+from installer import cli, config, paths
+from installer.paths import Root
+
+from helpers import DOMAIN, EMAIL, tree_digest
+
+ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
+
+
+def run(argv, env=None, capsys=None):
+    stdout = io.StringIO()
+    status = cli.main(argv, environ={**ENV, **(env or {})}, stdout=stdout)
+    return status, stdout.getvalue()
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    return tmp_path
+
+
+def test_dry_run_prints_the_plan_with_diffs_and_changes_nothing(root):
+    before = tree_digest(root)
+    status, out = run(["--dry-run", "--root", str(root)])
+    assert status == 0
+    assert "[1/2] Checking the system" in out and "[2/2] Recording installation state" in out
+    assert "+++ /var/lib/actvt/install.state" in out and "+mode=standalone" in out
+    assert "Dry run: 4 change(s) planned, nothing was changed." in out
+    assert tree_digest(root) == before
+
+
+@pytest.mark.parametrize("env,variable", [
+    ({"ACTVT_VECTOR_PORT": "99999"}, "ACTVT_VECTOR_PORT"),
+    ({"ACTVT_ENABLE_MTLS": "ture"}, "ACTVT_ENABLE_MTLS"),
+    ({"ACTVT_DOMAIN": "bad_domain!"}, "ACTVT_DOMAIN"),
+    ({"ACTVT_EMAIL": "nope"}, "ACTVT_EMAIL"),
+    ({"ACTVT_INSTALL_MODE": "nginx"}, "ACTVT_INSTALL_MODE"),
+    ({"ACTVT_MTLS_CLIENT_CN": "../x"}, "ACTVT_MTLS_CLIENT_CN"),
+    ({"ACTVT_MTLS_CA_DAYS": "0"}, "ACTVT_MTLS_CA_DAYS"),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_bad_value_exits_2_with_one_line_and_changes_nothing(root, capsys, env, variable, dry_run):
+    before = tree_digest(root)
+    status, out = run(["--root", str(root)] + (["--dry-run"] if dry_run else []), env)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: {variable}: ") and "allowed: " in err
+    assert tree_digest(root) == before
+
+
+def test_missing_domain_is_an_error(root, capsys):
+    status = cli.main(["--root", str(root)], environ={"ACTVT_EMAIL": EMAIL}, stdout=io.StringIO())
+    assert status == 2 and "ACTVT_DOMAIN: is required" in capsys.readouterr().err
+
+
+def test_bad_root_is_an_error(tmp_path, capsys):
+    status, _ = run(["--root", str(tmp_path / "missing")])
+    assert status == 2 and "--root" in capsys.readouterr().err
+
+
+def test_unknown_variable_warns_and_goes_on(root):
+    status, out = run(["--dry-run", "--root", str(root)], {"ACTVT_DOMIAN": "x"})
+    assert status == 0 and "did you mean ACTVT_DOMAIN?" in out
+
+
+def test_install_then_rerun_reports_zero_changes(root, capsys):
+    status, out = run(["--root", str(root), "--json"])
+    summary = json.loads(out)
+    assert status == 0 and summary["status"] == "ok" and summary["changed"] == 4
+    assert summary["url"] == f"wss://{DOMAIN}:4096" and summary["mode"] == "standalone"
+    assert set(summary["paths_written"]) == {paths.STATE_FILE, paths.DOMAIN_FILE}
+    assert {a["status"] for a in summary["actions"]} == {"changed"}
+    assert (root / "var/lib/actvt/domain").read_text() == DOMAIN + "\n"
+    assert oct(os.stat(root / "var/lib/actvt").st_mode & 0o777) == "0o700"
+    state = (root / "var/lib/actvt/install.state").read_text()
+    assert state.startswith("version=1.0.0\ninstalled_at=") and "mode=standalone\nwebserver=none\nmtls=disabled\n" in state
+    before = tree_digest(root)
+    status, out = run(["--root", str(root), "--json"])
+    summary = json.loads(out)
+    assert status == 0 and summary["changed"] == 0 and {a["status"] for a in summary["actions"]} == {"unchanged"}
+    assert [entry for entry in tree_digest(root) if "actvt-install.log" not in entry[0]] == \
+        [entry for entry in before if "actvt-install.log" not in entry[0]]
+    assert "Nothing to change" in capsys.readouterr().err
+
+
+def test_log_has_the_reference_format_and_no_full_email(root):
+    run(["--root", str(root)])
+    log = (root / "var/log/actvt-install.log").read_text()
+    assert log.splitlines()[0][:1] == "[" and "] [INFO] actvt-installer 1.0.0" in log.splitlines()[0]
+    assert EMAIL not in log and "a***@example.com" in log
+    assert oct(os.stat(root / "var/log/actvt-install.log").st_mode & 0o777) == "0o644"
+
+
+def test_a_second_concurrent_run_is_refused(root, capsys):
+    with cli.install_lock(Root(str(root))):
+        status, out = run(["--root", str(root)])
+    assert status == 1 and "another actvt installer is running" in out
+    assert not (root / "var/lib/actvt").exists()
+
+
+def test_help_lists_every_variable(capsys):
+    with pytest.raises(SystemExit):
+        cli.make_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for var in config.VARIABLES:
+        assert var.name in text
+
+
+def test_version(capsys):
+    assert cli.main(["--version"], environ={}) == 0
+    assert capsys.readouterr().out == "actvt-installer 1.0.0\n"
+
+
+def test_options_before_or_after_the_command(root):
+    assert run(["install", "--dry-run", "--root", str(root)])[0] == 0
+    assert run(["--dry-run", "--root", str(root), "install"])[0] == 0
+
+
+def test_real_host_without_root_is_refused(monkeypatch, capsys):
+    if os.geteuid() == 0:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    status, out = run([])
+    assert status == 1 and "must run as root" in out
+
+
+def test_no_colour_without_a_terminal_or_with_no_color():
+    from installer.output import use_colour
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert use_colour(Tty(), {}) is True
+    assert use_colour(Tty(), {"NO_COLOR": ""}) is False
+    assert use_colour(io.StringIO(), {}) is False
