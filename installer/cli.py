@@ -18,6 +18,7 @@ import zipfile
 from typing import List, Optional
 
 from . import __version__, config as configuration, engine, facts as host_facts, paths
+from .clients import cmd_client
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
 from .paths import Root
@@ -352,7 +353,7 @@ def cmd_not_yet(args, environ, out: Console, stdout) -> int:
     raise ActvtError(f"`{args.command}` is not available in actvt-installer {__version__} yet")
 
 
-HANDLERS = {"install": cmd_install, "status": cmd_status, "client": cmd_not_yet, "uninstall": cmd_not_yet}
+HANDLERS = {"install": cmd_install, "status": cmd_status, "client": cmd_client, "uninstall": cmd_not_yet}
 
 
 def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:

@@ -11,6 +11,7 @@ from typing import List, Mapping, Optional
 from . import paths
 from .actions import Directory, File, Plan, Step
 from .facts import Facts
+from .mtls import plan_mtls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,7 @@ def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[
 
 
 #: The planners in the order their steps run. Each is ``(config, facts, decisions, ctx) -> [Step]``.
-PLANNERS = (plan_self, plan_state)
+PLANNERS = (plan_self, plan_mtls, plan_state)
 
 #: Paths (files or folders) whose content the planners read from ``Facts.files``.
 WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE)

@@ -1,0 +1,376 @@
+"""``actvt client``: issue, list, show and revoke mTLS client certificates.
+
+    actvt client issue NAME [--days N] [--force] [--yes]
+    actvt client list [--json]
+    actvt client show NAME [--json]
+    actvt client revoke NAME [--yes] [--force]
+
+Each change is a small plan of File/Absent actions built with ``mtls`` and applied by the same engine
+as the install run (atomic writes, backups, rollback), under the install lock. ``generate-client.sh``
+calls ``actvt client issue``, whose output is the seed's. A name that is not allowed, like any bad
+input, is refused with one line and exit status 2 before anything is read or written.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from typing import IO, Callable, List, Optional
+
+from . import config as configuration, engine, mtls, paths, pki
+from .actions import Absent, Plan, Step
+from .errors import ActvtError, UsageError
+from .paths import Root
+
+NAME_ALLOWED = configuration.BY_NAME["ACTVT_MTLS_CLIENT_CN"].allowed
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's own usage block is noise here)
+        raise UsageError(f"actvt client: {message}")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="actvt client", description="Manage mTLS client certificates.")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+
+    def common(sub):
+        sub.add_argument("--root", metavar="DIR", default=None, help="act on the server tree under DIR")
+        sub.add_argument("--yes", "-y", action="store_true", default=None, help="never prompt")
+        sub.add_argument("--json", action="store_true", default=None, help="machine-readable output on stdout")
+        sub.add_argument("--dry-run", action="store_true", default=None, help="show what would change; change nothing")
+
+    issue = actions.add_parser("issue", help="issue (or, with confirmation, replace) a client certificate")
+    issue.add_argument("name")
+    issue.add_argument("--days", help="validity in days (default: ACTVT_MTLS_CLIENT_DAYS, else 365)")
+    issue.add_argument("--force", action="store_true", help="replace an existing certificate without asking")
+    common(issue)
+    listing = actions.add_parser("list", help="list issued certificates and their status")
+    common(listing)
+    show = actions.add_parser("show", help="show one client's certificate")
+    show.add_argument("name")
+    common(show)
+    revoke = actions.add_parser("revoke", help="revoke a client: CRL entry, key, certificate and bundle removed")
+    revoke.add_argument("name")
+    revoke.add_argument("--force", action="store_true",
+                        help="also when it is the certificate nginx presents to Vector (proxy mode)")
+    common(revoke)
+    return parser
+
+
+def client_name(raw: str) -> str:
+    try:
+        if "\n" in raw:  # the declared pattern ends in `$`, which also matches before a final newline
+            raise configuration.Invalid(f"{raw!r} is not a valid client name")
+        return configuration.parse_client_name(raw)
+    except configuration.Invalid as exc:
+        raise UsageError(f"client name: {exc}; allowed: {NAME_ALLOWED}") from None
+
+
+def _open_terminal() -> Optional[IO[str]]:
+    """The terminal to ask on: stdin when it is one, else /dev/tty; None without a terminal."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return sys.stdin
+    try:
+        return open("/dev/tty", "r+", encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def confirm(question: str, out, open_terminal: Callable[[], Optional[IO[str]]] = None) -> Optional[bool]:
+    """``question [y/N]``: True only for y/yes; None when there is no terminal to ask on."""
+    terminal = (open_terminal or _open_terminal)()
+    if terminal is None:
+        return None
+    try:
+        writer = out.stream if terminal is sys.stdin else terminal
+        writer.write(f"{question} [y/N] ")
+        writer.flush()
+        return terminal.readline().strip().lower() in ("y", "yes")
+    finally:
+        if terminal is not sys.stdin:
+            terminal.close()
+
+
+class _Run:
+    """What every action needs: options merged with the ones given before ``client``."""
+
+    def __init__(self, args, ns, environ, out, stdout):
+        self.ns = ns
+        self.environ = environ
+        self.out = out
+        self.stdout = stdout
+        self.root = Root(ns.root if ns.root is not None else getattr(args, "root", "/"))
+        self.yes = bool(ns.yes or getattr(args, "yes", False))
+        self.json = bool(ns.json or getattr(args, "json", False))
+        self.dry_run = bool(ns.dry_run or getattr(args, "dry_run", False))
+        if not os.path.isdir(self.root.root):
+            raise UsageError(f"--root: {self.root.root} is not a directory; allowed: an existing directory")
+        if self.json and out.stream is stdout:
+            out.stream = sys.stderr  # stdout carries only the JSON
+
+    def need_root(self) -> None:
+        if self.root.is_host and not self.dry_run and os.geteuid() != 0:
+            raise ActvtError("must run as root: use `sudo actvt client …`")
+
+    def lock(self):
+        import contextlib
+
+        from .cli import install_lock  # cli imports this module
+
+        return contextlib.nullcontext() if self.dry_run else install_lock(self.root)
+
+    def load(self, now):
+        files = mtls.read_files(self.root)
+        ca = mtls.load_ca(files, now)
+        if ca is None:
+            raise ActvtError(f"no mTLS CA in {paths.MTLS_DIR}: run the installer with ACTVT_ENABLE_MTLS=yes first")
+        index = mtls.load_index(files)
+        mtls.sync_index(index, files, ca)
+        return files, ca, index
+
+    def apply(self, title: str, actions) -> List[engine.Checked]:
+        plan = Plan((Step(title, tuple(actions)),))
+        eng = engine.Engine(self.root, engine.Runner())
+        items = eng.check(plan)
+        if self.dry_run:
+            for item in items:
+                if item.status == engine.CHANGE:
+                    self.out.plain(f"  would: {item.action.describe()} ({item.why})")
+            self.out.plain("Dry run: nothing was changed.")
+            return items
+        eng.apply(items)
+        return items
+
+    def domain(self) -> str:
+        try:
+            with open(self.root.host(paths.DOMAIN_FILE), encoding="utf-8") as handle:
+                return handle.read().strip() or "YOUR-SERVER"
+        except OSError:
+            return "YOUR-SERVER"
+
+    def state(self) -> dict:
+        from .facts import parse_state
+
+        try:
+            with open(self.root.host(paths.STATE_FILE), encoding="utf-8") as handle:
+                return parse_state(handle.read())
+        except OSError:
+            return {}
+
+
+def cert_details(cert) -> List[str]:
+    """The lines ``openssl x509 -noout -subject -issuer -dates -serial`` would print, and more."""
+    return [
+        f"subject={pki.openssl_name(cert.subject)}",
+        f"issuer={pki.openssl_name(cert.issuer)}",
+        f"notBefore={pki.openssl_date(cert.not_valid_before_utc)}",
+        f"notAfter={pki.openssl_date(cert.not_valid_after_utc)}",
+        f"serial={pki.serial_hex(cert)}",
+        f"key={pki.describe_key(cert)}",
+        f"sha256 Fingerprint={pki.fingerprint(cert)}",
+    ]
+
+
+# --- issue ----------------------------------------------------------------------------------------
+
+
+def cmd_issue(run: _Run, ns) -> int:
+    name = client_name(ns.name)
+    cfg = configuration.parse(run.environ, require_install_fields=False)
+    days = cfg.mtls_client_days
+    if ns.days is not None:
+        var = configuration.BY_NAME["ACTVT_MTLS_CLIENT_DAYS"]
+        try:
+            days = var.parse(ns.days)
+        except configuration.Invalid as exc:
+            raise UsageError(f"--days: {exc}; allowed: {var.allowed}") from None
+    run.need_root()
+    out = run.out
+    with run.lock():
+        now = pki.now_utc()
+        files, ca, index = run.load(now)
+        exists = any(path in files for path in (mtls.cert_path(name), mtls.key_path(name), mtls.bundle_path(name))) \
+            or bool(mtls.active(index, name, ca))
+        if exists and not ns.force:
+            answer = None if run.yes else confirm(f"Certificate for {name} already exists. Overwrite?", out)
+            if answer is None:
+                raise ActvtError(f"client {name} already has a certificate; not replaced without confirmation "
+                                 "(no terminal to ask on): pass --force to replace it")
+            if not answer:
+                out.plain("Aborted: nothing was changed.")
+                return 1
+        out.plain(f"Generating client certificate: {name}")
+        out.plain(f"Certificate validity: {days} days")
+        if ca.state == "adopted":
+            out.plain(f"→ Re-signing the CA certificate with its own key ({ca.note})...")
+        out.plain("→ Generating client private key (PKCS#8)...")
+        key = pki.new_key(cfg.mtls_key_type)
+        out.plain("→ Creating certificate signing request...")
+        csr = pki.make_csr(key, name)
+        out.plain("→ Signing certificate with CA...")
+        cert = pki.sign_csr(csr, ca.cert, ca.key, days, now)
+        out.plain("→ Creating distribution bundle...")
+        owner = run.environ.get("SUDO_USER") or "root"
+        cert_data = pki.cert_pem(cert)
+        client = mtls.client_files(name, cert_data, pki.key_pem(key), {}, owner,
+                                   f"client {name}" + (" (replaces the previous one)" if exists else ""))
+        new = mtls.record_issue(index, name, cert, ca)
+        crl = mtls.crl_file(index, ca, files, now)
+        run.apply(f"Issuing client certificate {name}",
+                  mtls.ca_files(ca) + client + (mtls.index_file(index), crl))
+    if run.dry_run:
+        return 0
+    out.plain("✓ Client certificate generated successfully")
+    out.plain(f"✓ Certificate: {mtls.cert_path(name)}")
+    out.plain(f"✓ Private key: {mtls.key_path(name)}")
+    out.plain(f"✓ Bundle: {mtls.bundle_path(name)}")
+    for line in cert_details(cert):
+        out.plain(f"  {line}")
+    out.plain("Download the bundle from your Mac:")
+    out.plain(f"  {mtls.download_command(run.domain(), name, run.environ.get('SUDO_USER'))}")
+    if run.json:
+        run.stdout.write(json.dumps(new, indent=2) + "\n")
+    return 0
+
+
+# --- revoke ---------------------------------------------------------------------------------------
+
+
+def cmd_revoke(run: _Run, ns) -> int:
+    name = client_name(ns.name)
+    run.need_root()
+    out = run.out
+    state = run.state()
+    if name == state.get("mtls_client_cn") and state.get("mode") == "proxy" and not ns.force:
+        raise ActvtError(f"{name} is the certificate nginx presents to Vector (proxy mode): removing it breaks "
+                         "nginx. Re-run the installer with another ACTVT_MTLS_CLIENT_CN first, or pass --force")
+    with run.lock():
+        now = pki.now_utc()
+        files, ca, index = run.load(now)
+        targets = [item for item in index["certificates"]
+                   if item["name"] == name and item["ca"] == ca.id and item["status"] != mtls.REVOKED]
+        if not targets:
+            raise ActvtError(f"no valid certificate named {name} to revoke (see `actvt client list`)")
+        if not run.yes:
+            serials = ", ".join(item["serial"] for item in targets)
+            answer = confirm(f"Revoke {name} (serial {serials})?", out)
+            if answer is None:
+                raise ActvtError(f"not revoking {name} without confirmation (no terminal to ask on): pass --yes")
+            if not answer:
+                out.plain("Aborted: nothing was changed.")
+                return 1
+        revoked = mtls.record_revocation(index, name, ca, now)
+        crl = mtls.crl_file(index, ca, files, now)
+        run.apply(f"Revoking client certificate {name}", (
+            Absent(mtls.key_path(name), reason="revoked"),
+            Absent(mtls.cert_path(name), reason="revoked"),
+            Absent(mtls.bundle_path(name), reason="revoked"),
+            mtls.index_file(index), crl,
+        ))
+    if run.dry_run:
+        return 0
+    for item in revoked:
+        out.plain(f"✓ Revoked {name}: serial {item['serial']} (revoked at {item['revoked_at']})")
+    out.plain(f"✓ Removed its key, certificate and bundle; {mtls.CRL} lists "
+              f"{sum(1 for item in index['certificates'] if item['status'] == mtls.REVOKED and item['ca'] == ca.id)}"
+              " revoked certificate(s)")
+    if state.get("mode") == "standalone":
+        out.warn("Vector does not read CRLs: in standalone mode a revoked client that kept its bundle can still "
+                 "connect until the CA is replaced (ACTVT_REUSE_MTLS_CA=no re-issues every other client)")
+    if run.json:
+        run.stdout.write(json.dumps(revoked, indent=2) + "\n")
+    return 0
+
+
+# --- list and show --------------------------------------------------------------------------------
+
+
+def _read_only(run: _Run):
+    """Files, the CA (None when missing or unusable) and the index as it would be after a sync."""
+    files = mtls.read_files(run.root)
+    now = pki.now_utc()
+    index = mtls.load_index(files)
+    try:
+        ca = mtls.load_ca(files, now)
+    except mtls.MTLSError as exc:
+        run.out.warn(str(exc))
+        ca = None
+    if ca is not None:
+        mtls.sync_index(index, files, ca)
+    return files, ca, index, now
+
+
+def _row(item: dict, now) -> dict:
+    return {**item, "display_status": mtls.display_status(item, now)}
+
+
+def cmd_list(run: _Run, ns) -> int:
+    files, ca, index, now = _read_only(run)
+    rows = [_row(item, now) for item in index["certificates"]
+            if (ca is None or item["ca"] == ca.id) and item["status"] != mtls.REPLACED]
+    rows.sort(key=lambda row: (row["name"], row["not_before"]))
+    if run.json:
+        run.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        run.out.plain("No client certificates.")
+        return 0
+    header = ("NAME", "SERIAL", "NOT AFTER", "STATUS")
+    table = [header] + [(row["name"], row["serial"], row["not_after"], row["display_status"]) for row in rows]
+    widths = [max(len(line[col]) for line in table) for col in range(3)]
+    for line in table:
+        run.out.plain("  ".join(cell.ljust(widths[col]) for col, cell in enumerate(line[:3])) + "  " + line[3])
+    return 0
+
+
+def cmd_show(run: _Run, ns) -> int:
+    name = client_name(ns.name)
+    files, ca, index, now = _read_only(run)
+    entries = [item for item in index["certificates"] if item["name"] == name]
+    cert_data = files.get(mtls.cert_path(name))
+    if not entries and cert_data is None:
+        raise ActvtError(f"no certificate named {name} (see `actvt client list`)")
+    current = ([item for item in entries if item["status"] == mtls.ACTIVE] or entries or [None])[-1]
+    report = {"name": name, "certificate": _row(current, now) if current else None,
+              "history": [_row(item, now) for item in entries],
+              "files": [path for path in (mtls.cert_path(name), mtls.key_path(name), mtls.bundle_path(name))
+                        if path in files]}
+    if run.json:
+        run.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    out = run.out
+    out.plain(f"Client {name}")
+    if current:
+        out.plain(f"  status: {mtls.display_status(current, now)}"
+                  + (f" (revoked at {current['revoked_at']})" if current["revoked_at"] else ""))
+    if cert_data is not None:
+        try:
+            for line in cert_details(pki.load_cert(cert_data)):
+                out.plain(f"  {line}")
+        except pki.PKIError as exc:
+            out.warn(f"{mtls.cert_path(name)}: {exc}")
+    elif current:
+        out.plain(f"  serial={current['serial']}  notAfter={current['not_after']}")
+    for path in report["files"]:
+        out.plain(f"  file: {path}")
+    if len(entries) > 1:
+        out.plain("  history:")
+        for item in entries:
+            out.plain(f"    {item['serial']}  {item['not_before']} .. {item['not_after']}  {item['status']}")
+    return 0
+
+
+COMMANDS = {"issue": cmd_issue, "list": cmd_list, "show": cmd_show, "revoke": cmd_revoke}
+
+
+def cmd_client(args, environ, out, stdout) -> int:
+    """``HANDLERS["client"]``: ``args.client_args`` holds everything after ``client``."""
+    try:
+        ns = make_parser().parse_args(list(getattr(args, "client_args", None) or []))
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    run = _Run(args, ns, environ, out, stdout)
+    return COMMANDS[ns.action](run, ns)

@@ -1,0 +1,433 @@
+"""mTLS on the server: the CA, the client certificates, their index and CRL, generate-client.sh.
+
+``plan_mtls`` is the install run's planner; ``actvt client`` (``clients.py``) builds its plans from
+the same pieces (``resolve_ca``, ``client_files``, ``index_file``, ``crl_file``), so each file is
+described in one place. Certificates themselves are made by ``pki``.
+
+Files (all root:root unless said):
+
+- ``ca.crt`` 0644, ``ca.key`` 0600 (root: Vector never needs the key);
+- ``clients/<name>.crt`` 0644, ``clients/<name>.key`` 0600;
+- ``<name>-bundle.tar.gz`` 0600, owned by the user who ran sudo (SUDO_USER) so that they can
+  download it, else root;
+- ``index.json`` 0644: every certificate issued (name, serial, SHA-256 fingerprint, dates,
+  status active / replaced / revoked, revocation time), ``crl.pem`` 0644: the CA-signed CRL of the
+  revoked ones (for nginx's ``ssl_crl``); ``active_serials`` gives the allowlist form;
+- directories 0755; ``generate-client.sh`` 0755, a wrapper around ``actvt client issue``.
+
+When ``ACTVT_ENABLE_MTLS`` is off nothing is planned: existing material is left alone.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import __version__, paths, pki
+from .actions import Directory, File, Step
+from .errors import ActvtError
+
+INDEX = f"{paths.MTLS_DIR}/index.json"
+CRL = f"{paths.MTLS_DIR}/crl.pem"
+WATCH = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR)
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "generate-client.sh")
+ACTIVE, REPLACED, REVOKED = "active", "replaced", "revoked"
+EXPIRING_DAYS = 30
+
+
+class MTLSError(ActvtError):
+    """The CA or the index cannot be used as it is; nothing was changed."""
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+def cert_path(name: str) -> str:
+    return f"{paths.MTLS_CLIENTS_DIR}/{name}.crt"
+
+
+def key_path(name: str) -> str:
+    return f"{paths.MTLS_CLIENTS_DIR}/{name}.key"
+
+
+def bundle_path(name: str) -> str:
+    return f"{paths.MTLS_DIR}/{name}-bundle.tar.gz"
+
+
+def existing_clients(files: Mapping[str, bytes]) -> List[str]:
+    """Names that have a certificate in ``clients/`` (only well-formed names)."""
+    from .config import Invalid, parse_client_name
+
+    prefix = paths.MTLS_CLIENTS_DIR + "/"
+    names = []
+    for path in files:
+        if path.startswith(prefix) and path.endswith(".crt") and "/" not in path[len(prefix):]:
+            try:
+                names.append(parse_client_name(path[len(prefix):-4]))
+            except Invalid:
+                continue
+    return sorted(names)
+
+
+def read_files(root) -> Dict[str, bytes]:
+    """The mTLS files under ``root`` (what ``facts.gather`` reads for ``WATCH``), without the rest
+    of the host facts: ``actvt client`` needs only these."""
+    files: Dict[str, bytes] = {}
+    for folder in WATCH:
+        host = root.host(folder)
+        if not os.path.isdir(host):
+            continue
+        for name in sorted(os.listdir(host)):
+            path = f"{folder}/{name}"
+            if os.path.isfile(root.host(path)) and not os.path.islink(root.host(path)):
+                with open(root.host(path), "rb") as handle:
+                    files[path] = handle.read()
+    return files
+
+
+def iso(value: datetime.datetime) -> str:
+    return pki.utc(value).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return pki.utc(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+# --- the CA ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CA:
+    cert: object
+    key: object
+    cert_pem: bytes
+    key_pem: bytes
+    state: str  # "kept", "adopted" or "new"
+    note: str = ""  # why it is new or what adoption added
+
+    @property
+    def id(self) -> str:
+        return pki.key_id(self.cert)
+
+
+def new_ca(days: int, now: datetime.datetime, note: str) -> CA:
+    key, cert = pki.make_ca(days, now)
+    return CA(cert, key, pki.cert_pem(cert), pki.key_pem(key), "new", note)
+
+
+def load_ca(files: Mapping[str, bytes], now: datetime.datetime) -> Optional[CA]:
+    """The existing CA (adopted when it lacks the extensions strict verifiers need), or None when
+    there is none. Stops with MTLSError when it cannot be used."""
+    cert_data, key_data = files.get(paths.CA_CERT), files.get(paths.CA_KEY)
+    if cert_data is None and key_data is None:
+        return None
+    if cert_data is None or key_data is None:
+        missing = paths.CA_CERT if cert_data is None else paths.CA_KEY
+        raise MTLSError(f"mTLS CA: {missing} is missing; restore it (see /var/lib/actvt/backups), or set "
+                        "ACTVT_REUSE_MTLS_CA=no to make a new CA (client certificates are then re-issued); "
+                        "nothing was changed")
+    try:
+        cert, key = pki.check_ca(cert_data, key_data)
+    except pki.PKIError as exc:
+        raise MTLSError(f"mTLS CA in {paths.MTLS_DIR}: {exc}; restore the right files, or set "
+                        "ACTVT_REUSE_MTLS_CA=no to make a new CA; nothing was changed") from None
+    if cert.not_valid_after_utc <= now:
+        raise MTLSError(f"mTLS CA: {paths.CA_CERT} expired on {iso(cert.not_valid_after_utc)}; set "
+                        "ACTVT_REUSE_MTLS_CA=no to make a new CA; nothing was changed")
+    problems = pki.ca_problems(cert)
+    if problems and cert.issuer == cert.subject:
+        adopted = pki.adopt_ca(cert, key)
+        return CA(adopted, key, pki.cert_pem(adopted), key_data, "adopted",
+                  "re-signed with the same key to add what strict verifiers need (" + "; ".join(problems) + ")")
+    return CA(cert, key, cert_data, key_data, "kept")
+
+
+def resolve_ca(files: Mapping[str, bytes], reuse: bool, days: int, now: datetime.datetime) -> CA:
+    """The reuse/regeneration matrix: keep (or adopt) the CA, or make a new one."""
+    if not reuse and (paths.CA_CERT in files or paths.CA_KEY in files):
+        return new_ca(days, now, "ACTVT_REUSE_MTLS_CA=no: a new CA replaces the old one (backed up)")
+    existing = load_ca(files, now)
+    return existing or new_ca(days, now, "first mTLS setup")
+
+
+def ca_files(ca: CA) -> Tuple:
+    reason = {"new": ca.note, "adopted": ca.note}.get(ca.state, "the mTLS CA")
+    return (
+        Directory(paths.MTLS_DIR, 0o755, reason="mTLS CA and client bundles"),
+        Directory(paths.MTLS_CLIENTS_DIR, 0o755, reason="client certificates"),
+        # ca.crt stays root:root 0644 (world-readable, so Vector and nginx can read it)
+        File(paths.CA_CERT, ca.cert_pem, 0o644, reason=reason),
+        File(paths.CA_KEY, ca.key_pem, 0o600, sensitive=True, reason="CA private key (root only)"),
+    )
+
+
+# --- clients --------------------------------------------------------------------------------------
+
+
+def client_files(name: str, cert_pem: bytes, key_pem: Optional[bytes], files: Mapping[str, bytes],
+                 owner: str, reason: str) -> Tuple:
+    """A client's certificate, key and bundle. An existing bundle that already holds this
+    certificate and key is kept byte for byte; without a key on the server, the bundle (if any)
+    only gets its mode and owner fixed."""
+    actions = [File(cert_path(name), cert_pem, 0o644, reason=reason)]
+    existing_bundle = files.get(bundle_path(name))
+    bundle = None
+    if key_pem is not None:
+        actions.append(File(key_path(name), key_pem, 0o600, sensitive=True, reason=reason))
+        if existing_bundle is not None and pki.bundle_holds(existing_bundle, name, cert_pem, key_pem):
+            bundle = existing_bundle
+        else:
+            mtime = int(pki.load_cert(cert_pem).not_valid_before_utc.timestamp())
+            bundle = pki.bundle_bytes(name, cert_pem, key_pem, mtime)
+    elif existing_bundle is not None:
+        bundle = existing_bundle
+    if bundle is not None:
+        actions.append(File(bundle_path(name), bundle, 0o600, owner=owner, group="root", sensitive=True,
+                            reason=f"{reason}: bundle to download (holds the private key)"))
+    return tuple(actions)
+
+
+def usable(files: Mapping[str, bytes], name: str, ca: CA) -> bool:
+    """The client's certificate was signed by this CA and its key (when kept here) belongs to it."""
+    try:
+        cert = pki.load_cert(files[cert_path(name)])
+        key_data = files.get(key_path(name))
+        if key_data is not None and not pki.key_matches(cert, pki.load_key(key_data)):
+            return False
+    except (KeyError, pki.PKIError):
+        return False
+    return pki.issued_by(cert, ca.cert)
+
+
+# --- the index ------------------------------------------------------------------------------------
+
+
+def load_index(files: Mapping[str, bytes]) -> dict:
+    data = files.get(INDEX)
+    if data is None:
+        return {"version": 1, "crl_number": 0, "certificates": []}
+    try:
+        index = json.loads(data.decode("utf-8"))
+        if not isinstance(index, dict) or not isinstance(index.get("certificates"), list):
+            raise ValueError("no certificate list")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MTLSError(f"{INDEX} is not readable ({exc}); restore it from /var/lib/actvt/backups or "
+                        "move it away (it is then rebuilt from clients/, without earlier revocations); "
+                        "nothing was changed") from None
+    index.setdefault("crl_number", 0)
+    return index
+
+
+def index_bytes(index: dict) -> bytes:
+    return (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
+
+
+def entry(name: str, cert, ca: CA) -> dict:
+    return {
+        "name": name,
+        "serial": pki.serial_hex(cert),
+        "fingerprint_sha256": pki.fingerprint(cert),
+        "not_before": iso(cert.not_valid_before_utc),
+        "not_after": iso(cert.not_valid_after_utc),
+        "key": pki.describe_key(cert),
+        "ca": ca.id,
+        "status": ACTIVE,
+        "revoked_at": None,
+    }
+
+
+def record_issue(index: dict, name: str, cert, ca: CA) -> dict:
+    """Add a newly issued certificate; earlier active ones of the same name become ``replaced``."""
+    for item in index["certificates"]:
+        if item["name"] == name and item["status"] == ACTIVE:
+            item["status"] = REPLACED
+    new = entry(name, cert, ca)
+    index["certificates"].append(new)
+    return new
+
+
+def record_revocation(index: dict, name: str, ca: CA, now: datetime.datetime) -> List[dict]:
+    """Revoke every certificate of ``name`` this CA signed and that is not revoked yet (the current
+    one and the ones it replaced, which their holders may still have)."""
+    revoked = []
+    for item in index["certificates"]:
+        if item["name"] == name and item["ca"] == ca.id and item["status"] != REVOKED:
+            item["status"], item["revoked_at"] = REVOKED, iso(now)
+            revoked.append(item)
+    return revoked
+
+
+def sync_index(index: dict, files: Mapping[str, bytes], ca: CA) -> None:
+    """Bring the index up to date with the host: certificates from another CA are no longer
+    active; a client certificate this CA signed that the index does not know (made by the old
+    script, by hand, or before the index existed) is added."""
+    for item in index["certificates"]:
+        if item["status"] == ACTIVE and item["ca"] != ca.id:
+            item["status"] = REPLACED
+    known = {item["fingerprint_sha256"] for item in index["certificates"]}
+    for name in existing_clients(files):
+        try:
+            cert = pki.load_cert(files[cert_path(name)])
+        except pki.PKIError:
+            continue
+        if pki.fingerprint(cert) not in known and pki.issued_by(cert, ca.cert):
+            record_issue(index, name, cert, ca)
+
+
+def active(index: dict, name: str, ca: CA) -> List[dict]:
+    return [item for item in index["certificates"]
+            if item["name"] == name and item["ca"] == ca.id and item["status"] == ACTIVE]
+
+
+def active_serials(index: dict, ca_id: str) -> List[str]:
+    """Serials (hex) that may connect: for an allowlist, when a server cannot read CRLs."""
+    return sorted(item["serial"] for item in index["certificates"]
+                  if item["ca"] == ca_id and item["status"] != REVOKED)
+
+
+def display_status(item: dict, now: datetime.datetime) -> str:
+    """valid, expires within 30 days, expired, revoked (or replaced)."""
+    if item["status"] == REVOKED:
+        return "revoked"
+    if item["status"] == REPLACED:
+        return "replaced"
+    not_after = parse_time(item["not_after"])
+    if not_after <= now:
+        return "expired"
+    if not_after - now <= datetime.timedelta(days=EXPIRING_DAYS):
+        return "expires within 30 days"
+    return "valid"
+
+
+def index_file(index: dict) -> File:
+    return File(INDEX, index_bytes(index), 0o644, reason="index of issued client certificates")
+
+
+def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.datetime) -> File:
+    """``crl.pem`` listing this CA's revoked certificates. An existing CRL that this CA signed, that
+    lists exactly those and that stays current is kept as it is; otherwise a new one is signed and
+    ``index["crl_number"]`` counts up."""
+    revoked = {int(item["serial"], 16): parse_time(item["revoked_at"]) for item in index["certificates"]
+               if item["status"] == REVOKED and item["ca"] == ca.id}
+    existing = files.get(CRL)
+    info = pki.read_crl(existing, ca.cert) if existing is not None else None
+    if info is not None and info.serials == frozenset(revoked) and info.next_update > now + datetime.timedelta(days=1):
+        index["crl_number"] = max(index["crl_number"], info.number)
+        return File(CRL, existing, 0o644, reason="revoked client certificates")
+    index["crl_number"] = max(index["crl_number"], info.number if info else 0) + 1
+    crl = pki.make_crl(ca.cert, ca.key, revoked.items(), index["crl_number"], now)
+    return File(CRL, pki.crl_pem(crl), 0o644, reason="revoked client certificates (signed by the CA)")
+
+
+# --- generate-client.sh ---------------------------------------------------------------------------
+
+
+def script_text() -> bytes:
+    with open(TEMPLATE, encoding="utf-8") as handle:
+        text = handle.read()
+    for marker, value in (("@VERSION@", __version__), ("@COMMAND@", paths.COMMAND), ("@MTLS_DIR@", paths.MTLS_DIR)):
+        text = text.replace(marker, value)
+    return text.encode()
+
+
+# --- the install run's planner ----------------------------------------------------------------------
+
+
+def _answer(config, ctx, name: str) -> bool:
+    from .config import BY_NAME
+
+    answers = getattr(ctx, "answers", None) or {}
+    if name in answers and not config.is_set(name):
+        return bool(answers[name])
+    return bool(getattr(config, BY_NAME[name].field))
+
+
+def config_allowed(name: str) -> str:
+    from .config import BY_NAME
+
+    return BY_NAME[name].allowed
+
+
+def _now(ctx) -> datetime.datetime:
+    try:
+        return parse_time(ctx.now)
+    except (AttributeError, TypeError, ValueError):
+        return pki.now_utc()
+
+
+def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
+    if not config.enable_mtls:
+        return []
+    if "\n" in config.mtls_client_cn:  # `$` in the declared pattern matches before a final newline
+        from .errors import UsageError
+
+        raise UsageError(f"ACTVT_MTLS_CLIENT_CN: {config.mtls_client_cn!r} is not a valid client name; "
+                         f"allowed: {config_allowed('ACTVT_MTLS_CLIENT_CN')}")
+    now = _now(ctx)
+    files = facts.files
+    owner = facts.sudo_user or "root"
+    ca = resolve_ca(files, _answer(config, ctx, "ACTVT_REUSE_MTLS_CA"), config.mtls_ca_days, now)
+    regen = _answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT")
+    index = load_index(files)
+    sync_index(index, files, ca)
+    first = config.mtls_client_cn
+    actions: List = []
+    reissued = []
+    for name in sorted(set(existing_clients(files)) | {first}):
+        exists = cert_path(name) in files
+        if ca.state == "new" and exists:
+            reason = "re-issued under the new CA"
+            reissued.append(name)
+        elif name == first and not exists:
+            reason = f"first client {name}"
+        elif name == first and regen:
+            reason = "re-issued: ACTVT_REGEN_CLIENT_CERT=yes"
+        elif name == first and not usable(files, name, ca):
+            reason = "re-issued: the existing certificate is not usable with this CA"
+        else:
+            actions.extend(client_files(name, files[cert_path(name)], files.get(key_path(name)), files, owner,
+                                        f"client {name}"))
+            continue
+        key, cert = pki.issue_client(ca.cert, ca.key, name, config.mtls_client_days, config.mtls_key_type, now)
+        record_issue(index, name, cert, ca)
+        actions.extend(client_files(name, pki.cert_pem(cert), pki.key_pem(key), files, owner, reason))
+    crl = crl_file(index, ca, files, now)
+    title = "Setting up mTLS client certificates"
+    if reissued:
+        title += f" (re-issuing {len(reissued)} under the new CA: hand their bundles out again)"
+    return [
+        Step("Setting up the mTLS certificate authority", ca_files(ca)),
+        Step(title, tuple(actions) + (index_file(index), crl,
+                                      File(paths.GENERATE_CLIENT, script_text(), 0o755,
+                                           reason="issues more client certificates (calls `actvt client issue`)"))),
+    ]
+
+
+# --- for the summary ------------------------------------------------------------------------------
+
+
+def download_command(domain: str, name: str, sudo_user: Optional[str]) -> str:
+    return f"scp {sudo_user or 'root'}@{domain}:{bundle_path(name)} ~/Downloads/"
+
+
+def summary_lines(config, sudo_user: Optional[str], changed_paths: Sequence[str]) -> List[str]:
+    """The summary's mTLS part: which bundles to hand out (again), and how to download them.
+    ``changed_paths``: the server paths this run wrote (``Checked.action.path`` of changed items)."""
+    if not config.enable_mtls:
+        return []
+    suffix = "-bundle.tar.gz"
+    prefix = paths.MTLS_DIR + "/"
+    written = sorted(path[len(prefix):-len(suffix)] for path in changed_paths
+                     if path.startswith(prefix) and path.endswith(suffix) and "/" not in path[len(prefix):])
+    lines = []
+    names = written or [config.mtls_client_cn]
+    if written:
+        lines.append("Client bundles written in this run (hand them out; they replace any earlier bundle "
+                     "of the same name):")
+    else:
+        lines.append("Client bundle:")
+    for name in names:
+        lines.append(f"  {name}: {download_command(config.domain, name, sudo_user)}")
+    lines.append(f"More clients: sudo {paths.GENERATE_CLIENT} NAME  (or: sudo actvt client issue NAME)")
+    return lines
