@@ -141,3 +141,27 @@ def test_no_colour_without_a_terminal_or_with_no_color():
     assert use_colour(Tty(), {}) is True
     assert use_colour(Tty(), {"NO_COLOR": ""}) is False
     assert use_colour(io.StringIO(), {}) is False
+
+
+def test_readme_variable_table_is_generated_from_the_declaration():
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, os.path.join(here, "scripts", "update_readme.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    with open(os.path.join(here, "README.md")) as handle:
+        readme = handle.read()
+    for var in config.VARIABLES:
+        assert f"| `{var.name}` |" in readme
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(here, "README.md")) as handle:
+        readme = handle.read()
+    with open(os.path.join(here, ".ci", "run")) as handle:
+        ci = handle.read()
+    command = readme.split("## Run the tests", 1)[1].split("```sh\n", 1)[1].split("\n", 1)[0]
+    assert command == "bash scripts/test.sh" and f"\n{command}\n" in ci

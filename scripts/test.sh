@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, the built launcher, and the end-to-end scenarios on Docker.
+# Makes its own virtual environment (.venv) and builds dist/install.pyz first. Extra arguments go
+# to pytest (e.g. `bash scripts/test.sh tests/test_config.py`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python build.py
+
+# Docker, base images and test images for tests/integration (see tests/integration/README.md).
+# Without them the end-to-end tests are skipped with the reason, except under CI=true, where
+# they fail.
+if [ -f tests/integration/setup.sh ]; then
+    bash tests/integration/setup.sh || echo "scripts/test.sh: end-to-end setup failed (exit $?); see above" >&2
+fi
+
+.venv/bin/python -m pytest tests "$@"
