@@ -166,6 +166,11 @@ def launcher(pyz: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
+    import fcntl
+
+    BUILD.mkdir(exist_ok=True)
+    lock = open(BUILD / ".lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # two builds at once (parallel test runs) take turns
     python = build_env()
     site = assemble(python)
     pyz = shiv(python, site)

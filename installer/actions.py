@@ -27,6 +27,38 @@ class File:
 
 
 @dataclasses.dataclass(frozen=True)
+class Copy:
+    """A file whose content is another file's, read when the plan is checked or applied (e.g. the
+    certificate certbot makes, copied for Vector). Its source may be made earlier in the same run
+    by a ``Command`` that lists it in ``creates``."""
+
+    path: str
+    source: str
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    sensitive: bool = False
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"copy {self.source} to {self.path} ({self.mode:04o} {self.owner}:{self.group})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetch:
+    """A file downloaded over HTTP(S) when it is missing (e.g. a repository's signing key).
+    Proxy variables (HTTPS_PROXY, NO_PROXY, ...) are honoured."""
+
+    path: str
+    url: str
+    mode: int = 0o644
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"download {self.url} to {self.path}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     path: str
     mode: int = 0o755
@@ -78,6 +110,8 @@ class Command:
     ``when_changed``: run only when one of these paths changes in this run (e.g. ``nginx -t`` and a
     reload after the site file changed). Empty means the planner already decided it must run.
     ``display`` replaces the argv in output when an argument is secret.
+    ``creates``: paths the command makes or replaces (so later actions reading them know they change).
+    ``timeout``: seconds before the command is stopped and the run fails.
     """
 
     argv: Tuple[str, ...]
@@ -85,6 +119,8 @@ class Command:
     when_changed: Tuple[str, ...] = ()
     display: Optional[str] = None
     env: Tuple[Tuple[str, str], ...] = ()
+    creates: Tuple[str, ...] = ()
+    timeout: float = 600
 
     def describe(self) -> str:
         return "run " + (self.display or " ".join(self.argv))
@@ -110,10 +146,10 @@ class Service:
         return f"service {self.name} ({want}, {state})"
 
 
-Action = Union[File, Directory, Symlink, Absent, Packages, Command, Service]
+Action = Union[File, Copy, Fetch, Directory, Symlink, Absent, Packages, Command, Service]
 
 #: Actions that only touch files, and so can act inside ``--root``.
-FILE_ACTIONS = (File, Directory, Symlink, Absent)
+FILE_ACTIONS = (File, Copy, Fetch, Directory, Symlink, Absent)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .clients import cmd_client
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
 from .paths import Root
-from .plan import Context, build_plan, connection_url, decide, watched
+from .plan import Context, build_plan, connection_url, decide, probes, watched
 
 COMMANDS = ("install", "status", "client", "uninstall")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -220,7 +220,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     started_all = time.monotonic()
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
-        facts = host_facts.gather(root, environ, watch=watched())
+        facts = host_facts.gather(root, environ, watch=watched(), probes=probes(), domain=cfg.domain)
         decisions = decide(cfg, facts)
         log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")

@@ -22,7 +22,7 @@ import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import paths
-from .actions import Absent, Action, Command, Directory, File, Packages, Plan, Service, Symlink
+from .actions import FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages, Plan, Service, Symlink
 from .errors import ApplyError
 from .paths import Root
 
@@ -161,14 +161,18 @@ class Engine:
             for action in step.actions:
                 item = self._check_one(action, step.title, changing)
                 item.step_no = number
-                if item.status == CHANGE and isinstance(action, (File, Directory, Symlink, Absent)):
+                if item.status == CHANGE and isinstance(action, FILE_ACTIONS):
                     changing.add(action.path)
+                if item.status == CHANGE and isinstance(action, Command):
+                    changing.update(action.creates)
                 items.append(item)
         return items
 
     def _check_one(self, action: Action, step: str, changing: set) -> Checked:
         if isinstance(action, File):
             return self._check_file(action, step)
+        if isinstance(action, Copy):
+            return self._check_copy(action, step, changing)
         if isinstance(action, Directory):
             return self._check_dir(action, step)
         if isinstance(action, Symlink):
@@ -184,6 +188,10 @@ class Engine:
             return Checked(action, step, OK)
         if not self.root.is_host:
             return Checked(action, step, SKIP, f"not run under --root {self.root.root}")
+        if isinstance(action, Fetch):
+            if os.path.isfile(action.path):
+                return Checked(action, step, OK)
+            return Checked(action, step, CHANGE, "missing")
         if isinstance(action, Packages):
             missing = [name for name in action.names if not self._package_present(name)]
             if not missing:
@@ -200,15 +208,28 @@ class Engine:
             return self._check_service(action, step, changing)
         raise TypeError(f"unknown action {action!r}")
 
-    def _check_file(self, action: File, step: str) -> Checked:
+    def _check_copy(self, action: Copy, step: str, changing: set) -> Checked:
+        source = self.root.host(action.source)
+        if action.source in changing:
+            return Checked(action, step, CHANGE, f"{action.source} is made in this run")
+        try:
+            with open(source, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            return Checked(action, step, CHANGE, f"{action.source} does not exist yet")
+        return self._check_file(File(action.path, content, action.mode, action.owner, action.group,
+                                     action.sensitive, action.reason), step, shown=action)
+
+    def _check_file(self, action: File, step: str, shown: Optional[Action] = None) -> Checked:
+        shown = shown or action
         host = self.root.host(action.path)
         try:
             st = os.lstat(host)
         except FileNotFoundError:
-            return Checked(action, step, CHANGE, "new file", file_diff(action.path, None, action.content,
+            return Checked(shown, step, CHANGE, "new file", file_diff(action.path, None, action.content,
                                                                        action.sensitive))
         if not stat.S_ISREG(st.st_mode):
-            return Checked(action, step, CHANGE, "not a regular file")
+            return Checked(shown, step, CHANGE, "not a regular file")
         with open(host, "rb") as handle:
             before = handle.read()
         why = []
@@ -220,7 +241,7 @@ class Engine:
             why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {action.mode:04o}")
         if self.manage_owner and _owner_names(st) != (action.owner, action.group):
             why.append("owner {}:{} -> {}:{}".format(*_owner_names(st), action.owner, action.group))
-        return Checked(action, step, CHANGE if why else OK, ", ".join(why), diff)
+        return Checked(shown, step, CHANGE if why else OK, ", ".join(why), diff)
 
     def _check_dir(self, action: Directory, step: str) -> Checked:
         host = self.root.host(action.path)
@@ -282,7 +303,7 @@ class Engine:
         except BaseException as exc:
             restored = journal.roll_back()
             done = [item.action.describe() for item in items if item.changed and
-                    not isinstance(item.action, (File, Directory, Symlink, Absent))]
+                    not isinstance(item.action, FILE_ACTIONS)]
             message = str(exc) if isinstance(exc, ApplyError) else f"{type(exc).__name__}: {exc}"
             lines = [message]
             if restored:
@@ -302,6 +323,18 @@ class Engine:
             journal.save(action.path)
             ids = _ids(action.owner, action.group) if self.manage_owner else None
             write_atomic(self.root.host(action.path), action.content, action.mode, ids)
+        elif isinstance(action, Copy):
+            with open(self.root.host(action.source), "rb") as handle:
+                content = handle.read()
+            self._ensure_parent(action.path, journal)
+            journal.save(action.path)
+            ids = _ids(action.owner, action.group) if self.manage_owner else None
+            write_atomic(self.root.host(action.path), content, action.mode, ids)
+        elif isinstance(action, Fetch):
+            self._ensure_parent(action.path, journal)
+            journal.save(action.path)
+            write_atomic(self.root.host(action.path), fetch(action.url), action.mode,
+                         (0, 0) if self.manage_owner else None)
         elif isinstance(action, Directory):
             host = self.root.host(action.path)
             if not os.path.isdir(host):
@@ -330,7 +363,7 @@ class Engine:
         elif isinstance(action, Packages):
             self._install_packages(action)
         elif isinstance(action, Command):
-            self.runner.run(action.argv, env=dict(action.env), display=action.display)
+            self.runner.run(action.argv, env=dict(action.env), display=action.display, timeout=action.timeout)
         elif isinstance(action, Service):
             self._apply_service(action, item.why)
         else:
@@ -365,6 +398,18 @@ class Engine:
             self.runner.run(["systemctl", "start", action.name])
         elif why.startswith("restart") or "; restart" in why:
             self.runner.run(["systemctl", "restart", action.name])
+
+
+def fetch(url: str, timeout: float = 30) -> bytes:
+    """GET ``url`` with requests (proxy variables honoured); a clear error when it cannot."""
+    import requests
+
+    try:
+        response = requests.get(url, timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise ApplyError(f"could not download {url}: {exc}") from None
+    return response.content
 
 
 def write_atomic(host_path: str, content: bytes, mode: int, ids: Optional[Tuple[int, int]] = None) -> None:

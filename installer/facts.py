@@ -42,6 +42,14 @@ class Listener:
 
 
 @dataclasses.dataclass(frozen=True)
+class Probe:
+    """What a read-only command printed (stdout and stderr together) and its exit status."""
+
+    returncode: int
+    output: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Facts:
     os: OSInfo = OSInfo()
     package_manager: Optional[str] = None
@@ -55,6 +63,8 @@ class Facts:
     dirs: FrozenSet[str] = frozenset()  # watched paths that are folders (their files are in ``files``)
     free_disk_mb: Optional[int] = None
     mem_total_mb: Optional[int] = None
+    probes: Mapping[str, Probe] = dataclasses.field(default_factory=dict)  # name -> result; absent: not run
+    domain_addresses: Optional[Tuple[str, ...]] = None  # None: not looked up (under --root)
 
     def has_package(self, name: str) -> bool:
         return name in self.packages
@@ -224,8 +234,37 @@ def _meminfo_mb(text: str) -> Optional[int]:
     return None
 
 
-def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = ()) -> Facts:
-    """Read the host's facts under ``root``."""
+def run_probes(root: Root, probes: Mapping[str, Tuple[str, ...]]) -> Dict[str, Probe]:
+    """Run read-only commands (only on the real host, only when the program exists)."""
+    results: Dict[str, Probe] = {}
+    if not root.is_host:
+        return results
+    for name, argv in probes.items():
+        if not shutil.which(argv[0]):
+            continue
+        try:
+            done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace", timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        results[name] = Probe(done.returncode, done.stdout)
+    return results
+
+
+def resolve(domain: Optional[str]) -> Tuple[str, ...]:
+    """The domain's addresses (empty when it does not resolve)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(domain, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return ()
+    return tuple(sorted({info[4][0] for info in infos}))
+
+
+def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = (),
+           probes: Optional[Mapping[str, Tuple[str, ...]]] = None, domain: Optional[str] = None) -> Facts:
+    """Read the host's facts under ``root``. Probes run and the domain is looked up only on the host."""
     os_text = _read(root, "/etc/os-release") or _read(root, "/usr/lib/os-release") or b""
     os_info = parse_os_release(os_text.decode(errors="replace"))
     manager = package_manager_for(os_info, os.path.exists(root.host("/usr/bin/dnf")))
@@ -271,6 +310,8 @@ def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = ()) ->
         dirs=frozenset(dirs),
         free_disk_mb=free_mb,
         mem_total_mb=_meminfo_mb(meminfo.decode()) if meminfo else None,
+        probes=run_probes(root, probes or {}),
+        domain_addresses=resolve(domain) if domain and root.is_host else None,
     )
 
 

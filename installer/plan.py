@@ -113,14 +113,24 @@ PLANNERS = (plan_self, plan_mtls, plan_state)
 WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE)
 
 
-def watched() -> tuple:
-    """Every path the planners want read into the facts."""
+def _declared(name: str) -> list:
     import sys
 
-    found = []
-    for planner in PLANNERS:
-        found.extend(getattr(sys.modules[planner.__module__], "WATCH", ()))
+    return [getattr(sys.modules[planner.__module__], name, None) for planner in PLANNERS]
+
+
+def watched() -> tuple:
+    """Every path the planners want read into the facts (their modules' ``WATCH``)."""
+    found = [path for paths_ in _declared("WATCH") if paths_ for path in paths_]
     return tuple(dict.fromkeys(found))
+
+
+def probes() -> dict:
+    """Every read-only command the planners want run into the facts (their modules' ``PROBES``)."""
+    found = {}
+    for declared in _declared("PROBES"):
+        found.update(declared or {})
+    return found
 
 
 def build_plan(config, facts: Facts, ctx: Context) -> Plan:

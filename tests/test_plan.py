@@ -1,12 +1,14 @@
 """Planning: the mode decision, the plan for every combination, and the empty plan after apply."""
 
+import dataclasses
 import itertools
 
 import pytest
 
 from installer import engine, paths
 from installer.paths import Root
-from installer.plan import Context, build_plan, connection_url, decide
+from installer.facts import gather
+from installer.plan import Context, build_plan, connection_url, decide, watched
 
 from helpers import RecordingRunner, make_config, make_facts
 
@@ -58,8 +60,8 @@ def test_every_combination_plans_applies_and_converges(tmp_path, mode, mtls, gpu
     eng = engine.Engine(Root(str(tmp_path)), RecordingRunner(), manage_owner=False)
     eng.apply(eng.check(plan))
     # feeding the facts after the run back in gives a plan with nothing to change
-    after = make_facts(web="nginx" if mode == "proxy" else None, gpu=gpu,
-                       files={p: (tmp_path / p.lstrip("/")).read_bytes() for p in (paths.STATE_FILE, paths.DOMAIN_FILE)})
+    read = gather(Root(str(tmp_path)), {}, watch=watched())
+    after = dataclasses.replace(facts, files=read.files, dirs=read.dirs)
     again = eng.check(build_plan(cfg, after, Context(version="1.0.0", now="2030-01-01T00:00:00Z")))
     assert [item.action.describe() for item in again if item.status == engine.CHANGE] == []
 
