@@ -121,6 +121,7 @@ class Command:
     env: Tuple[Tuple[str, str], ...] = ()
     creates: Tuple[str, ...] = ()
     timeout: float = 600
+    may_fail: bool = False  # a failure is reported as a warning and the run goes on
 
     def describe(self) -> str:
         return "run " + (self.display or " ".join(self.argv))
@@ -139,6 +140,8 @@ class Service:
     running: bool = True
     restart_when_changed: Tuple[str, ...] = ()
     reason: str = ""
+    wait_seconds: float = 30  # after a start or restart: how long to wait for "active"
+    diagnose: Tuple[Tuple[str, ...], ...] = ()  # commands whose output explains a failed start
 
     def describe(self) -> str:
         want = "enabled" if self.enabled else "disabled"

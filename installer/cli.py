@@ -220,7 +220,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     started_all = time.monotonic()
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
-        facts = host_facts.gather(root, environ, watch=watched(), probes=probes(), domain=cfg.domain)
+        facts = host_facts.gather(root, environ, watch=watched(cfg), probes=probes(), domain=cfg.domain)
         decisions = decide(cfg, facts)
         log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
@@ -254,6 +254,8 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                 stdout.write(json.dumps(summary_json(items, cfg, decisions, False, root, log, error=str(exc),
                                                      step_seconds=step_seconds), indent=2) + "\n")
             return EXIT_FAIL
+        for warning in eng.warnings:
+            out.warn(warning)
         remove_old_extractions(build_id)
         changed = len(result.changed)
         seconds = time.monotonic() - started_all

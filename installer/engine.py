@@ -151,6 +151,7 @@ class Engine:
         self.log = log
         # Owners can only be set (and so are only compared) when running as root.
         self.manage_owner = os.geteuid() == 0 if manage_owner is None else manage_owner
+        self.warnings: List[str] = []  # failures of commands marked may_fail
 
     # -- check --
 
@@ -363,7 +364,12 @@ class Engine:
         elif isinstance(action, Packages):
             self._install_packages(action)
         elif isinstance(action, Command):
-            self.runner.run(action.argv, env=dict(action.env), display=action.display, timeout=action.timeout)
+            result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
+                                     timeout=action.timeout, check=not action.may_fail)
+            if result.returncode != 0:
+                tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
+                item.why = f"failed (exit {result.returncode}), going on: " + " | ".join(tail)
+                self.warnings.append(f"{action.describe()}: {item.why}")
         elif isinstance(action, Service):
             self._apply_service(action, item.why)
         else:
@@ -398,6 +404,28 @@ class Engine:
             self.runner.run(["systemctl", "start", action.name])
         elif why.startswith("restart") or "; restart" in why:
             self.runner.run(["systemctl", "restart", action.name])
+        else:
+            return
+        self._wait_active(action)
+
+    def _wait_active(self, action: Service) -> None:
+        """Wait for the unit to be active; if it is not, say why (journal, diagnosis commands)."""
+        deadline = time.monotonic() + action.wait_seconds
+        state = ""
+        while True:
+            state = self.runner.run(["systemctl", "is-active", action.name], check=False).stdout.strip()
+            if state == "active" or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        if state == "active":
+            return
+        lines = [f"{action.name} is {state or 'not active'} after {action.wait_seconds:.0f} s"]
+        for argv in (("journalctl", "-u", action.name, "-n", "20", "--no-pager"),) + tuple(action.diagnose):
+            result = self.runner.run(list(argv), check=False)
+            output = (result.stdout + result.stderr).strip().splitlines()[-20:]
+            lines.append(f"$ {' '.join(argv)}")
+            lines.extend(f"  {line}" for line in output)
+        raise ApplyError("\n".join(lines))
 
 
 def fetch(url: str, timeout: float = 30) -> bytes:

@@ -119,9 +119,14 @@ def _declared(name: str) -> list:
     return [getattr(sys.modules[planner.__module__], name, None) for planner in PLANNERS]
 
 
-def watched() -> tuple:
-    """Every path the planners want read into the facts (their modules' ``WATCH``)."""
-    found = [path for paths_ in _declared("WATCH") if paths_ for path in paths_]
+def watched(config=None) -> tuple:
+    """Every path the planners want read into the facts (their modules' ``WATCH``: a tuple, or a
+    function of the configuration for paths that depend on it, such as the domain's lineage)."""
+    found = []
+    for declared in _declared("WATCH"):
+        if callable(declared):
+            declared = declared(config) if config is not None else ()
+        found.extend(declared or ())
     return tuple(dict.fromkeys(found))
 
 

@@ -147,3 +147,27 @@ def test_absent_removes_and_backs_up(tmp_path):
     result = apply(make_engine(tmp_path), plan_of(Absent("/etc/old")))
     assert not (tmp_path / "etc/old").exists()
     assert (tmp_path / result.backup_dir.lstrip("/") / "etc/old").read_text() == "x"
+
+
+def test_a_service_that_does_not_become_active_fails_with_its_journal(tmp_path, monkeypatch):
+    runner = RecordingRunner(answers={"systemctl is-active vector": "failed\n",
+                                      "journalctl -u vector -n 20 --no-pager": "vector[1]: bad config\n",
+                                      "vector validate": "x: missing TLS file\n"})
+    eng = make_engine(tmp_path, runner)
+    monkeypatch.setattr(Root, "is_host", property(lambda self: True))
+    items = eng.check(plan_of(Service("vector", wait_seconds=0, diagnose=(("vector", "validate"),))))
+    assert items[0].why == "enable; start"
+    with pytest.raises(ApplyError) as info:
+        eng.apply(items)
+    text = str(info.value)
+    assert "vector is failed after 0 s" in text and "bad config" in text and "missing TLS file" in text
+
+
+def test_a_command_allowed_to_fail_warns_and_goes_on(tmp_path, monkeypatch):
+    runner = RecordingRunner(fail_on=("certbot renew",))
+    eng = make_engine(tmp_path, runner)
+    monkeypatch.setattr(Root, "is_host", property(lambda self: True))
+    items = eng.check(plan_of(Command(("certbot", "renew", "--dry-run"), may_fail=True), Command(("true",))))
+    eng.apply(items)
+    assert runner.calls == [("certbot", "renew", "--dry-run"), ("true",)]
+    assert eng.warnings and "going on" in eng.warnings[0]
