@@ -17,7 +17,7 @@ import traceback
 import zipfile
 from typing import List, Optional
 
-from . import __version__, config as configuration, engine, facts as host_facts, paths
+from . import __version__, config as configuration, engine, facts as host_facts, paths, prompts
 from .clients import cmd_client
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
@@ -226,7 +226,10 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
         pyz, build_id = zipapp_identity(running_zipapp())
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-        ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id)
+        interactive = False if (args.yes or args.dry_run or cfg.non_interactive) else \
+            (None if cfg.non_interactive is None else True)
+        asked = prompts.answers(cfg, facts, prompts.Prompter(cfg, interactive, sys.stdin))
+        ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id, answers=asked)
         plan = build_plan(cfg, facts, ctx)
         total = len(plan.steps) + 1
         out.heading(1, total, "Checking the system")

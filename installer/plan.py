@@ -35,6 +35,16 @@ class Decisions:
         return "/actvt" if self.mode == "proxy" else ""
 
 
+def answer(config, ctx: Context, name: str) -> bool:
+    """A yes/no variable's value for this run: the variable when set, else the prompt's answer
+    (asked only on a terminal), else its default."""
+    from .config import BY_NAME
+
+    if not config.is_set(name) and name in ctx.answers:
+        return bool(ctx.answers[name])
+    return bool(getattr(config, BY_NAME[name].field))
+
+
 def decide(config, facts: Facts) -> Decisions:
     """Mode: forced standalone > explicit mode > proxy when nginx/apache/httpd listens > standalone."""
     webserver = facts.web_server()

@@ -61,3 +61,38 @@ class Prompter:
                 terminal.close()
         self.answers[name] = answer
         return answer
+
+
+def _lineage(config) -> str:
+    from . import paths
+
+    return f"{paths.LETSENCRYPT_LIVE}/{config.domain}"
+
+
+#: Each question and when it is asked (what the host must show for the question to make sense).
+QUESTIONS = (
+    ("ACTVT_REINSTALL_VECTOR", lambda config, facts: facts.has_package("vector")),
+    ("ACTVT_ENABLE_GPU", lambda config, facts: facts.gpu),
+    ("ACTVT_CONTINUE_WITHOUT_DNS", lambda config, facts: facts.domain_addresses == ()),
+    ("ACTVT_REUSE_CERT", lambda config, facts: _lineage(config) in facts.dirs
+        or f"{_lineage(config)}/fullchain.pem" in facts.files),
+    ("ACTVT_REUSE_MTLS_CA", lambda config, facts: config.enable_mtls and _ca_exists(facts)),
+    ("ACTVT_REGEN_CLIENT_CERT", lambda config, facts: config.enable_mtls and _client_exists(config, facts)),
+)
+
+
+def _ca_exists(facts) -> bool:
+    from . import paths
+
+    return paths.CA_CERT in facts.files
+
+
+def _client_exists(config, facts) -> bool:
+    from . import paths
+
+    return f"{paths.MTLS_CLIENTS_DIR}/{config.mtls_client_cn}.crt" in facts.files
+
+
+def answers(config, facts, prompter: "Prompter") -> dict:
+    """The yes/no answers for the questions that apply to this host (variables win, see ``ask``)."""
+    return {name: prompter.ask(name) for name, applies in QUESTIONS if applies(config, facts)}
