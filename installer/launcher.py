@@ -2,8 +2,8 @@
 # actvt-installer launcher.
 #
 # This text file is what `curl -fsSL https://…/install.pyz | python3 -` runs. CPython cannot read a
-# binary zipapp from a pipe, so, like get-pip.py, it carries the shiv-built zipapp as base64 text at
-# its end, writes it once to a root-owned cache and runs it. The same file, without the payload and
+# binary zipapp from a pipe, so, like get-pip.py, it carries the shiv-built zipapp (xz-compressed,
+# as base64 text) at its end, writes it once to a root-owned cache and runs it. The same file, without the payload and
 # pointed at the copy kept on the server, is the `actvt` command.
 #
 # It uses the standard library only and parses on any Python 3, so that an unsupported interpreter
@@ -112,20 +112,31 @@ def unpack(root, payload):
     """Write the carried zipapp to <root>/pyz/<sha>/actvt.pyz once; remove older ones."""
     import base64
     import hashlib
+    import lzma
     import shutil
 
     folder = os.path.join(root, "pyz")
     target = os.path.join(folder, PAYLOAD_SHA256[:16], PYZ_NAME)
     if not os.path.isfile(target):
-        data = base64.b64decode(payload)
-        if hashlib.sha256(data).hexdigest() != PAYLOAD_SHA256:
-            fail("the downloaded file is damaged (checksum mismatch); download it again")
         os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
         tmp = "%s.%d.tmp" % (target, os.getpid())
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        digest = hashlib.sha256()
+        try:
+            packed = base64.b64decode(payload)
+            unpacker = lzma.LZMADecompressor()
+            with open(tmp, "wb") as handle:
+                for start in range(0, len(packed), 1 << 20):  # in pieces: memory stays low
+                    chunk = unpacker.decompress(packed[start:start + (1 << 20)])
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            ok = unpacker.eof and digest.hexdigest() == PAYLOAD_SHA256
+        except (ValueError, lzma.LZMAError):
+            ok = False
+        if not ok:
+            os.unlink(tmp)
+            fail("the downloaded file is damaged (checksum mismatch); download it again")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
     for name in os.listdir(folder):
