@@ -335,12 +335,9 @@ def script_text() -> bytes:
 
 
 def _answer(config, ctx, name: str) -> bool:
-    from .config import BY_NAME
+    from .plan import answer  # plan imports this module
 
-    answers = getattr(ctx, "answers", None) or {}
-    if name in answers and not config.is_set(name):
-        return bool(answers[name])
-    return bool(getattr(config, BY_NAME[name].field))
+    return answer(config, ctx, name)
 
 
 def config_allowed(name: str) -> str:
