@@ -312,6 +312,10 @@ def cmd_list(run: _Run, ns) -> int:
     rows = [_row(item, now) for item in index["certificates"]
             if (ca is None or item["ca"] == ca.id) and item["status"] != mtls.REPLACED]
     rows.sort(key=lambda row: (row["name"], row["not_before"]))
+    for row in rows:
+        row["on_server"] = mtls.cert_path(row["name"]) in files
+    # the old guide said "to revoke, delete the files": that denies nobody
+    deleted = sorted({row["name"] for row in rows if row["status"] == mtls.ACTIVE and not row["on_server"]})
     if run.json:
         run.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
@@ -323,6 +327,9 @@ def cmd_list(run: _Run, ns) -> int:
     widths = [max(len(line[col]) for line in table) for col in range(3)]
     for line in table:
         run.out.plain("  ".join(cell.ljust(widths[col]) for col, cell in enumerate(line[:3])) + "  " + line[3])
+    for name in deleted:
+        run.out.warn(f"{name}: its files were deleted but it is not revoked, so its holder can still connect; "
+                     f"run `actvt client revoke {name}`")
     return 0
 
 

@@ -232,6 +232,16 @@ def test_list_shows_every_status(tree, no_terminal):
     assert all({"serial", "fingerprint_sha256", "not_after", "revoked_at"} <= set(row) for row in data)
 
 
+def test_list_warns_about_clients_deleted_but_not_revoked(tree, no_terminal):
+    client(tree, "issue", "deleted")
+    for path in (cert_path("deleted"), key_path("deleted"), bundle_path("deleted")):
+        os.unlink(host(tree, path))  # what the seed's "Revoke Client Certificate" section says to do
+    status, out, _ = client(tree, "list")
+    assert status == 0 and "deleted: its files were deleted but it is not revoked" in out
+    assert client(tree, "revoke", "deleted", "--yes")[0] == 0
+    assert "not revoked" not in client(tree, "list")[1]
+
+
 def test_show(tree, no_terminal):
     status, out, _ = client(tree, "show", FIRST)
     assert status == 0 and "status: valid" in out and "subject=CN = actvt-client-001, O = Actvt" in out
