@@ -1,0 +1,344 @@
+"""The host firewall: open the ports clients need, as the reference does, and record what was added.
+
+Ports: 80 and 443, plus the Vector port in standalone mode (in proxy mode Vector listens on
+127.0.0.1 only). Nothing at all when ``ACTVT_CONFIGURE_FIREWALL=no``.
+
+Which firewall, from the probes (read-only commands run before planning, on the host only):
+
+- **ufw** when the ``ufw`` command exists. Rules are read from ``ufw show added`` (which lists them
+  also while ufw is inactive) and ``ufw status``. A port that already has an allow or limit rule for
+  TCP (a port, a range, a list, or an application profile such as ``Nginx Full``) is left alone,
+  also when that rule is restricted to some sources: the user chose that. When ufw is inactive, SSH
+  is allowed first (22/tcp and every port sshd listens on, so that enabling ufw cannot lock the user
+  out) and ufw is then enabled (``ufw --force enable``; there is no terminal to confirm).
+- else **firewalld** when it is running: ``--list-ports`` and ``--list-services`` (``http``,
+  ``https``) of the default zone tell what is open; a missing port is added to the running and to the
+  permanent configuration (no ``--reload``, which would drop runtime rules of others).
+- else **iptables**: ``iptables -S INPUT``. A port is open when an ACCEPT rule covers it, or when the
+  chain accepts everything (policy ACCEPT and no DROP/REJECT rule). A missing port gets a rule
+  inserted at the top of INPUT (appended after a final DROP it would do nothing), and the rules are
+  saved to ``/etc/iptables/rules.v4`` (loaded at boot by iptables-persistent, when installed).
+- no firewall tool: nothing to do.
+
+Every rule the installer adds is recorded, one per line, in ``/var/lib/actvt/firewall.added``
+(earlier lines are kept), so that uninstall removes exactly those (``removal_commands``).
+"""
+
+import re
+import shlex
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from . import paths
+from .actions import Command, Directory, File, Step
+
+RECORD = f"{paths.STATE_DIR}/firewall.added"
+IPTABLES_DIR = "/etc/iptables"
+IPTABLES_RULES = "/etc/iptables/rules.v4"
+SSH_PORT = 22
+
+WATCH = (RECORD,)
+
+PROBES = {
+    "ufw_status": ("ufw", "status"),
+    "ufw_added": ("ufw", "show", "added"),
+    "firewalld_state": ("firewall-cmd", "--state"),
+    "firewalld_ports": ("firewall-cmd", "--list-ports"),
+    "firewalld_services": ("firewall-cmd", "--list-services"),
+    "iptables_input": ("iptables", "-S", "INPUT"),
+}
+
+#: ufw application profiles (as shipped by Debian's nginx, apache2 and openssh packages) -> TCP ports.
+UFW_APPS = {
+    "openssh": (22,), "nginx full": (80, 443), "nginx http": (80,), "nginx https": (443,),
+    "nginx quic": (443,), "apache": (80,), "apache full": (80, 443), "apache secure": (443,),
+    "www": (80,), "www full": (80, 443), "www secure": (443,),
+}
+#: firewalld services -> TCP ports.
+FIREWALLD_SERVICES = {"http": (80,), "https": (443,), "ssh": (22,), "http3": (443,)}
+
+_HEADER = "# Firewall rules added by actvt-installer (uninstall removes exactly these), one per line"
+
+
+# --- what to open ---------------------------------------------------------------------------------
+
+
+def wanted_ports(config, mode: str) -> Tuple[int, ...]:
+    ports = [80, 443] + ([int(config.vector_port)] if mode == "standalone" else [])
+    return tuple(dict.fromkeys(ports))
+
+
+def ssh_ports(facts) -> Tuple[int, ...]:
+    """22 and every port sshd listens on (so that enabling ufw keeps SSH reachable)."""
+    found = [SSH_PORT] + sorted({item.port for item in facts.listeners if item.process == "sshd"})
+    return tuple(dict.fromkeys(found))
+
+
+# --- parsers (pure, tested on recorded output) ----------------------------------------------------
+
+
+def _port_spec(spec: str, proto: Optional[str] = None) -> Set[int]:
+    """TCP ports of a ufw/iptables port spec: ``80``, ``80/tcp``, ``80,443/tcp``, ``8000:8100``."""
+    spec, _, slash_proto = spec.partition("/")
+    proto = (slash_proto or proto or "any").lower()
+    if proto not in ("tcp", "any"):
+        return set()
+    ports: Set[int] = set()
+    for part in spec.split(","):
+        low, sep, high = part.replace("-", ":").partition(":")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            return set()
+        first, last = int(low), int(high) if sep else int(low)
+        if last - first > 65535:
+            return set()
+        ports.update(range(first, last + 1))
+    return ports
+
+
+def parse_ufw_added(text: str) -> Set[int]:
+    """TCP ports with an allow or limit rule in ``ufw show added`` output."""
+    ports: Set[int] = set()
+    for line in text.splitlines():
+        try:
+            tokens = shlex.split(line.strip())
+        except ValueError:
+            continue
+        if not tokens or tokens[0] != "ufw":
+            continue
+        tokens = tokens[1:]
+        if tokens[:1] == ["route"]:
+            continue
+        if tokens[:1] == ["insert"]:
+            tokens = tokens[2:]
+        if tokens[:1] == ["prepend"]:
+            tokens = tokens[1:]
+        if not tokens or tokens[0] not in ("allow", "limit"):
+            continue
+        rest = [token for token in tokens[1:] if token not in ("log", "log-all")]
+        if rest[:1] == ["out"]:
+            continue
+        if rest[:1] == ["in"]:
+            rest = rest[1:]
+        if rest[:1] == ["on"]:
+            rest = rest[2:]
+        proto = rest[rest.index("proto") + 1] if "proto" in rest[:-1] else None
+        if "port" in rest[:-1]:
+            ports |= _port_spec(rest[rest.index("port") + 1], proto)
+        elif "app" in rest[:-1]:
+            ports.update(UFW_APPS.get(rest[rest.index("app") + 1].lower(), ()))
+        elif rest and rest[0] not in ("from", "to", "proto"):
+            ports |= _port_spec(rest[0], proto) or set(UFW_APPS.get(rest[0].lower(), ()))
+    return ports
+
+
+def parse_ufw_status(text: str) -> Tuple[Optional[bool], Set[int]]:
+    """(active or not, or None when unknown; TCP ports with an ALLOW/LIMIT IN rule) from ``ufw status``."""
+    active = None
+    ports: Set[int] = set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith("status:"):
+            active = stripped.split(":", 1)[1].strip().lower() == "active"
+            continue
+        columns = re.split(r"\s{2,}", stripped)
+        if len(columns) < 2:
+            continue
+        target, action = columns[0], columns[1].upper()
+        if not (action.startswith("ALLOW") or action.startswith("LIMIT")) or action.endswith(" OUT") \
+                or action.endswith("FWD"):
+            continue
+        target = re.sub(r"\s*\(v6\)$", "", target)
+        target = re.sub(r"\s+on\s+\S+$", "", target)
+        ports |= _port_spec(target) or set(UFW_APPS.get(target.lower(), ()))
+    return active, ports
+
+
+def parse_firewalld(ports_text: str, services_text: str) -> Set[int]:
+    ports: Set[int] = set()
+    for item in ports_text.split():
+        spec, _, proto = item.partition("/")
+        ports |= _port_spec(spec.replace("-", ":"), proto or "tcp")
+    for service in services_text.split():
+        ports.update(FIREWALLD_SERVICES.get(service, ()))
+    return ports
+
+
+def parse_iptables(text: str) -> Tuple[bool, Set[int]]:
+    """(everything is accepted, TCP ports an ACCEPT rule opens) from ``iptables -S INPUT``."""
+    policy_accept = False
+    blocking = False
+    ports: Set[int] = set()
+    for line in text.splitlines():
+        tokens = line.split()
+        if tokens[:2] == ["-P", "INPUT"]:
+            policy_accept = tokens[2:3] == ["ACCEPT"]
+            continue
+        if tokens[:1] != ["-A"]:
+            continue
+        target = tokens[tokens.index("-j") + 1] if "-j" in tokens[:-1] else ""
+        if target in ("DROP", "REJECT"):
+            blocking = True
+            continue
+        if target != "ACCEPT" or ("-i" in tokens[:-1] and tokens[tokens.index("-i") + 1] == "lo"):
+            continue
+        proto = tokens[tokens.index("-p") + 1] if "-p" in tokens[:-1] else "any"
+        for option in ("--dport", "--dports"):
+            if option in tokens[:-1]:
+                ports |= _port_spec(tokens[tokens.index(option) + 1], proto)
+    return policy_accept and not blocking, ports
+
+
+# --- the record -----------------------------------------------------------------------------------
+
+
+def record_lines(text: str) -> List[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def record_text(previous: Sequence[str], added: Iterable[str]) -> bytes:
+    lines = list(dict.fromkeys(list(previous) + list(added)))
+    return ("\n".join([_HEADER] + lines) + "\n").encode()
+
+
+def removal_commands(text: str) -> List[Tuple[str, ...]]:
+    """The commands that undo the recorded rules (for uninstall), in a safe order: a ufw the
+    installer enabled is disabled before its SSH rule is deleted."""
+    lines = record_lines(text)
+    commands: List[Tuple[str, ...]] = []
+    if "ufw enable" in lines:
+        commands.append(("ufw", "--force", "disable"))
+    iptables = False
+    for line in lines:
+        words = line.split()
+        if words[:2] == ["ufw", "allow"] and len(words) == 3:
+            commands.append(("ufw", "delete", "allow", words[2]))
+        elif words[:1] == ["firewalld"] and len(words) == 2:
+            commands.append(("firewall-cmd", f"--remove-port={words[1]}"))
+            commands.append(("firewall-cmd", "--permanent", f"--remove-port={words[1]}"))
+        elif words[:1] == ["iptables"] and len(words) > 1:
+            commands.append(("iptables", "-D", "INPUT", *words[1:]))
+            iptables = True
+    if iptables:
+        commands.append(save_iptables_command().argv)
+    return commands
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+def _probe(facts, name: str):
+    return facts.probes.get(name)
+
+
+def backend(facts) -> Optional[str]:
+    """``ufw``, ``firewalld``, ``iptables`` or None (which the probes found, in that order)."""
+    if _probe(facts, "ufw_status") is not None or _probe(facts, "ufw_added") is not None:
+        return "ufw"
+    state = _probe(facts, "firewalld_state")
+    if state is not None and state.returncode == 0 and state.output.strip() == "running":
+        return "firewalld"
+    if _probe(facts, "iptables_input") is not None:
+        return "iptables"
+    return None
+
+
+def save_iptables_command() -> Command:
+    script = (f"umask 022 && iptables-save > {IPTABLES_RULES}.actvt-new && "
+              f"mv -f {IPTABLES_RULES}.actvt-new {IPTABLES_RULES}")
+    return Command(("sh", "-c", script), reason="keep the rules across reboots",
+                   display=f"iptables-save > {IPTABLES_RULES}", creates=(IPTABLES_RULES,))
+
+
+def _ufw(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
+    status = _probe(facts, "ufw_status")
+    added = _probe(facts, "ufw_added")
+    active, open_ports = (None, set())
+    if status is not None and status.returncode == 0:
+        active, open_ports = parse_ufw_status(status.output)
+    if added is not None and added.returncode == 0:
+        open_ports |= parse_ufw_added(added.output)
+    actions: List = []
+    recorded: List[str] = []
+    wanted = list(ports)
+    if active is False:
+        wanted = list(ssh_ports(facts)) + wanted
+    for port in dict.fromkeys(wanted):
+        if port in open_ports:
+            continue
+        spec = f"{port}/tcp"
+        why = "SSH, before ufw is enabled" if port not in ports else f"clients reach port {port}"
+        actions.append(Command(("ufw", "allow", spec), reason=why))
+        recorded.append(f"ufw allow {spec}")
+    if active is False:
+        actions.append(Command(("ufw", "--force", "enable"), reason="ufw was inactive (SSH is allowed first)"))
+        recorded.append("ufw enable")
+    return actions, recorded, "ufw"
+
+
+def _firewalld(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
+    listed = _probe(facts, "firewalld_ports")
+    services = _probe(facts, "firewalld_services")
+    open_ports = parse_firewalld(listed.output if listed and listed.returncode == 0 else "",
+                                 services.output if services and services.returncode == 0 else "")
+    actions: List = []
+    recorded: List[str] = []
+    for port in ports:
+        if port in open_ports:
+            continue
+        spec = f"{port}/tcp"
+        actions.append(Command(("firewall-cmd", f"--add-port={spec}"), reason=f"clients reach port {port}"))
+        actions.append(Command(("firewall-cmd", "--permanent", f"--add-port={spec}"),
+                               reason=f"port {port} stays open after a reboot"))
+        recorded.append(f"firewalld {spec}")
+    return actions, recorded, "firewalld"
+
+
+def _iptables(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
+    probe = _probe(facts, "iptables_input")
+    accept_all, open_ports = parse_iptables(probe.output if probe.returncode == 0 else "")
+    if probe.returncode != 0:
+        accept_all = False
+    actions: List = []
+    recorded: List[str] = []
+    if accept_all:
+        return actions, recorded, "iptables"
+    for port in ports:
+        if port in open_ports:
+            continue
+        rule = ("-p", "tcp", "--dport", str(port), "-j", "ACCEPT")
+        actions.append(Command(("iptables", "-I", "INPUT", *rule), reason=f"clients reach port {port}"))
+        recorded.append("iptables " + " ".join(rule))
+    if actions:
+        actions.append(Directory(IPTABLES_DIR, 0o755, reason="saved iptables rules"))
+        actions.append(save_iptables_command())
+    return actions, recorded, "iptables"
+
+
+def plan_firewall(config, facts, decisions, ctx) -> List[Step]:
+    if not config.configure_firewall:
+        return []
+    found = backend(facts)
+    if found is None:
+        return []
+    ports = wanted_ports(config, decisions.mode)
+    planner = {"ufw": _ufw, "firewalld": _firewalld, "iptables": _iptables}[found]
+    actions, recorded, name = planner(facts, ports)
+    previous = record_lines(facts.files.get(RECORD, b"").decode("utf-8", errors="replace"))
+    if recorded:
+        actions.append(File(RECORD, record_text(previous, recorded), 0o600,
+                            reason="the rules the installer added, for uninstall"))
+    if not actions:
+        return []
+    listed = ", ".join(f"{port}/tcp" for port in ports)
+    return [Step(f"Opening {listed} in {name}", tuple(actions))]
+
+
+def notes(config, facts, decisions, ctx) -> List[str]:
+    if not config.configure_firewall:
+        return ["firewall left alone (ACTVT_CONFIGURE_FIREWALL=no): open "
+                + ", ".join(f"{port}/tcp" for port in wanted_ports(config, decisions.mode)) + " yourself if needed"]
+    if facts.probes and backend(facts) is None:
+        return ["no firewall tool found (ufw, firewalld, iptables): no ports were opened"]
+    return []
+
+
+PLANNERS = (plan_firewall,)

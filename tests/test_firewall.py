@@ -1,0 +1,230 @@
+"""Firewall planner: recorded ufw / firewalld / iptables output -> parsed state; config + fake facts ->
+expected commands; the record of added rules and its removal; the empty plan after a run."""
+
+import dataclasses
+
+import pytest
+
+from installer import firewall
+from installer.actions import Command, Directory, File
+from installer.facts import Listener, Probe
+from installer.plan import Context, Decisions
+
+from helpers import make_config, make_facts
+
+CTX = Context(version="1.0.0", now="2026-11-26T00:00:00Z")
+STANDALONE = Decisions(mode="standalone", webserver="none")
+PROXY = Decisions(mode="proxy", webserver="nginx")
+
+UFW_ACTIVE = """Status: active
+
+To                         Action      From
+--                         ------      ----
+22/tcp                     ALLOW       Anywhere
+Nginx HTTP                 ALLOW       Anywhere
+8000:8100/tcp              ALLOW       Anywhere
+53/udp                     ALLOW       Anywhere
+9999                       DENY        Anywhere
+22/tcp (v6)                ALLOW       Anywhere (v6)
+Nginx HTTP (v6)            ALLOW       Anywhere (v6)
+"""
+UFW_INACTIVE = "Status: inactive\n"
+UFW_ADDED = """Added user rules (see 'ufw status' for running firewall):
+ufw allow 22/tcp
+ufw allow 'Nginx HTTP'
+ufw limit 2222/tcp
+ufw allow from 10.0.0.0/8 to any port 4096 proto tcp
+ufw allow 80,443/udp
+ufw deny 9999
+ufw route allow in on eth1 out on eth2 to any port 5000
+"""
+UFW_ADDED_NONE = "Added user rules (see 'ufw status' for running firewall):\n(None)\n"
+IPTABLES_OPEN = "-P INPUT ACCEPT\n"
+IPTABLES_CLOSED = """-P INPUT DROP
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -i lo -p tcp -m tcp --dport 443 -j ACCEPT
+-A INPUT -p tcp -m multiport --dports 80,8080 -j ACCEPT
+"""
+
+
+def facts_with(files=None, listeners=(), **probes):
+    return dataclasses.replace(make_facts(files=files),
+                               probes={name: Probe(*value) for name, value in probes.items()},
+                               listeners=tuple(listeners))
+
+
+def plan(facts, decisions=STANDALONE, **values):
+    steps = firewall.plan_firewall(make_config(**values), facts, decisions, CTX)
+    return [action for step in steps for action in step.actions]
+
+
+def argvs(actions):
+    return [action.argv for action in actions if isinstance(action, Command)]
+
+
+def record(actions):
+    files = [action for action in actions if isinstance(action, File)]
+    assert [f.path for f in files] == ["/var/lib/actvt/firewall.added"] and files[0].mode == 0o600
+    return firewall.record_lines(files[0].content.decode())
+
+
+# --- parsers --------------------------------------------------------------------------------------
+
+
+def test_parse_ufw_status():
+    assert firewall.parse_ufw_status(UFW_ACTIVE) == (True, {22, 80} | set(range(8000, 8101)))
+    assert firewall.parse_ufw_status(UFW_INACTIVE) == (False, set())
+    assert firewall.parse_ufw_status("ERROR: You need to be root to run this script") == (None, set())
+
+
+def test_parse_ufw_added():
+    assert firewall.parse_ufw_added(UFW_ADDED) == {22, 80, 2222, 4096}  # udp, deny and route rules do not count
+    assert firewall.parse_ufw_added(UFW_ADDED_NONE) == set()
+
+
+def test_parse_firewalld():
+    assert firewall.parse_firewalld("4096/tcp 53/udp 8000-8002/tcp", "ssh http dhcpv6-client") == \
+        {4096, 8000, 8001, 8002, 22, 80}
+
+
+def test_parse_iptables():
+    assert firewall.parse_iptables(IPTABLES_OPEN) == (True, set())
+    assert firewall.parse_iptables(IPTABLES_CLOSED) == (False, {22, 80, 8080})  # lo-only 443 is not open
+    assert firewall.parse_iptables("-P INPUT ACCEPT\n-A INPUT -j DROP\n")[0] is False
+
+
+# --- ufw ------------------------------------------------------------------------------------------
+
+
+def test_ufw_active_opens_only_what_is_missing():
+    facts = facts_with(ufw_status=(0, UFW_ACTIVE), ufw_added=(0, UFW_ADDED_NONE))
+    actions = plan(facts)
+    assert argvs(actions) == [("ufw", "allow", "443/tcp"), ("ufw", "allow", "4096/tcp")]
+    assert record(actions) == ["ufw allow 443/tcp", "ufw allow 4096/tcp"]
+
+
+def test_ufw_proxy_mode_does_not_open_the_vector_port():
+    facts = facts_with(ufw_status=(0, UFW_ACTIVE), ufw_added=(0, UFW_ADDED_NONE))
+    assert argvs(plan(facts, PROXY)) == [("ufw", "allow", "443/tcp")]
+
+
+def test_ufw_inactive_allows_ssh_first_then_enables():
+    facts = facts_with(ufw_status=(0, UFW_INACTIVE), ufw_added=(0, UFW_ADDED_NONE),
+                       listeners=[Listener(2222, "0.0.0.0", "sshd"), Listener(80, "0.0.0.0", "nginx")])
+    actions = plan(facts, vector_port="9000")
+    assert argvs(actions) == [("ufw", "allow", "22/tcp"), ("ufw", "allow", "2222/tcp"), ("ufw", "allow", "80/tcp"),
+                              ("ufw", "allow", "443/tcp"), ("ufw", "allow", "9000/tcp"), ("ufw", "--force", "enable")]
+    assert record(actions)[-1] == "ufw enable"
+
+
+def test_ufw_inactive_with_rules_already_added():
+    facts = facts_with(ufw_status=(0, UFW_INACTIVE), ufw_added=(0, UFW_ADDED))
+    # 22, 80 (Nginx HTTP) and 4096 (source-restricted: the user's choice) already have rules
+    assert argvs(plan(facts)) == [("ufw", "allow", "443/tcp"), ("ufw", "--force", "enable")]
+
+
+def test_ufw_status_unknown_still_allows_but_never_enables():
+    facts = facts_with(ufw_status=(1, "ERROR: You need to be root to run this script"),
+                       ufw_added=(1, "ERROR: You need to be root to run this script"))
+    assert argvs(plan(facts, PROXY)) == [("ufw", "allow", "80/tcp"), ("ufw", "allow", "443/tcp")]
+
+
+# --- firewalld ------------------------------------------------------------------------------------
+
+
+def test_firewalld_adds_missing_ports_runtime_and_permanent():
+    facts = facts_with(firewalld_state=(0, "running\n"), firewalld_ports=(0, "\n"),
+                       firewalld_services=(0, "ssh http dhcpv6-client\n"), iptables_input=(0, IPTABLES_CLOSED))
+    actions = plan(facts)
+    assert argvs(actions) == [("firewall-cmd", "--add-port=443/tcp"), ("firewall-cmd", "--permanent", "--add-port=443/tcp"),
+                              ("firewall-cmd", "--add-port=4096/tcp"),
+                              ("firewall-cmd", "--permanent", "--add-port=4096/tcp")]
+    assert record(actions) == ["firewalld 443/tcp", "firewalld 4096/tcp"]
+
+
+def test_firewalld_not_running_falls_back_to_iptables():
+    facts = facts_with(firewalld_state=(252, "not running\n"), iptables_input=(0, IPTABLES_CLOSED))
+    assert firewall.backend(facts) == "iptables"
+
+
+# --- iptables -------------------------------------------------------------------------------------
+
+
+def test_iptables_accepting_everything_needs_nothing():
+    assert plan(facts_with(iptables_input=(0, IPTABLES_OPEN))) == []
+
+
+def test_iptables_inserts_missing_rules_and_saves_them():
+    actions = plan(facts_with(iptables_input=(0, IPTABLES_CLOSED)))
+    assert argvs(actions)[:2] == [("iptables", "-I", "INPUT", "-p", "tcp", "--dport", "443", "-j", "ACCEPT"),
+                                  ("iptables", "-I", "INPUT", "-p", "tcp", "--dport", "4096", "-j", "ACCEPT")]
+    save = argvs(actions)[2]
+    assert save[:2] == ("sh", "-c") and "iptables-save > /etc/iptables/rules.v4" in save[2]
+    assert Directory("/etc/iptables", 0o755, reason="saved iptables rules") in actions
+    assert record(actions) == ["iptables -p tcp --dport 443 -j ACCEPT", "iptables -p tcp --dport 4096 -j ACCEPT"]
+
+
+# --- off, nothing found, record ---------------------------------------------------------------------
+
+
+def test_firewall_off_plans_nothing():
+    facts = facts_with(ufw_status=(0, UFW_INACTIVE), ufw_added=(0, UFW_ADDED_NONE))
+    assert plan(facts, configure_firewall="no") == []
+    assert "ACTVT_CONFIGURE_FIREWALL=no" in firewall.notes(make_config(configure_firewall="no"), facts, STANDALONE,
+                                                           CTX)[0]
+
+
+def test_no_firewall_tool_plans_nothing():
+    assert plan(facts_with()) == []  # also what --root gives: no probes are run there
+
+
+def test_record_keeps_earlier_lines():
+    facts = facts_with(files={firewall.RECORD: b"# header\nufw allow 22/tcp\nufw enable\n"},
+                       ufw_status=(0, UFW_ACTIVE), ufw_added=(0, UFW_ADDED_NONE))
+    assert record(plan(facts)) == ["ufw allow 22/tcp", "ufw enable", "ufw allow 443/tcp", "ufw allow 4096/tcp"]
+
+
+def test_removal_commands_undo_exactly_the_record_in_a_safe_order():
+    text = firewall.record_text([], ["ufw allow 22/tcp", "ufw allow 443/tcp", "ufw enable"]).decode()
+    assert firewall.removal_commands(text) == [("ufw", "--force", "disable"), ("ufw", "delete", "allow", "22/tcp"),
+                                               ("ufw", "delete", "allow", "443/tcp")]
+    text = firewall.record_text([], ["firewalld 443/tcp", "iptables -p tcp --dport 80 -j ACCEPT"]).decode()
+    commands = firewall.removal_commands(text)
+    assert commands[:3] == [("firewall-cmd", "--remove-port=443/tcp"),
+                            ("firewall-cmd", "--permanent", "--remove-port=443/tcp"),
+                            ("iptables", "-D", "INPUT", "-p", "tcp", "--dport", "80", "-j", "ACCEPT")]
+    assert "iptables-save" in commands[3][2]
+
+
+# --- after the run --------------------------------------------------------------------------------
+
+
+UFW_AFTER = """Status: active
+
+To                         Action      From
+--                         ------      ----
+22/tcp                     ALLOW       Anywhere
+80/tcp                     ALLOW       Anywhere
+443/tcp                    ALLOW       Anywhere
+4096/tcp                   ALLOW       Anywhere
+"""
+
+
+@pytest.mark.parametrize("before,after", [
+    ({"ufw_status": (0, UFW_INACTIVE), "ufw_added": (0, UFW_ADDED_NONE)},
+     {"ufw_status": (0, UFW_AFTER), "ufw_added": (0, "ufw allow 22/tcp\nufw allow 80/tcp\nufw allow 443/tcp\n"
+                                                     "ufw allow 4096/tcp\n")}),
+    ({"firewalld_state": (0, "running"), "firewalld_ports": (0, ""), "firewalld_services": (0, "ssh")},
+     {"firewalld_state": (0, "running"), "firewalld_ports": (0, "80/tcp 443/tcp 4096/tcp"),
+      "firewalld_services": (0, "ssh")}),
+    ({"iptables_input": (0, "-P INPUT DROP\n")},
+     {"iptables_input": (0, "-P INPUT DROP\n-A INPUT -p tcp -m tcp --dport 4096 -j ACCEPT\n"
+                            "-A INPUT -p tcp -m tcp --dport 443 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT\n")}),
+], ids=["ufw", "firewalld", "iptables"])
+def test_after_facts_give_an_empty_plan(before, after):
+    actions = plan(facts_with(**before))
+    assert actions
+    record_file = [action for action in actions if isinstance(action, File)][0]
+    assert plan(facts_with(files={firewall.RECORD: record_file.content}, **after)) == []
