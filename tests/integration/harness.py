@@ -313,12 +313,16 @@ class Harness:
             raise
 
     def _start_infra(self, pyz_path):
+        # ACTVT_E2E_APT_OFFLINE=1: no network with a route out at all; apt-cacher-ng serves its cache only
+        offline = os.environ.get("ACTVT_E2E_APT_OFFLINE", "0") == "1"
         self.net = self._network("actvt-e2e-%s" % self.session, internal=True)
-        self.outbound = self._network("actvt-e2e-%s-out" % self.session, internal=False)
         self._ensure_cache_volume()
         self.mirror = self._start("mirror", image_name("mirror"), aliases=["mirror"],
-                                  volumes={CACHE_VOLUME: {"bind": "/var/cache/apt-cacher-ng", "mode": "rw"}})
-        self.outbound.connect(self.mirror.container)
+                                  volumes={CACHE_VOLUME: {"bind": "/var/cache/apt-cacher-ng", "mode": "rw"}},
+                                  environment={"ACNG_OFFLINE": "1" if offline else "0"})
+        if not offline:
+            self.outbound = self._network("actvt-e2e-%s-out" % self.session, internal=False)
+            self.outbound.connect(self.mirror.container)
         self.acme = self._start("acme", image_name("acme"), aliases=["acme"])
         self.client_host = self._start("client", image_name("client"), aliases=["client"])
         if pyz_path:
@@ -345,7 +349,8 @@ class Harness:
         except docker.errors.NotFound:
             self.client.volumes.create(CACHE_VOLUME, labels={"actvt-test.cache": "1"})
 
-    def _start(self, role, image, aliases=(), hostname=None, systemd=False, caps=(), volumes=None, tmpfs=None):
+    def _start(self, role, image, aliases=(), hostname=None, systemd=False, caps=(), volumes=None, tmpfs=None,
+               environment=None):
         api = self.client.api
         name = "actvt-e2e-%s-%s-%s" % (self.session, role, uuid.uuid4().hex[:4])
         binds = dict(volumes or {})
@@ -360,7 +365,8 @@ class Harness:
         net_config = api.create_networking_config(
             {self.net.name: api.create_endpoint_config(aliases=list(aliases) or None)})
         created = api.create_container(image, name=name, hostname=hostname or role, labels=self.labels,
-                                       host_config=host_config, networking_config=net_config, detach=True)
+                                       host_config=host_config, networking_config=net_config, detach=True,
+                                       environment=environment)
         container = self.client.containers.get(created["Id"])
         self.containers.append(container)
         container.start()
