@@ -172,15 +172,17 @@ def client_files(name: str, cert_pem: bytes, key_pem: Optional[bytes], files: Ma
     only gets its mode and owner fixed."""
     actions = [File(cert_path(name), cert_pem, 0o644, reason=reason)]
     existing_bundle = files.get(bundle_path(name))
-    bundle = None
+    try:
+        start = pki.load_cert(cert_pem).not_valid_before_utc
+    except pki.PKIError:
+        start = None  # an unreadable certificate: no new bundle for it
     if key_pem is not None:
         actions.append(File(key_path(name), key_pem, 0o600, sensitive=True, reason=reason))
-        if existing_bundle is not None and pki.bundle_holds(existing_bundle, name, cert_pem, key_pem):
-            bundle = existing_bundle
-        else:
-            mtime = int(pki.load_cert(cert_pem).not_valid_before_utc.timestamp())
-            bundle = pki.bundle_bytes(name, cert_pem, key_pem, mtime)
-    elif existing_bundle is not None:
+    if key_pem is not None and start is not None and not (
+            existing_bundle is not None and pki.bundle_holds(existing_bundle, name, cert_pem, key_pem)):
+        # the certificate's start as the members' time: the same files give the same bytes
+        bundle = pki.bundle_bytes(name, cert_pem, key_pem, int(start.timestamp()))
+    else:
         bundle = existing_bundle
     if bundle is not None:
         actions.append(File(bundle_path(name), bundle, 0o600, owner=owner, group="root", sensitive=True,

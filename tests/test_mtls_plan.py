@@ -189,6 +189,17 @@ def test_a_missing_first_client_is_issued_again_and_other_clients_are_kept(tmp_p
     assert verify(tmp_path, FIRST).returncode == 0 and read(tmp_path, cert_path(second)) == kept
 
 
+def test_another_clients_broken_files_are_left_alone(tmp_path):
+    install(tmp_path)
+    second = extra_client(tmp_path)
+    with open(host(tmp_path, cert_path(second)), "wb") as handle:
+        handle.write(b"broken")
+    os.unlink(host(tmp_path, bundle_path(second)))
+    plan, items = install(tmp_path)
+    assert read(tmp_path, cert_path(second)) == b"broken" and verify(tmp_path, FIRST).returncode == 0
+    assert not os.path.exists(host(tmp_path, bundle_path(second)))
+
+
 def test_a_new_first_client_name_adds_a_client(tmp_path):
     install(tmp_path)
     install(tmp_path, mtls_client_cn="laptop.alice")
