@@ -43,7 +43,10 @@ CHALLENGE_LINK = f"{SITES_ENABLED}/actvt-vector-acme"
 CHALLENGE_CONFD = "/etc/nginx/conf.d/actvt-vector-acme.conf"
 CHALLENGE_FILES = (CHALLENGE_SITE, CHALLENGE_LINK, CHALLENGE_CONFD)
 SITE_FILES = (paths.NGINX_SITE, paths.NGINX_SITE_LINK, paths.NGINX_CONFD_SITE)
-OUR_FILES = SITE_FILES + CHALLENGE_FILES + (paths.NGINX_SNIPPET,)
+MODULES_ENABLED = "/etc/nginx/modules-enabled"  # Debian's nginx.conf includes it at main level
+SHUTDOWN_FILE = f"{MODULES_ENABLED}/99-actvt-worker-shutdown-timeout.conf"
+SHUTDOWN_SECONDS = 10
+OUR_FILES = SITE_FILES + CHALLENGE_FILES + (paths.NGINX_SNIPPET, SHUTDOWN_FILE)
 IPV6_PROC = "/proc/net/if_inet6"  # present when the kernel can open IPv6 sockets
 NGINX_PACKAGES = ("nginx", "nginx-core", "nginx-full", "nginx-light", "nginx-extras", "nginx-common")
 
@@ -249,6 +252,33 @@ def already_served(config, facts) -> Optional[str]:
     return serving_file(probe.output, config.domain)
 
 
+def shutdown_timeout_possible(facts) -> bool:
+    """Whether a main-level ``worker_shutdown_timeout`` can be added: nginx.conf includes
+    modules-enabled (Debian's does; predicted when apt is about to install nginx), and no other file
+    sets it already (a second one would fail ``nginx -t``)."""
+    probe = facts.probes.get("nginx_T")
+    if probe is None or not probe.output:
+        return not nginx_installed(facts) and (facts.package_manager or "apt") == "apt"
+    includes = False
+    for name, content in split_dump(probe.output):
+        code = _strip_comments(content)
+        if name == SHUTDOWN_FILE:
+            continue
+        if re.search(r"(?:^|[;{}\s])worker_shutdown_timeout\s", code):
+            return False
+        if re.search(r"(?:^|[;}\s])include\s+\"?" + re.escape(MODULES_ENABLED) + r"/\*", code):
+            includes = True
+    return includes
+
+
+def render_shutdown() -> bytes:
+    return (f"# Actvt (mTLS): after a reload (a revoked client, a renewed certificate), old nginx workers\n"
+            f"# close their open connections - WebSockets included - within {SHUTDOWN_SECONDS} s instead of\n"
+            f"# keeping them, and the old configuration, forever.\n"
+            f"# Managed by actvt-installer {__version__}; re-running the installer rewrites this file.\n"
+            f"worker_shutdown_timeout {SHUTDOWN_SECONDS}s;\n").encode()
+
+
 def nginx_installed(facts) -> bool:
     return any(facts.has_package(name) for name in NGINX_PACKAGES)
 
@@ -319,6 +349,9 @@ def notes(config, facts, decisions) -> List[str]:
                      f"its `listen 443 ssl` server block, then run `nginx -t && systemctl reload nginx`; "
                      f"Let's Encrypt's http-01 check must find {config.nginx_webroot}/.well-known/acme-challenge/ "
                      "served on port 80 by that site")
+    if config.enable_mtls and not shutdown_timeout_possible(facts):
+        found.append("nginx's worker_shutdown_timeout is set elsewhere or cannot be added: after a revocation, "
+                     "a revoked client's open WebSocket lasts until old workers end (set worker_shutdown_timeout)")
     probe = facts.probes.get("nginx_T")
     if probe is not None and probe.returncode != 0:
         tail = " | ".join(probe.output.strip().splitlines()[-2:])
@@ -390,5 +423,15 @@ def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
                                    f"wss://{config.domain}/actvt -> Vector on 127.0.0.1:{config.vector_port}")
         actions += _remove((paths.NGINX_SNIPPET,), facts, "the dedicated server block replaces the snippet")
         title = f"nginx: wss://{config.domain}/actvt"
+    # With mTLS, revocation must also end a revoked client's open WebSocket: bound how long old
+    # workers keep connections after a reload. Without mTLS nothing global is changed.
+    if config.enable_mtls and shutdown_timeout_possible(facts):
+        actions.append(File(SHUTDOWN_FILE, render_shutdown(), 0o644,
+                            reason=f"after a reload, open connections of old workers close within {SHUTDOWN_SECONDS} s "
+                                   "(a revoked client is disconnected)"))
+    else:
+        actions += _remove((SHUTDOWN_FILE,), facts, "not needed" if not config.enable_mtls else "set elsewhere")
+    watched += (SHUTDOWN_FILE,)
     actions += list(test_and_reload(watched + inputs, f"wss://{config.domain}/actvt"))
-    return [Step(_title(title, notes(config, facts, decisions) if served else []), tuple(actions))]
+    return [Step(_title(title, notes(config, facts, decisions) if served or config.enable_mtls else []),
+                 tuple(actions))]

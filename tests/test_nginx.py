@@ -98,6 +98,28 @@ def test_mtls_inputs_trigger_the_reload():
     assert {paths.CA_CERT, mtls.CRL, mtls.cert_path("actvt-client-001"), mtls.key_path("actvt-client-001")} <= when
 
 
+DEBIAN_NGINX_CONF = ("/etc/nginx/nginx.conf", "user www-data;\ninclude /etc/nginx/modules-enabled/*.conf;\n"
+                     "events {}\nhttp { include /etc/nginx/sites-enabled/*; }")
+
+
+@pytest.mark.parametrize("mtls_on,probe,expected", [
+    ("yes", dump(DEBIAN_NGINX_CONF), "write"),
+    ("yes", None, "write"),  # nginx -T not run, apt is to install nginx: Debian's layout is assumed
+    ("yes", dump(DEBIAN_NGINX_CONF, (nginx.SHUTDOWN_FILE, "worker_shutdown_timeout 10s;")), "write"),  # ours
+    ("yes", dump(DEBIAN_NGINX_CONF, ("/etc/nginx/modules-enabled/50-x.conf", "worker_shutdown_timeout 1m;")), "remove"),
+    ("yes", dump(("/etc/nginx/nginx.conf", "events {}\nhttp { include /etc/nginx/conf.d/*.conf; }")), "remove"),
+    ("no", dump(DEBIAN_NGINX_CONF), "remove"),
+])
+def test_worker_shutdown_timeout_only_with_mtls_and_where_it_can_go(mtls_on, probe, expected):
+    facts = facts_for(probe=probe, files={nginx.SHUTDOWN_FILE: b"old"})
+    if probe is None:
+        facts = make_facts(files={nginx.SHUTDOWN_FILE: b"old"})  # no nginx yet
+    _, site = steps_of(make_config(enable_mtls=mtls_on, install_mode="proxy"), facts)
+    action = by_path(site)[nginx.SHUTDOWN_FILE]
+    assert isinstance(action, File if expected == "write" else Absent)
+    assert nginx.SHUTDOWN_FILE in site[0].actions[-1].when_changed
+
+
 def test_conf_d_layout_where_there_is_no_sites_enabled():
     facts = facts_for(packages={"nginx": "1.24.0-1.el9"}, dirs=frozenset(), package_manager="dnf")
     challenge, site = steps_of(make_config(), facts)
@@ -343,6 +365,18 @@ def test_real_nginx_accepts_the_rendered_site_and_challenge(tmp_path, material, 
     (tmp_path / "site.conf").write_text(localize(nginx.render_site(cfg, True).decode(), material))
     (tmp_path / "acme.conf").write_bytes(nginx.render_challenge(cfg, True))
     conf = nginx_conf(str(tmp_path / "run"), [f"include {tmp_path}/site.conf;", f"include {tmp_path}/acme.conf;"])
+    done = nginx_test(conf)
+    assert done.returncode == 0, done.stderr
+
+
+@needs_nginx
+def test_real_nginx_accepts_the_worker_shutdown_timeout_at_main_level(tmp_path):
+    (tmp_path / "shutdown.conf").write_bytes(nginx.render_shutdown())
+    conf = nginx_conf(str(tmp_path / "run"), [])
+    with open(conf) as handle:
+        text = handle.read()
+    with open(conf, "w") as handle:
+        handle.write(f"include {tmp_path}/shutdown.conf;\n" + text)
     done = nginx_test(conf)
     assert done.returncode == 0, done.stderr
 
