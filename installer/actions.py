@@ -82,13 +82,15 @@ class Symlink:
 
 @dataclasses.dataclass(frozen=True)
 class Absent:
-    """No file, directory or link at ``path`` (what uninstall and clean-ups ask for)."""
+    """No file, directory or link at ``path`` (what uninstall and clean-ups ask for).
+    ``if_empty``: a directory is removed only when nothing is left in it."""
 
     path: str
     reason: str = ""
+    if_empty: bool = False
 
     def describe(self) -> str:
-        return f"remove {self.path}"
+        return f"remove {self.path}" + (" (if empty)" if self.if_empty else "")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import traceback
 import zipfile
 from typing import List, Optional
 
-from . import __version__, config as configuration, engine, facts as host_facts, paths, prompts
+from . import __version__, config as configuration, engine, facts as host_facts, manifest, paths, prompts
 from .clients import cmd_client
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
@@ -70,7 +70,9 @@ def make_parser() -> argparse.ArgumentParser:
         if name == "client":
             sub.add_argument("client_args", nargs=argparse.REMAINDER, help="client sub-command and its arguments")
         if name == "uninstall":
-            sub.add_argument("--purge", action="store_true", help="also remove the CA, client and Let's Encrypt material")
+            sub.add_argument("--purge", action="store_true",
+                             help="also remove the mTLS CA, client certificates and the Let's Encrypt certificate")
+            sub.add_argument("--remove-vector", action="store_true", help="also remove the Vector package")
     return parser
 
 
@@ -125,6 +127,21 @@ def remove_old_extractions(build_id: Optional[str]) -> None:
                     shutil.rmtree(target, ignore_errors=True)
                 else:
                     os.unlink(target)
+
+
+def write_manifest(root: Root, facts, plan, result: engine.Result) -> None:
+    """Record what the plan manages (for uninstall); rewritten only when it changes."""
+    previous = facts.files.get(manifest.MANIFEST)
+
+    def describe_backup(path: str) -> dict:
+        st = os.lstat(root.host(path))
+        owner, group = engine.owner_names(st)
+        return {"mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
+
+    entries = manifest.record(manifest.load(previous), plan, result.created, result.backed_up, describe_backup)
+    data = manifest.dump(entries)
+    if data != previous:
+        engine.write_atomic(root.host(manifest.MANIFEST), data, 0o600)
 
 
 @contextlib.contextmanager
@@ -259,6 +276,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
             return EXIT_FAIL
         for warning in eng.warnings:
             out.warn(warning)
+        write_manifest(root, facts, plan, result)
         remove_old_extractions(build_id)
         changed = len(result.changed)
         seconds = time.monotonic() - started_all
@@ -270,9 +288,9 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     return EXIT_OK
 
 
-def show_plan(plan, items, out: Console, total: int) -> None:
+def show_plan(plan, items, out: Console, total: int, first: int = 2) -> None:
     by_action = iter(items)
-    for number, step in enumerate(plan.steps, start=2):
+    for number, step in enumerate(plan.steps, start=first):
         out.heading(number, total, step.title)
         for _ in step.actions:
             item = next(by_action)
@@ -287,7 +305,8 @@ def show_plan(plan, items, out: Console, total: int) -> None:
                         out.plain(f"      {line}")
 
 
-def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_seconds: list) -> engine.Result:
+def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_seconds: list,
+               first: int = 2) -> engine.Result:
     """Apply with one heading per step; ``step_seconds`` receives each step's duration."""
     timing = {"step": None, "started": 0.0}
 
@@ -300,7 +319,7 @@ def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_s
         if item.step_no != timing["step"]:
             close_step()
             timing.update(step=item.step_no, started=time.monotonic())
-            out.heading(item.step_no + 2, total, item.step)
+            out.heading(item.step_no + first, total, item.step)
             if not any(other.status == engine.CHANGE for other in items if other.step_no == item.step_no):
                 out.ok("nothing to change")
         if item.status == engine.SKIP:
@@ -354,11 +373,69 @@ def cmd_status(args, environ, out: Console, stdout) -> int:
     return EXIT_OK
 
 
-def cmd_not_yet(args, environ, out: Console, stdout) -> int:
-    raise ActvtError(f"`{args.command}` is not available in actvt-installer {__version__} yet")
+def cmd_uninstall(args, environ, out: Console, stdout) -> int:
+    from . import uninstall
+
+    root = Root(args.root)
+    if not os.path.isdir(root.root):
+        raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
+    if root.is_host and not args.dry_run and os.geteuid() != 0:
+        raise ActvtError("must run as root: use `sudo` (or --dry-run to only see what would be removed)")
+    out.log.enabled = not args.dry_run
+    lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
+    with lock:
+        try:
+            with open(root.host(manifest.MANIFEST), "rb") as handle:
+                entries = manifest.load(handle.read())
+        except OSError:
+            entries = {}
+        facts = host_facts.gather(root, environ, watch=uninstall.STATE_FILES + uninstall.watch(entries))
+        if paths.STATE_FILE not in facts.files and not (args.purge and entries):
+            out.plain("actvt is not installed here (no /var/lib/actvt/install.state): nothing to remove.")
+            return EXIT_OK
+        domain = facts.files.get(paths.DOMAIN_FILE, b"").decode(errors="replace").strip() or None
+        plan = uninstall.build_uninstall_plan(entries, facts, args.purge, args.remove_vector, domain,
+                                              extra_steps=uninstall_extra_steps(facts))
+        eng = engine.Engine(root, engine.Runner(out.log), log=out.log)
+        items = eng.check(plan)
+        total = len(plan.steps)
+        if args.dry_run:
+            show_plan(plan, items, out, total, first=1)
+            out.plain()
+            pending = sum(1 for item in items if item.status == engine.CHANGE)
+            out.plain(f"Dry run: {pending} change(s) planned, nothing was removed.")
+            if args.json:
+                stdout.write(json.dumps(summary_json(items, None, None, True, root, out.log), indent=2) + "\n")
+            return EXIT_OK
+        step_seconds: list = []
+        try:
+            result = apply_plan(eng, plan, items, out, total, step_seconds, first=1)
+        except ActvtError as exc:
+            out.fail(str(exc).splitlines()[0])
+            for line in str(exc).splitlines()[1:]:
+                out.plain(f"    {line}")
+            return EXIT_FAIL
+        out.plain()
+        out.plain(f"Uninstalled: {len(result.changed)} change(s). Backups are kept in {paths.BACKUP_DIR}.", "ok")
+        if not args.purge:
+            out.plain(f"  Kept: {paths.MTLS_DIR} and the Let's Encrypt certificate (remove them with --purge).")
+        if args.json:
+            stdout.write(json.dumps(summary_json(items, None, None, False, root, out.log, result=result,
+                                                 step_seconds=step_seconds), indent=2) + "\n")
+    return EXIT_OK
 
 
-HANDLERS = {"install": cmd_install, "status": cmd_status, "client": cmd_client, "uninstall": cmd_not_yet}
+def uninstall_extra_steps(facts) -> list:
+    """Steps other concerns add to an uninstall (the firewall rules the installer added)."""
+    try:
+        from . import firewall
+    except ImportError:
+        return []
+    remove = getattr(firewall, "plan_firewall_removal", None)
+    return remove(facts) if remove else []
+
+
+HANDLERS = {"install": cmd_install, "status": cmd_status, "client": cmd_client, "uninstall": cmd_uninstall}
 
 
 def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
@@ -374,7 +451,7 @@ def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
         return int(exc.code or 0)
     human = sys.stderr if args.json else stdout
     root = Root(args.root)
-    log = Log(root, enabled=args.command == "install")
+    log = Log(root, enabled=args.command in ("install", "uninstall"))
     out = Console(human, log, use_colour(human, environ))
     try:
         return HANDLERS[args.command](args, environ, out, stdout)

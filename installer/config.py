@@ -228,7 +228,8 @@ VARIABLES: Tuple[Variable, ...] = (
     Variable("ACTVT_VECTOR_KEY_URL", parse_url, "https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public",
              "Signing key of the Vector repository; override for a mirror.", "an http(s) URL"),
     Variable("ACTVT_BAKE", parse_bool, "no",
-             "Image-baking mode: install packages and a first-boot unit, start nothing, make no keys.", BOOL),
+             "Image-baking mode (docker build, Packer): install the packages and a first-boot unit that "
+             "finishes the install from /etc/actvt/install.env; start nothing, make no keys or state.", BOOL),
 )
 
 BY_NAME: Dict[str, Variable] = {v.name: v for v in VARIABLES}
@@ -267,6 +268,7 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
     values: Dict[str, Any] = {}
     explicit = set()
     problems = []
+    missing = []
     for var in VARIABLES:
         raw = environ.get(var.name)
         if raw is not None and raw.strip() == "" and var.default is not None:
@@ -274,8 +276,8 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
         if raw is None:
             if var.default is None:
                 values[var.field] = None
-                if require_install_fields and var.required_for_install:
-                    problems.append(f"{var.name}: is required and not set; allowed: {var.allowed}")
+                if var.required_for_install:
+                    missing.append(f"{var.name}: is required and not set; allowed: {var.allowed}")
                 continue
             values[var.field] = var.parse(var.default)
             continue
@@ -284,6 +286,9 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
             values[var.field] = var.parse(raw)
         except Invalid as exc:
             problems.append(describe_problem(var, raw, str(exc)))
+    # The domain and e-mail are the server's own: an image being baked does not have them yet.
+    if require_install_fields and not values.get("bake"):
+        problems = missing + problems
     if problems:
         raise ConfigError(problems)
     return Config(explicit=frozenset(explicit), **values)

@@ -48,6 +48,8 @@ class Checked:
 class Result:
     items: List[Checked]
     backup_dir: Optional[str] = None
+    created: Tuple[str, ...] = ()  # paths this run made where there was nothing
+    backed_up: Mapping[str, str] = dataclasses.field(default_factory=dict)  # replaced path -> its backup
 
     @property
     def changed(self) -> List[Checked]:
@@ -101,7 +103,7 @@ def _ids(owner: str, group: str) -> Tuple[int, int]:
     return uid, gid
 
 
-def _owner_names(st: os.stat_result) -> Tuple[str, str]:
+def owner_names(st: os.stat_result) -> Tuple[str, str]:
     try:
         owner = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:
@@ -184,9 +186,14 @@ class Engine:
             return Checked(action, step, CHANGE, "link missing" if current is None else f"points to {current}")
         if isinstance(action, Absent):
             host = self.root.host(action.path)
-            if os.path.lexists(host):
-                return Checked(action, step, CHANGE, "exists")
-            return Checked(action, step, OK)
+            if not os.path.lexists(host):
+                return Checked(action, step, OK)
+            if action.if_empty and os.path.isdir(host) and not os.path.islink(host):
+                left = [name for name in os.listdir(host)
+                        if f"{action.path.rstrip('/')}/{name}" not in changing]
+                if left:
+                    return Checked(action, step, OK, f"kept: {len(left)} other file(s) in it")
+            return Checked(action, step, CHANGE, "exists")
         if not self.root.is_host:
             return Checked(action, step, SKIP, f"not run under --root {self.root.root}")
         if isinstance(action, Fetch):
@@ -240,8 +247,8 @@ class Engine:
             diff = file_diff(action.path, before, action.content, action.sensitive)
         if stat.S_IMODE(st.st_mode) != action.mode:
             why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {action.mode:04o}")
-        if self.manage_owner and _owner_names(st) != (action.owner, action.group):
-            why.append("owner {}:{} -> {}:{}".format(*_owner_names(st), action.owner, action.group))
+        if self.manage_owner and owner_names(st) != (action.owner, action.group):
+            why.append("owner {}:{} -> {}:{}".format(*owner_names(st), action.owner, action.group))
         return Checked(shown, step, CHANGE if why else OK, ", ".join(why), diff)
 
     def _check_dir(self, action: Directory, step: str) -> Checked:
@@ -255,8 +262,8 @@ class Engine:
         why = []
         if stat.S_IMODE(st.st_mode) != action.mode:
             why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {action.mode:04o}")
-        if self.manage_owner and _owner_names(st) != (action.owner, action.group):
-            why.append("owner {}:{} -> {}:{}".format(*_owner_names(st), action.owner, action.group))
+        if self.manage_owner and owner_names(st) != (action.owner, action.group):
+            why.append("owner {}:{} -> {}:{}".format(*owner_names(st), action.owner, action.group))
         return Checked(action, step, CHANGE if why else OK, ", ".join(why))
 
     def _package_present(self, spec: str) -> bool:
@@ -315,7 +322,7 @@ class Engine:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise ApplyError("\n".join(lines)) from exc
-        return Result(items, journal.backup_dir)
+        return Result(items, journal.backup_dir, tuple(journal.created), dict(journal.saved))
 
     def _apply_one(self, item: Checked, journal: "_Journal") -> None:
         action = item.action
@@ -355,8 +362,10 @@ class Engine:
             os.symlink(action.target, tmp)
             os.replace(tmp, host)
         elif isinstance(action, Absent):
-            journal.save(action.path)
             host = self.root.host(action.path)
+            if not os.path.lexists(host):
+                return
+            journal.save(action.path)
             if os.path.isdir(host) and not os.path.islink(host):
                 shutil.rmtree(host)
             else:
@@ -493,13 +502,15 @@ class _Journal:
         """Copy the current file (or link) at ``path`` into the run's backup folder, once."""
         if path in self.saved or path in self.created:
             return
+        if paths.BACKUP_DIR == path or paths.BACKUP_DIR.startswith(path.rstrip("/") + "/"):
+            raise ApplyError(f"refusing to replace {path}: it holds the backups")
         host = self.root.host(path)
         if not os.path.lexists(host):
             self.created.append(path)
             return
         if os.path.isdir(host) and not os.path.islink(host):
             copy = f"{self._backup_folder()}{path}"
-            shutil.copytree(host, self.root.host(copy), symlinks=True)
+            shutil.copytree(host, self.root.host(copy), symlinks=True, dirs_exist_ok=True)
             self.saved[path] = copy
             return
         copy = f"{self._backup_folder()}{path}"

@@ -1,0 +1,58 @@
+"""What the installer has written on this server, so that ``uninstall`` removes exactly that.
+
+``/var/lib/actvt/manifest.json`` lists every path an install plan manages, with its origin:
+``created`` (nothing was there before the installer), ``replaced`` (a foreign file was there; its
+first backup is named, and uninstall puts it back) or ``adopted`` (the file was already as the
+installer wanted it, e.g. left by the bash installer). The first origin recorded for a path is kept
+across runs. It is written after a successful apply, only when it changes.
+"""
+
+import json
+from typing import Dict, Mapping, Optional
+
+from . import paths
+from .actions import Copy, Directory, Fetch, File, Plan, Symlink
+
+MANIFEST = f"{paths.STATE_DIR}/manifest.json"
+CREATED, REPLACED, ADOPTED = "created", "replaced", "adopted"
+_MANAGED = (File, Copy, Symlink, Fetch, Directory)
+
+
+def load(data: Optional[bytes]) -> Dict[str, dict]:
+    if not data:
+        return {}
+    try:
+        entries = json.loads(data.decode()).get("paths", {})
+    except (ValueError, AttributeError):
+        return {}
+    return {path: dict(entry) for path, entry in entries.items() if isinstance(entry, dict)}
+
+
+def dump(entries: Mapping[str, dict]) -> bytes:
+    return (json.dumps({"version": 1, "paths": dict(sorted(entries.items()))}, indent=1) + "\n").encode()
+
+
+def record(previous: Mapping[str, dict], plan: Plan, created, backed_up: Mapping[str, str],
+           describe_backup=lambda path: {}) -> Dict[str, dict]:
+    """The manifest after a run: the previous entries, plus the paths this plan manages.
+    ``describe_backup(path)`` gives a backup's mode/owner/group, so that uninstall restores them."""
+    entries = {path: dict(entry) for path, entry in previous.items()}
+    managed = [action for action in plan.actions if isinstance(action, _MANAGED)]
+    planned = {action.path for action in managed}
+    for path in created:  # folders made on the way to a planned file
+        if path not in planned:
+            entries.setdefault(path, {"origin": CREATED, "kind": "directory"})
+    for action in managed:
+        kind = "directory" if isinstance(action, Directory) else "file"
+        if action.path in entries:
+            continue
+        if action.path in created:
+            entries[action.path] = {"origin": CREATED, "kind": kind}
+        elif action.path in backed_up:
+            entries[action.path] = {"origin": REPLACED, "kind": kind, "backup": backed_up[action.path],
+                                    "sensitive": bool(getattr(action, "sensitive", False)),
+                                    **describe_backup(backed_up[action.path])}
+        else:
+            entries[action.path] = {"origin": ADOPTED, "kind": kind}
+    entries.pop(MANIFEST, None)
+    return entries
