@@ -158,13 +158,11 @@ def _uri(url: str) -> str:
 
 
 def _answer(config, ctx, name: str) -> bool:
-    """A yes/no variable: the environment wins, then a prompt's answer, then the default."""
-    from .config import BY_NAME
+    """A yes/no variable: the environment wins, then a prompt's answer, then the default
+    (``plan.answer``, imported here because ``plan`` imports this module)."""
+    from .plan import answer
 
-    answers = getattr(ctx, "answers", None) or {}
-    if name in answers and not config.is_set(name):
-        return bool(answers[name])
-    return bool(getattr(config, BY_NAME[name].field))
+    return answer(config, ctx, name)
 
 
 def gpu_enabled(config, facts, ctx) -> bool:
