@@ -14,7 +14,7 @@ import pytest
 from installer import certbot, nginx, paths
 from installer.actions import Command, Copy, File, Packages
 from installer.certbot import CertbotError, plan_certbot
-from installer.facts import Listener, OSInfo, Probe
+from installer.facts import OSInfo
 from installer.plan import Context, decide
 
 from helpers import DOMAIN, EMAIL, make_config, make_facts

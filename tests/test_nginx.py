@@ -18,7 +18,7 @@ import time
 import pytest
 
 from installer import mtls, nginx, paths
-from installer.actions import Absent, Command, File, Packages, Service, Symlink
+from installer.actions import Absent, File, Packages, Service, Symlink
 from installer.facts import Probe
 from installer.nginx import NginxError, plan_nginx_challenge, plan_nginx_site
 from installer.plan import Context, decide
