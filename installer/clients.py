@@ -161,6 +161,19 @@ class _Run:
             return {}
 
 
+def nginx_reload(state: dict) -> tuple:
+    """In proxy mode nginx reads ca.crt, crl.pem and the first client's certificate and key (which it
+    presents to Vector): when this command changes one of them, ``nginx -t`` and a reload follow
+    (``nginx.test_and_reload``; listed, not run, under --root)."""
+    if state.get("mode") != "proxy" or state.get("webserver") != "nginx":
+        return ()
+    from .nginx import test_and_reload
+
+    first = state.get("mtls_client_cn")
+    inputs = (paths.CA_CERT, mtls.CRL) + ((mtls.cert_path(first), mtls.key_path(first)) if first else ())
+    return test_and_reload(inputs, "the updated mTLS files")
+
+
 def cert_details(cert) -> List[str]:
     """The lines ``openssl x509 -noout -subject -issuer -dates -serial`` would print, and more."""
     return [
@@ -220,7 +233,7 @@ def cmd_issue(run: _Run, ns) -> int:
         new = mtls.record_issue(index, name, cert, ca)
         crl = mtls.crl_file(index, ca, files, now)
         run.apply(f"Issuing client certificate {name}",
-                  mtls.ca_files(ca) + client + (mtls.index_file(index), crl))
+                  mtls.ca_files(ca) + client + (mtls.index_file(index), crl) + nginx_reload(run.state()))
     if run.dry_run:
         return 0
     out.plain("✓ Client certificate generated successfully")
@@ -269,7 +282,7 @@ def cmd_revoke(run: _Run, ns) -> int:
             Absent(mtls.cert_path(name), reason="revoked"),
             Absent(mtls.bundle_path(name), reason="revoked"),
             mtls.index_file(index), crl,
-        ))
+        ) + nginx_reload(state))
     if run.dry_run:
         return 0
     for item in revoked:

@@ -301,6 +301,28 @@ def test_revoking_the_certificate_nginx_presents_needs_force(tmp_path, no_termin
     assert client(tmp_path, "revoke", FIRST, "--yes", "--force")[0] == 0
 
 
+def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, no_terminal, monkeypatch):
+    from installer import engine
+
+    with open(host(tree, paths.STATE_FILE), "a") as handle:
+        handle.write("mode=proxy\nwebserver=nginx\n")
+    planned = []
+    real_check = engine.Engine.check
+
+    def check(self, plan):
+        items = real_check(self, plan)
+        planned.extend(items)
+        return items
+
+    monkeypatch.setattr(engine.Engine, "check", check)
+    client(tree, "issue", "other")
+    assert client(tree, "revoke", "other", "--yes")[0] == 0
+    commands = [(item.action.argv, item.status) for item in planned if hasattr(item.action, "argv")]
+    assert commands[-2:] == [(("nginx", "-t"), engine.SKIP), (("systemctl", "reload", "nginx"), engine.SKIP)]
+    revoke_commands = [item.action for item in planned[-2:]]
+    assert all(mtls.CRL in action.when_changed for action in revoke_commands)
+
+
 def test_a_later_install_keeps_revocations(tree, no_terminal):
     client(tree, "issue", "gone")
     client(tree, "revoke", "gone", "--yes")
