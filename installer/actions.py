@@ -124,6 +124,8 @@ class Command:
     creates: Tuple[str, ...] = ()
     timeout: float = 600
     may_fail: bool = False  # a failure is reported as a warning and the run goes on
+    on_rollback: Tuple[Tuple[str, ...], ...] = ()  # run (best effort) when a later action fails and files are put back
+    secrets: Tuple[str, ...] = ()  # strings masked in the command's output before it is logged or shown
 
     def describe(self) -> str:
         return "run " + (self.display or " ".join(self.argv))
@@ -142,7 +144,8 @@ class Service:
     running: bool = True
     restart_when_changed: Tuple[str, ...] = ()
     reason: str = ""
-    wait_seconds: float = 30  # after a start or restart: how long to wait for "active"
+    wait_seconds: float = 30  # after a start or restart: how long to wait for "active" (and the ports)
+    ports: Tuple[int, ...] = ()  # TCP ports the unit must listen on once started
     diagnose: Tuple[Tuple[str, ...], ...] = ()  # commands whose output explains a failed start
 
     def describe(self) -> str:

@@ -66,7 +66,8 @@ class Runner:
         self.log = log
 
     def run(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, check: bool = True,
-            display: Optional[str] = None, timeout: Optional[float] = None) -> subprocess.CompletedProcess:
+            display: Optional[str] = None, timeout: Optional[float] = None,
+            secrets: Sequence[str] = ()) -> subprocess.CompletedProcess:
         shown = display or " ".join(argv)
         self.log("INFO", f"run: {shown}")
         full_env = dict(os.environ)
@@ -79,6 +80,10 @@ class Runner:
             raise ApplyError(f"{argv[0]} is not installed (needed for: {shown})") from None
         except subprocess.TimeoutExpired:
             raise ApplyError(f"timed out after {timeout:.0f} s: {shown}") from None
+        for secret in secrets:
+            if secret:
+                result.stdout = result.stdout.replace(secret, "***")
+                result.stderr = result.stderr.replace(secret, "***")
         for stream in (result.stdout, result.stderr):
             for line in stream.splitlines()[-200:]:
                 self.log("DEBUG", f"  {line}")
@@ -224,6 +229,8 @@ class Engine:
             with open(source, "rb") as handle:
                 content = handle.read()
         except OSError:
+            if not self.root.is_host:  # made on the server by a command that is not run under --root
+                return Checked(action, step, SKIP, f"{action.source} is made on the server")
             return Checked(action, step, CHANGE, f"{action.source} does not exist yet")
         return self._check_file(File(action.path, content, action.mode, action.owner, action.group,
                                      action.sensitive, action.reason), step, shown=action)
@@ -310,6 +317,8 @@ class Engine:
                 after(item)
         except BaseException as exc:
             restored = journal.roll_back()
+            for argv in reversed(journal.undo):  # e.g. reload nginx with the files put back
+                self.runner.run(list(argv), check=False)
             done = [item.action.describe() for item in items if item.changed and
                     not isinstance(item.action, FILE_ACTIONS)]
             message = str(exc) if isinstance(exc, ApplyError) else f"{type(exc).__name__}: {exc}"
@@ -332,8 +341,11 @@ class Engine:
             ids = _ids(action.owner, action.group) if self.manage_owner else None
             write_atomic(self.root.host(action.path), action.content, action.mode, ids)
         elif isinstance(action, Copy):
-            with open(self.root.host(action.source), "rb") as handle:
-                content = handle.read()
+            try:
+                with open(self.root.host(action.source), "rb") as handle:
+                    content = handle.read()
+            except OSError as exc:
+                raise ApplyError(f"cannot copy {action.source} to {action.path}: {exc.strerror}") from None
             self._ensure_parent(action.path, journal)
             journal.save(action.path)
             ids = _ids(action.owner, action.group) if self.manage_owner else None
@@ -374,7 +386,8 @@ class Engine:
             self._install_packages(action)
         elif isinstance(action, Command):
             result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
-                                     timeout=action.timeout, check=not action.may_fail)
+                                     timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
+            journal.undo.extend(action.on_rollback)
             if result.returncode != 0:
                 tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
                 item.why = f"failed (exit {result.returncode}), going on: " + " | ".join(tail)
@@ -396,8 +409,10 @@ class Engine:
 
     def _install_packages(self, action: Packages) -> None:
         if action.manager == "apt":
-            self.runner.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *action.names],
-                            timeout=1800)
+            # keep configuration files we edited (e.g. /etc/default/vector) without asking
+            self.runner.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+                             *action.names], timeout=1800)
         else:
             names = [name.replace("=", "-", 1) for name in action.names]
             self.runner.run([action.manager, "install", "-y", *names], timeout=1800)
@@ -419,16 +434,25 @@ class Engine:
 
     def _wait_active(self, action: Service) -> None:
         """Wait for the unit to be active; if it is not, say why (journal, diagnosis commands)."""
+        from .facts import gather_listeners
+
         deadline = time.monotonic() + action.wait_seconds
-        state = ""
+        state, missing = "", list(action.ports)
         while True:
             state = self.runner.run(["systemctl", "is-active", action.name], check=False).stdout.strip()
-            if state == "active" or time.monotonic() >= deadline:
+            if state == "active":
+                listening = {listener.port for listener in gather_listeners(self.root)}
+                missing = [port for port in action.ports if port not in listening]
+            if (state == "active" and not missing) or time.monotonic() >= deadline:
                 break
             time.sleep(0.5)
-        if state == "active":
+        if state == "active" and not missing:
             return
-        lines = [f"{action.name} is {state or 'not active'} after {action.wait_seconds:.0f} s"]
+        if state == "active":
+            lines = [f"{action.name} is active but nothing listens on port(s) "
+                     f"{', '.join(map(str, missing))} after {action.wait_seconds:.0f} s"]
+        else:
+            lines = [f"{action.name} is {state or 'not active'} after {action.wait_seconds:.0f} s"]
         for argv in (("journalctl", "-u", action.name, "-n", "20", "--no-pager"),) + tuple(action.diagnose):
             result = self.runner.run(list(argv), check=False)
             output = (result.stdout + result.stderr).strip().splitlines()[-20:]
@@ -482,6 +506,7 @@ class _Journal:
         self.backup_dir: Optional[str] = None  # server path of this run's backup folder
         self.saved: Dict[str, str] = {}  # server path -> server path of its backup copy
         self.created: List[str] = []
+        self.undo: List[Tuple[str, ...]] = []  # commands to run after files are put back
 
     def _backup_folder(self) -> str:
         if self.backup_dir is None:

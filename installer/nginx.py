@@ -338,7 +338,7 @@ def _remove(files: Iterable[str], facts, reason: str) -> list:
     return [Absent(path, reason=reason) for path in files if path in facts.files]
 
 
-def notes(config, facts, decisions) -> List[str]:
+def notes(config, facts, decisions, ctx=None) -> List[str]:
     """What the user must do or know (for the summary; also in the step titles)."""
     if decisions.mode != "proxy":
         return []

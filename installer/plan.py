@@ -11,7 +11,6 @@ from typing import List, Mapping, Optional
 from . import paths
 from .actions import Directory, File, Plan, Step
 from .facts import Facts
-from .mtls import plan_mtls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,11 +115,34 @@ def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[
     ))]
 
 
+from .certbot import plan_certbot  # noqa: E402  (the planners import plan's helpers lazily)
+from .firewall import plan_firewall  # noqa: E402
+from .lifecycle import plan_firstboot  # noqa: E402
+from .mtls import plan_mtls  # noqa: E402
+from .nginx import plan_nginx_challenge, plan_nginx_site  # noqa: E402
+from .vector import plan_vector_config, plan_vector_package, plan_vector_service  # noqa: E402
+
 #: The planners in the order their steps run. Each is ``(config, facts, decisions, ctx) -> [Step]``.
-PLANNERS = (plan_self, plan_mtls, plan_state)
+#: certbot runs before anything that points at its files is written or enabled, so a failed
+#: certificate leaves no half-configured service.
+PLANNERS = (
+    plan_vector_package,
+    plan_nginx_challenge,
+    plan_certbot,
+    plan_mtls,
+    plan_vector_config,
+    plan_nginx_site,
+    plan_firewall,
+    plan_vector_service,
+    plan_self,
+    plan_state,
+)
+
+#: Bake mode (ACTVT_BAKE): what an image may hold; nothing unique to one server.
+BAKE_PLANNERS = (plan_vector_package, plan_self, plan_firstboot)
 
 #: Paths (files or folders) whose content the planners read from ``Facts.files``.
-WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE)
+WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE, f"{paths.STATE_DIR}/manifest.json")
 
 
 def _declared(name: str) -> list:
@@ -148,9 +170,19 @@ def probes() -> dict:
     return found
 
 
+def notes(config, facts: Facts, ctx: Context) -> List[str]:
+    """What the user should know that is not an action (each module's ``notes``), for the summary."""
+    decisions = decide(config, facts)
+    found: List[str] = []
+    for note in _declared("notes"):
+        if callable(note):
+            found.extend(note(config, facts, decisions, ctx))
+    return list(dict.fromkeys(found))
+
+
 def build_plan(config, facts: Facts, ctx: Context) -> Plan:
     decisions = decide(config, facts)
     steps: List[Step] = []
-    for planner in PLANNERS:
+    for planner in (BAKE_PLANNERS if config.bake else PLANNERS):
         steps.extend(step for step in planner(config, facts, decisions, ctx) if step.actions)
     return Plan(tuple(steps))

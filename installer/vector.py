@@ -53,7 +53,6 @@ YUM_REPO = "/etc/yum.repos.d/vector.repo"
 KEYRING_DIR = "/usr/share/keyrings"
 KEYRING_PREFIX = "actvt-vector-"
 VECTOR_HOME = "/var/lib/vector"
-PORT_WAIT_SECONDS = 30
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 TEMPLATE = os.path.join(TEMPLATE_DIR, "vector.toml")
@@ -66,7 +65,6 @@ WATCH = (KEYRING_DIR, paths.VECTOR_DEFAULTS)
 #: Read-only commands run before planning (on the host only).
 PROBES = {
     "vector_user": ("getent", "passwd", "vector"),
-    "vector_active": ("systemctl", "is-active", "vector"),
 }
 
 #: Transforms whose output the WebSocket sink sends.
@@ -92,29 +90,6 @@ ENSURE_USER_SCRIPT = "\n".join((
     "if getent group vector >/dev/null; then set -- --gid vector; else set -- --user-group; fi",
     f"exec useradd --system \"$@\" --home-dir {VECTOR_HOME} --no-create-home --shell /usr/sbin/nologin "
     "--comment Vector vector",
-))
-
-#: Waits (bounded) until something listens on the port given as first argument.
-PORT_CHECK_SCRIPT = "\n".join((
-    "import sys, time",
-    "port, seconds = int(sys.argv[1]), float(sys.argv[2])",
-    "deadline = time.monotonic() + seconds",
-    "def listening():",
-    "    for name in ('/proc/net/tcp', '/proc/net/tcp6'):",
-    "        try:",
-    "            lines = open(name).read().splitlines()[1:]",
-    "        except OSError:",
-    "            continue",
-    "        for line in lines:",
-    "            cols = line.split()",
-    "            if len(cols) > 3 and cols[3] == '0A' and int(cols[1].rsplit(':', 1)[1], 16) == port:",
-    "                return True",
-    "    return False",
-    "while not listening():",
-    "    if time.monotonic() >= deadline:",
-    "        sys.exit(f'vector is running but nothing listens on port {port} after {seconds:.0f} s; '",
-    "                 'see: journalctl -u vector -n 50')",
-    "    time.sleep(0.5)",
 ))
 
 _DEFAULTS_COMMENT = "# Set by actvt-installer: Vector and its unit's validate steps read this configuration."
@@ -370,24 +345,13 @@ def restart_inputs(config) -> Tuple[str, ...]:
     return found + ((paths.CA_CERT,) if config.enable_mtls else ())
 
 
-def port_check_action(config, facts) -> Command:
-    port = int(config.vector_port)
-    running = _probe_ok(facts, "vector_active")
-    return Command(("python3", "-c", PORT_CHECK_SCRIPT, str(port), str(PORT_WAIT_SECONDS)),
-                   reason=f"Vector listens on port {port}",
-                   display=f"check that Vector listens on port {port} (waits up to {PORT_WAIT_SECONDS} s)",
-                   # when Vector was not running it is started in this run; else only after a restart
-                   when_changed=() if running is not True else restart_inputs(config),
-                   timeout=PORT_WAIT_SECONDS + 15)
-
-
 def plan_vector_service(config, facts, decisions, ctx) -> List[Step]:
     return [Step("Starting Vector", (
         Service(PACKAGE, enabled=True, running=True, restart_when_changed=restart_inputs(config),
                 wait_seconds=30, reason="streams the metrics",
+                ports=(int(config.vector_port),),
                 diagnose=(("vector", "validate", "--no-environment", paths.VECTOR_CONFIG),
                           ("runuser", "-u", "vector", "--", "vector", "validate", paths.VECTOR_CONFIG))),
-        port_check_action(config, facts),
     ))]
 
 

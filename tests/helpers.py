@@ -49,7 +49,7 @@ class RecordingRunner:
         self.answers = answers or {}
         self.fail_on = fail_on
 
-    def run(self, argv, env=None, check=True, display=None, timeout=None):
+    def run(self, argv, env=None, check=True, display=None, timeout=None, secrets=()):
         from installer.errors import ApplyError
 
         self.calls.append(tuple(argv))

@@ -171,3 +171,28 @@ def test_a_command_allowed_to_fail_warns_and_goes_on(tmp_path, monkeypatch):
     eng.apply(items)
     assert runner.calls == [("certbot", "renew", "--dry-run"), ("true",)]
     assert eng.warnings and "going on" in eng.warnings[0]
+
+
+def test_a_started_service_must_listen_on_its_ports(tmp_path, monkeypatch):
+    import socket
+
+    class Starting(RecordingRunner):
+        """inactive before `systemctl start`, active after"""
+
+        def run(self, argv, **kwargs):
+            started = ("systemctl", "start", "vector") in self.calls
+            self.answers["systemctl is-active vector"] = "active\n" if started else "inactive\n"
+            return super().run(argv, **kwargs)
+
+    eng = engine.Engine(Root("/"), Starting(), manage_owner=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        items = eng.check(plan_of(Service("vector", wait_seconds=2, ports=(port,))))
+        eng.apply(items)  # listening: fine
+    eng = engine.Engine(Root("/"), Starting(), manage_owner=False)
+    items = eng.check(plan_of(Service("vector", wait_seconds=1, ports=(port,))))
+    with pytest.raises(ApplyError) as info:
+        eng.apply(items)
+    assert f"vector is active but nothing listens on port(s) {port} after 1 s" in str(info.value)

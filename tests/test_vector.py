@@ -29,7 +29,6 @@ STANDALONE = Decisions(mode="standalone", webserver="none")
 PROXY = Decisions(mode="proxy", webserver="nginx")
 USER_OK = {"vector_user": Probe(0, "vector:x:999:999::/var/lib/vector:/usr/sbin/nologin\n")}
 USER_MISSING = {"vector_user": Probe(2, "")}
-ACTIVE = {"vector_active": Probe(0, "active\n")}
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", "vector_standin", "vector")
 
 #: The metrics contract (spec section 4): metric_type -> fields besides metric_type, host, timestamp.
@@ -322,34 +321,16 @@ def test_defaults_keep_the_package_lines_and_point_at_our_file():
 # --- the service ----------------------------------------------------------------------------------
 
 
-def test_service_restarts_on_its_inputs_and_checks_the_port():
-    step, = vector.plan_vector_service(make_config(enable_mtls="yes"), make_facts(probes=ACTIVE), STANDALONE, CTX)
-    service, check = step.actions
+def test_service_restarts_on_its_inputs_and_waits_for_the_port():
+    step, = vector.plan_vector_service(make_config(enable_mtls="yes", vector_port="9000"), make_facts(), STANDALONE, CTX)
+    service, = step.actions
     assert isinstance(service, Service) and service.name == "vector" and service.wait_seconds == 30
+    assert service.ports == (9000,)
     assert service.restart_when_changed == (paths.VECTOR_CONFIG, paths.VECTOR_DEFAULTS, paths.SERVER_CERT,
                                             paths.SERVER_KEY, paths.CA_CERT)
     assert ("vector", "validate", "--no-environment", "/etc/vector/vector.toml") in service.diagnose
-    assert check.argv[0] == "python3" and check.argv[-2:] == ("4096", "30")
-    assert check.when_changed == service.restart_when_changed  # running: checked after a restart only
-    step, = vector.plan_vector_service(make_config(), make_facts(probes={"vector_active": Probe(3, "inactive")}),
-                                       STANDALONE, CTX)
-    service, check = step.actions
-    assert paths.CA_CERT not in service.restart_when_changed
-    assert check.when_changed == ()  # not running: it is started, so the port is always checked
-
-
-def test_port_check_script_waits_then_fails_clearly():
-    import socket
-
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        port = server.getsockname()[1]
-        ok = subprocess.run([sys.executable, "-c", vector.PORT_CHECK_SCRIPT, str(port), "5"], timeout=30)
-        assert ok.returncode == 0
-    failed = subprocess.run([sys.executable, "-c", vector.PORT_CHECK_SCRIPT, str(port), "1"],
-                            capture_output=True, text=True, timeout=30)
-    assert failed.returncode == 1 and f"nothing listens on port {port}" in failed.stderr
+    step, = vector.plan_vector_service(make_config(), make_facts(), STANDALONE, CTX)
+    assert paths.CA_CERT not in step.actions[0].restart_when_changed
 
 
 # --- the stand-in's validate and the VRL compiler -------------------------------------------------
@@ -493,7 +474,7 @@ def test_nvidia_smi_lines_become_gpu_messages(line, expected):
 def test_after_facts_give_an_empty_plan(tmp_path, mode, mtls, gpu):
     cfg = make_config(install_mode=mode, enable_mtls=mtls)
     decisions = Decisions(mode=mode, webserver="none")
-    before = make_facts(gpu=gpu, probes={"vector_user": Probe(2, ""), "vector_active": Probe(3, "inactive")},
+    before = make_facts(gpu=gpu, probes={"vector_user": Probe(2, "")},
                         files={paths.VECTOR_DEFAULTS: PACKAGE_DEFAULTS})
     root = tmp_path / "root"
     (root / "etc/default").mkdir(parents=True)
@@ -507,7 +488,7 @@ def test_after_facts_give_an_empty_plan(tmp_path, mode, mtls, gpu):
     eng.apply(eng.check(plan_for(before)))
     read = gather(Root(str(root)), {}, watch=vector.WATCH)
     after = dataclasses.replace(before, files=read.files, dirs=read.dirs, packages={"vector": "0.50.0-1"},
-                                probes={**USER_OK, **ACTIVE})
+                                probes=USER_OK)
     assert vector.plan_vector_package(cfg, after, decisions, CTX) == []
     again = eng.check(plan_for(after))
     assert [(item.action.describe(), item.why) for item in again if item.status == engine.CHANGE] == []
