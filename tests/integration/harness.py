@@ -29,7 +29,8 @@ except ImportError:  # the e2e tests then skip (or fail under CI=true); the stan
 
 LABEL = "actvt-test.session"
 LABEL_PID = "actvt-test.pid"
-CACHE_VOLUME = "actvt-e2e-apt-cache"  # apt-cacher-ng's cache, kept between runs (label actvt-test.cache)
+# apt-cacher-ng's cache, kept between runs (label actvt-test.cache)
+CACHE_VOLUME = os.environ.get("ACTVT_E2E_CACHE_VOLUME", "actvt-e2e-apt-cache")
 DOMAIN = "actvt-e2e.example.com"  # also ACTVT_TEST_DOMAIN of Dockerfile.test (server-nginx-domain)
 EMAIL = "admin@example.com"
 SUITES = ("bullseye", "bookworm", "trixie")  # Debian 11, 12, 13
@@ -91,10 +92,17 @@ def _pid_alive(pid):
 
 
 def remove_leftovers(client):
-    """Remove containers and networks of earlier test runs whose process is gone."""
+    """Remove containers, image tags and networks of earlier test runs whose process is gone."""
     for c in client.containers.list(all=True, filters={"label": LABEL}):
         if not _pid_alive(c.labels.get(LABEL_PID, "")):
             c.remove(force=True, v=True)
+    for img in client.images.list(filters={"label": LABEL}):
+        if not _pid_alive(img.labels.get(LABEL_PID, "")):
+            for tag in img.tags or [img.id]:
+                try:
+                    client.images.remove(tag, force=True)
+                except docker.errors.APIError:
+                    pass
     for n in client.networks.list(filters={"label": LABEL}):
         if not _pid_alive(n.attrs.get("Labels", {}).get(LABEL_PID, "")):
             try:
@@ -299,6 +307,7 @@ class Harness:
         self.labels = {LABEL: self.session, LABEL_PID: str(os.getpid())}
         self.containers = []
         self.networks = []
+        self.images = []  # tags built by build_image()
         self.runs = []  # (host name, Result) of installer runs, for diagnostics
         self._lock = threading.Lock()
         missing = [img for img in (image_name("mirror"), image_name("acme"), image_name("client"))
@@ -412,6 +421,36 @@ class Harness:
             host.wait_for_systemd()
         return host
 
+    def build_image(self, dockerfile, tag=None, files=None, buildargs=None, timeout=1200):
+        """Build an image from Dockerfile text (+ {name: bytes} context files) with its RUN steps on the
+        internal network, so they reach http://mirror (e.g. the pipe command in bake mode) and nothing else.
+        The tag is removed by close(). Returns (tag, build log)."""
+        tag = tag or "actvt-test/built-%s-%s:latest" % (self.session, uuid.uuid4().hex[:6])
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in dict(files or {}, Dockerfile=dockerfile.encode()).items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        buf.seek(0)
+        self.images.append(tag)
+        log = []
+        try:
+            for chunk in self.client.api.build(fileobj=buf, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                               network_mode=self.net.name, labels=self.labels,
+                                               buildargs=buildargs, timeout=timeout, decode=True):
+                log.append(chunk.get("stream") or chunk.get("status") or "")
+                if "error" in chunk:
+                    raise AssertionError("docker build failed: %s\n%s" % (chunk["error"], "".join(log)[-4000:]))
+        except docker.errors.APIError as exc:
+            raise AssertionError("docker build failed: %s\n%s" % (exc, "".join(log)[-4000:]))
+        return tag, "".join(log)
+
+    def run_image(self, tag, role="baked", aliases=("server", DOMAIN), systemd=True, **kw):
+        """Start a container of an image made by build_image (systemd by default) on the internal network."""
+        host = self._start(role, tag, aliases=list(aliases), hostname="actvt-server", systemd=systemd, **kw)
+        return host
+
     def remove(self, host):
         try:
             host.container.remove(force=True, v=True)
@@ -427,6 +466,12 @@ class Harness:
             except docker.errors.APIError:
                 pass
         self.containers.clear()
+        for tag in self.images:
+            try:
+                self.client.images.remove(tag, force=True)
+            except docker.errors.APIError:
+                pass
+        self.images.clear()
         for n in self.networks:
             try:
                 n.reload()

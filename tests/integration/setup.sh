@@ -18,6 +18,7 @@
 #                             (e.g. ACTVT_E2E_BASE_BOOKWORM=debian:bookworm where a registry is reachable)
 #   ACTVT_E2E_STATE           folder for logs (default: /var/tmp/actvt-e2e)
 #   ACTVT_E2E_DEBIAN_MIRROR   Debian mirror for debootstrap (default: read from /etc/apt/sources*)
+#   ACTVT_E2E_NO_CACHE=1      rebuild the test images without Docker's build cache
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -129,7 +130,9 @@ fi
 build() {  # build TARGET TAG SUITE
     local target=$1 tag=$2 suite=$3 log="$STATE/build-${1}-${3}.log"
     local t=$(date +%s)
-    if ! DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-1} "$DOCKER" build -f "$ROOT/Dockerfile.test" --target "$target" \
+    local no_cache=()
+    [ "${ACTVT_E2E_NO_CACHE:-0}" = 1 ] && no_cache=(--no-cache)
+    if ! DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-1} "$DOCKER" build "${no_cache[@]}" -f "$ROOT/Dockerfile.test" --target "$target" \
             --build-arg "BASE=$(base_image "$suite")" --label actvt-test.infra=1 \
             -t "$tag" "$HERE" >"$log" 2>&1; then
         tail -n 40 "$log" >&2

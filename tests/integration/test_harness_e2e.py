@@ -115,3 +115,20 @@ def test_harness_end_to_end_by_hand(harness, new_server, suite):
     server.sh("systemctl reload vector")
     assert server.unit("vector.service")["MainPID"] == pid
     assert server.is_active("vector.service")
+
+
+def test_build_image_runs_its_steps_on_the_internal_network(harness):
+    """For image-baking scenarios: RUN steps reach http://mirror (and its apt cache), the tag is cleaned up."""
+    dockerfile = ("FROM %s\n"
+                  "RUN curl -fsSL %s | python3 - --version > /root/version\n"
+                  "RUN apt-get update -q && apt-get install -y -q --no-install-recommends gnupg >/dev/null\n"
+                  % (H.image_name("server"), H.PIPE_URL))
+    tag, _log = harness.build_image(dockerfile)
+    host = harness.run_image(tag)
+    try:
+        host.wait_for_systemd()
+        assert host.read_text("/root/version").startswith("actvt-installer ")
+        assert host.sh("gpg --version").rc == 0
+    finally:
+        harness.remove(host)
+    assert tag in harness.images
