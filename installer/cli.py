@@ -22,7 +22,7 @@ from .clients import cmd_client
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
 from .paths import Root
-from .plan import Context, build_plan, connection_url, decide, probes, watched
+from .plan import Context, build_plan, collect_notes, connection_url, decide, probes, watched
 
 COMMANDS = ("install", "status", "client", "uninstall")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -172,7 +172,8 @@ def _status_word(item: engine.Checked, dry_run: bool) -> str:
     return "would change" if dry_run else ("changed" if item.changed else "not reached")
 
 
-def summary_json(items, config, decisions, dry_run, root, log, result=None, error=None, step_seconds=None):
+def summary_json(items, config, decisions, dry_run, root, log, result=None, error=None, step_seconds=None,
+                 notes_found=()):
     written = [item.action.path for item in items if item.changed and hasattr(item.action, "content")]
     return {
         "version": __version__,
@@ -190,6 +191,7 @@ def summary_json(items, config, decisions, dry_run, root, log, result=None, erro
         "backup_dir": result.backup_dir if result else None,
         "log": log.path,
         "steps": step_seconds or [],
+        "notes": list(notes_found),
         "actions": [
             {
                 "step": item.step,
@@ -208,17 +210,22 @@ def summary_json(items, config, decisions, dry_run, root, log, result=None, erro
 # --- install --------------------------------------------------------------------------------------
 
 
-def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool, console: Console) -> None:
-    if cfg.bake:
-        raise UsageError("ACTVT_BAKE: image-baking mode is reserved and not available in this version; "
-                         "allowed: no")
-    console.ok(f"system: {facts.os.pretty_name}"
-               + (f", package manager {facts.package_manager}" if facts.package_manager else ""))
+def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool, log) -> None:
+    """Stop before planning when this host cannot be installed on."""
+    if root.is_host and not dry_run and not cfg.bake and not facts.systemd_running:
+        raise ActvtError("systemd is not running here (PID 1 is not systemd), so Vector cannot be started. "
+                         "To prepare an image (docker build, Packer), set ACTVT_BAKE=yes: the packages are "
+                         "installed now and the installation finishes on first boot.")
     if root.is_host and facts.package_manager is None:
         raise ActvtError(f"unsupported system {facts.os.pretty_name!r}: supported are Debian, Ubuntu, "
                          "RHEL/CentOS/Rocky/Alma (dnf or yum) and Amazon Linux")
     if facts.free_disk_mb is not None and facts.free_disk_mb < 100:
         raise ActvtError(f"only {facts.free_disk_mb} MB free under /var/lib; at least 100 MB are needed")
+
+
+def report_system(facts: host_facts.Facts, console: Console) -> None:
+    console.ok(f"system: {facts.os.pretty_name}"
+               + (f", package manager {facts.package_manager}" if facts.package_manager else ""))
     if facts.mem_total_mb is not None and facts.mem_total_mb < 512:
         console.warn(f"only {facts.mem_total_mb} MB of memory; 512 MB or more is recommended")
 
@@ -243,6 +250,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
         pyz, build_id = zipapp_identity(running_zipapp())
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        preflight(root, facts, cfg, args.dry_run, out.log)
         interactive = False if (args.yes or args.dry_run or cfg.non_interactive) else \
             (None if cfg.non_interactive is None else True)
         asked = prompts.answers(cfg, facts, prompts.Prompter(cfg, interactive, sys.stdin))
@@ -250,12 +258,14 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         plan = build_plan(cfg, facts, ctx)
         total = len(plan.steps) + 1
         out.heading(1, total, "Checking the system")
-        preflight(root, facts, cfg, args.dry_run, out)
+        report_system(facts, out)
         out.ok(f"mode: {decisions.mode} (web server on 80/443: {decisions.webserver})")
         eng = engine.Engine(root, engine.Runner(log), log=log)
         items = eng.check(plan)
         if args.dry_run:
             show_plan(plan, items, out, total)
+            for note in collect_notes(cfg, facts, ctx):
+                out.warn(note)
             out.plain()
             pending = sum(1 for item in items if item.status == engine.CHANGE)
             out.plain(f"Dry run: {pending} change(s) planned, nothing was changed.")
@@ -276,15 +286,17 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
             return EXIT_FAIL
         for warning in eng.warnings:
             out.warn(warning)
-        write_manifest(root, facts, plan, result)
+        if not cfg.bake:  # an image holds no state
+            write_manifest(root, facts, plan, result)
         remove_old_extractions(build_id)
         changed = len(result.changed)
         seconds = time.monotonic() - started_all
         log("INFO", f"done: {changed} change(s) in {seconds:.1f} s")
-        print_summary(cfg, decisions, result, out, root)
+        print_summary(cfg, decisions, result, out, facts, collect_notes(cfg, facts, ctx))
         if args.json:
             stdout.write(json.dumps(summary_json(items, cfg, decisions, False, root, log, result=result,
-                                                 step_seconds=step_seconds), indent=2) + "\n")
+                                                 step_seconds=step_seconds,
+                                                 notes_found=collect_notes(cfg, facts, ctx)), indent=2) + "\n")
     return EXIT_OK
 
 
@@ -337,16 +349,29 @@ def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_s
         close_step()
 
 
-def print_summary(cfg, decisions, result, out: Console, root: Root) -> None:
+def print_summary(cfg, decisions, result, out: Console, facts, notes_found) -> None:
+    from . import mtls
+
     out.plain()
     changed = len(result.changed)
-    out.plain("Installation complete." if changed else "Nothing to change: the server is as configured.", "ok")
-    out.plain(f"  Mode:           {decisions.mode}")
-    out.plain(f"  Connection URL: {connection_url(cfg, decisions)}")
+    if cfg.bake:
+        out.plain("Image prepared: packages installed, first boot will finish the installation.", "ok")
+        out.plain("  Write the variables to /etc/actvt/install.env (0600) on each server, e.g. from cloud-init.")
+    else:
+        out.plain("Installation complete." if changed else "Nothing to change: the server is as configured.", "ok")
+        out.plain(f"  Mode:           {decisions.mode}")
+        out.plain(f"  Connection URL: {connection_url(cfg, decisions)}")
     out.plain(f"  Changes:        {changed}" + (f" (previous versions in {result.backup_dir})" if result.backup_dir else ""))
-    if not cfg.enable_mtls:
+    written = [item.action.path for item in result.changed if hasattr(item.action, "path")]
+    for line in mtls.summary_lines(cfg, facts.sudo_user, written) if not cfg.bake else []:
+        out.plain(f"  {line}")
+    if not cfg.enable_mtls and not cfg.bake:
         out.warn("mTLS is off: anyone who knows the URL can read this server's metrics "
                  "(set ACTVT_ENABLE_MTLS=yes to require client certificates)")
+    for note in notes_found:
+        out.warn(note)
+    if not cfg.bake:
+        out.plain("  Service:        systemctl status vector | journalctl -u vector -f | actvt status")
     if out.log.path:
         out.plain(f"  Log:            {out.log.path}")
 
@@ -389,7 +414,9 @@ def cmd_uninstall(args, environ, out: Console, stdout) -> int:
                 entries = manifest.load(handle.read())
         except OSError:
             entries = {}
-        facts = host_facts.gather(root, environ, watch=uninstall.STATE_FILES + uninstall.watch(entries))
+        from .firewall import RECORD
+
+        facts = host_facts.gather(root, environ, watch=uninstall.STATE_FILES + (RECORD,) + uninstall.watch(entries))
         if paths.STATE_FILE not in facts.files and not (args.purge and entries):
             out.plain("actvt is not installed here (no /var/lib/actvt/install.state): nothing to remove.")
             return EXIT_OK
@@ -431,8 +458,15 @@ def uninstall_extra_steps(facts) -> list:
         from . import firewall
     except ImportError:
         return []
-    remove = getattr(firewall, "plan_firewall_removal", None)
-    return remove(facts) if remove else []
+    from .actions import Absent, Command, Step
+
+    record = facts.files.get(firewall.RECORD)
+    if not record:
+        return []
+    commands = [Command(argv, "remove a rule the installer added", may_fail=True)
+                for argv in firewall.removal_commands(record.decode(errors="replace"))]
+    return [Step("Removing the firewall rules the installer added",
+                 tuple(commands) + (Absent(firewall.RECORD, "the record of added rules"),))]
 
 
 HANDLERS = {"install": cmd_install, "status": cmd_status, "client": cmd_client, "uninstall": cmd_uninstall}

@@ -19,10 +19,10 @@ ACME_DIRECTORIES = {
     "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
 
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
-_DEB_VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~-]{0,63}$")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}\Z")
+_DEB_VERSION = re.compile(r"^[0-9][A-Za-z0-9.+~-]{0,63}\Z")
 _TRUE = {"y", "yes", "true", "1"}
 _FALSE = {"n", "no", "false", "0"}
 
@@ -107,7 +107,7 @@ def choice(*choices: str) -> Callable[[str], str]:
 
 
 def parse_client_name(raw: str) -> str:
-    if not _CLIENT_NAME.match(raw):
+    if not _CLIENT_NAME.match(raw):  # \Z, not $: "name\n" is not a name
         raise Invalid(f"{raw!r} is not a valid client name")
     return raw
 

@@ -138,8 +138,15 @@ PLANNERS = (
     plan_state,
 )
 
+def plan_certbot_package(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[Step]:
+    """Bake mode: certbot is installed now; the certificate is made on first boot."""
+    from .certbot import install_certbot
+
+    return [Step("Installing certbot", tuple(install_certbot(facts)))]
+
+
 #: Bake mode (ACTVT_BAKE): what an image may hold; nothing unique to one server.
-BAKE_PLANNERS = (plan_vector_package, plan_self, plan_firstboot)
+BAKE_PLANNERS = (plan_vector_package, plan_certbot_package, plan_self, plan_firstboot)
 
 #: Paths (files or folders) whose content the planners read from ``Facts.files``.
 WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE, f"{paths.STATE_DIR}/manifest.json")
@@ -170,7 +177,7 @@ def probes() -> dict:
     return found
 
 
-def notes(config, facts: Facts, ctx: Context) -> List[str]:
+def collect_notes(config, facts: Facts, ctx: Context) -> List[str]:
     """What the user should know that is not an action (each module's ``notes``), for the summary."""
     decisions = decide(config, facts)
     found: List[str] = []

@@ -58,6 +58,8 @@ def build_uninstall_plan(entries: Mapping[str, dict], facts: Facts, purge: bool,
         steps.append(Step("Stopping Vector", (Service("vector", enabled=False, running=False,
                                                       reason="uninstall"),)))
     steps.extend(file_steps(entries, facts, purge))
+    if purge:  # clients issued later with `actvt client issue` are not in the manifest
+        steps.append(Step("Removing the mTLS material (--purge)", (Absent(paths.MTLS_DIR, "--purge"),)))
     nginx_paths = tuple(path for path in entries if path.startswith("/etc/nginx/"))
     if nginx_paths and any(facts.has_package(name) for name in NGINX_PACKAGES):
         steps.append(Step("Reloading nginx", (

@@ -1,5 +1,6 @@
 """The command line, run in-process against a temporary --root."""
 
+import dataclasses
 import io
 import json
 import os
@@ -173,3 +174,34 @@ def test_ci_runs_exactly_the_readme_test_command():
         ci = handle.read()
     command = readme.split("## Run the tests", 1)[1].split("```sh\n", 1)[1].split("\n", 1)[0]
     assert command == "bash scripts/test.sh" and f"\n{command}\n" in ci
+
+
+def test_bake_mode_prepares_an_image_without_anything_unique(root):
+    env = {"ACTVT_BAKE": "yes", "ACTVT_ENABLE_MTLS": "yes"}
+    status, out = cli.main(["--root", str(root), "--json"], environ={"ACTVT_BAKE": "yes", "ACTVT_ENABLE_MTLS": "yes",
+                                                                   "NO_COLOR": "1"}, stdout=io.StringIO()), None
+    assert status == 0
+    files = {entry[0] for entry in tree_digest(root)}
+    assert "etc/systemd/system/actvt-firstboot.service" in files
+    assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/actvt-firstboot.service") == \
+        "/etc/systemd/system/actvt-firstboot.service"
+    unit = (root / "etc/systemd/system/actvt-firstboot.service").read_text()
+    assert "EnvironmentFile=/etc/actvt/install.env" in unit and "ExecStart=/usr/local/bin/actvt install --yes" in unit
+    assert "ConditionPathExists=!/var/lib/actvt/firstboot.done" in unit
+    assert oct(os.stat(root / "etc/actvt").st_mode & 0o777) == "0o700"
+    # nothing unique to one server: no keys, certificates, CA or state
+    assert not [f for f in files if f.endswith((".key", ".crt", ".pem")) or f.startswith("var/lib/actvt")], files
+    assert not (root / "etc/vector/certs").exists()
+
+
+def test_without_systemd_the_message_names_bake_mode(monkeypatch):
+    from installer import facts as host_facts
+
+    if os.geteuid() != 0:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+    from helpers import make_facts
+
+    # a host without systemd (as in `docker build`); nothing real is read or looked up
+    monkeypatch.setattr(host_facts, "gather", lambda *a, **k: dataclasses.replace(make_facts(), systemd_running=False))
+    status, out = run([])
+    assert status == 1 and "ACTVT_BAKE=yes" in out and "systemd is not running" in out
