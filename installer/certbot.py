@@ -270,7 +270,7 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
         argv = certonly_argv(config, authenticator(config, facts, decisions), force)
         certonly.append(Command(
             argv, reason=f"{why} ({config.acme_server})", display=masked(argv, config.email),
-            creates=(fullchain(domain), privkey(domain)), timeout=CERTBOT_TIMEOUT))
+            creates=(fullchain(domain), privkey(domain)), timeout=CERTBOT_TIMEOUT, secrets=(config.email,)))
 
     title = f"TLS certificate for {domain} (Let's Encrypt)"
     if why is None:
@@ -279,9 +279,13 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
         title += " - note: " + "; ".join(run_notes)
 
     live = (fullchain(domain), privkey(domain))
+    # --server again: without it a dry run goes to Let's Encrypt's staging server, not the directory
+    # the certificate came from (seen against Pebble: it tried acme-staging-v02.api.letsencrypt.org)
     renewal_check = Command(
-        ("certbot", "renew", "--dry-run", "--no-random-sleep-on-renew", "--non-interactive", "--cert-name", domain),
+        ("certbot", "renew", "--dry-run", "--no-random-sleep-on-renew", "--non-interactive", "--cert-name", domain,
+         "--server", config.acme_server),
         reason="checks that the certificate can renew (a failure only warns)",
+        secrets=(config.email,),
         when_changed=live + (paths.DEPLOY_HOOK,) + _challenge_paths(),
         may_fail=True, timeout=CERTBOT_TIMEOUT)
     return [

@@ -312,8 +312,10 @@ def test_and_reload(when_changed: Tuple[str, ...], what: str) -> Tuple[Command, 
     return (
         Command(("nginx", "-t"), reason=f"checks nginx's configuration before the reload ({what})",
                 when_changed=when_changed, timeout=60),
+        # if a later step fails, the files are put back and nginx reloaded again, so it does not go on
+        # serving what this run wrote (e.g. the challenge server after a failed certbot)
         Command(("systemctl", "reload", "nginx"), reason=f"nginx serves {what}", when_changed=when_changed,
-                timeout=120),
+                timeout=120, on_rollback=(("systemctl", "reload", "nginx"),)),
     )
 
 
