@@ -12,7 +12,6 @@ input, is refused with one line and exit status 2 before anything is read or wri
 """
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -118,7 +117,7 @@ class _Run:
     def lock(self):
         import contextlib
 
-        from .cli import install_lock  # cli imports this module
+        from .commands import install_lock
 
         return contextlib.nullcontext() if self.dry_run else install_lock(self.root)
 

@@ -26,7 +26,7 @@ Every rule the installer adds is recorded, one per line, in ``/var/lib/actvt/fir
 
 import re
 import shlex
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from . import paths
 from .actions import Command, Directory, File, Step

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from installer import cli, config, paths
+from installer import cli, commands, config, paths
 from installer.paths import Root
 
 from helpers import DOMAIN, EMAIL, tree_digest
@@ -109,7 +109,7 @@ def test_log_has_the_reference_format_and_no_full_email(root):
 
 
 def test_a_second_concurrent_run_is_refused(root, capsys):
-    with cli.install_lock(Root(str(root))):
+    with commands.install_lock(Root(str(root))):
         status, out = run(["--root", str(root)])
     assert status == 1 and "another actvt installer is running" in out
     assert not (root / "var/lib/actvt").exists()
