@@ -118,6 +118,7 @@ def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[
 from .certbot import plan_certbot  # noqa: E402  (the planners import plan's helpers lazily)
 from .firewall import plan_firewall  # noqa: E402
 from .lifecycle import plan_firstboot  # noqa: E402
+from .migration import plan_migration  # noqa: E402
 from .mtls import plan_mtls  # noqa: E402
 from .nginx import plan_nginx_challenge, plan_nginx_site  # noqa: E402
 from .vector import plan_vector_config, plan_vector_package, plan_vector_service  # noqa: E402
@@ -133,6 +134,7 @@ PLANNERS = (
     plan_vector_config,
     plan_nginx_site,
     plan_firewall,
+    plan_migration,
     plan_vector_service,
     plan_self,
     plan_state,

@@ -1,0 +1,108 @@
+"""Adopting a server installed by the bash script (``curl -L https://actvt.io/install | bash``).
+
+What that script left, and what happens to it here:
+
+- ``/var/lib/actvt/install.state`` and ``/var/lib/actvt/domain``: when ``ACTVT_INSTALL_MODE``,
+  ``ACTVT_ENABLE_MTLS``, ``ACTVT_MTLS_CLIENT_CN`` or ``ACTVT_DOMAIN`` are not given, their values are
+  taken from there (``state_defaults``), and the run says so. This holds for any re-run: running
+  ``actvt install`` again keeps the server's mode and mTLS setting.
+- ``/etc/systemd/system/vector.service.d/override.conf``, which reset only ``ExecStart`` (so the
+  unit's ``ExecStartPre``/``ExecReload`` still validated the package's demo config): replaced by our
+  wiring, ``VECTOR_CONFIG`` in ``/etc/default/vector``. The file is backed up, removed, its folder
+  removed when empty, and ``systemctl daemon-reload`` runs before Vector is restarted. An override
+  that sets anything else is somebody's own: it is kept, with a note.
+- The nginx site (``/etc/nginx/sites-available/actvt-vector`` + its sites-enabled link), the renewal
+  hook (``/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh``) and ``/etc/vector/vector.toml``
+  are at the paths we write: they are replaced, and the engine backs them up.
+- The Let's Encrypt lineage is reused (``ACTVT_REUSE_CERT``); the CA and client certificates are
+  adopted by ``mtls`` (same key, so clients keep connecting without a new bundle).
+"""
+
+import re
+from typing import Dict, List, Mapping, Tuple
+
+from . import paths
+from .actions import Absent, Command, Step
+
+OVERRIDE_DIR = "/etc/systemd/system/vector.service.d"
+OVERRIDE = f"{OVERRIDE_DIR}/override.conf"
+
+#: Read into the facts (see ``plan.watched``).
+WATCH = (OVERRIDE,)
+
+_MODES = ("standalone", "proxy")
+
+
+def state_defaults(files: Mapping[str, bytes], environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """The variables to add to ``environ`` from the recorded state, and one line for each.
+
+    ``files``: server path -> content of ``install.state`` and ``domain`` (absent: not there)."""
+    from .facts import parse_state
+
+    state = parse_state(files.get(paths.STATE_FILE, b"").decode(errors="replace"))
+    domain = files.get(paths.DOMAIN_FILE, b"").decode(errors="replace").strip()
+    added: Dict[str, str] = {}
+
+    def unset(name: str) -> bool:
+        return not (environ.get(name) or "").strip()
+
+    if domain and unset("ACTVT_DOMAIN"):
+        added["ACTVT_DOMAIN"] = domain
+    if state.get("mode") in _MODES and unset("ACTVT_INSTALL_MODE") and unset("ACTVT_FORCE_STANDALONE"):
+        added["ACTVT_INSTALL_MODE"] = state["mode"]
+    if state.get("mtls") in ("enabled", "disabled") and unset("ACTVT_ENABLE_MTLS"):
+        added["ACTVT_ENABLE_MTLS"] = "yes" if state["mtls"] == "enabled" else "no"
+    enabled = (added.get("ACTVT_ENABLE_MTLS") or environ.get("ACTVT_ENABLE_MTLS") or "").strip().lower()
+    if state.get("mtls_client_cn") and unset("ACTVT_MTLS_CLIENT_CN") and enabled in ("yes", "y", "true", "1"):
+        added["ACTVT_MTLS_CLIENT_CN"] = state["mtls_client_cn"]
+    lines = [f"{name}={value} (not set; taken from {paths.DOMAIN_FILE if name == 'ACTVT_DOMAIN' else paths.STATE_FILE})"
+             for name, value in added.items()]
+    return added, lines
+
+
+_OVERRIDE_LINE = re.compile(r"^(\[Service\]|ExecStart=|ExecStart=\S*vector\b.*)\Z")
+
+
+def is_old_override(text: str) -> bool:
+    """The bash installer's override: only ``[Service]`` and ``ExecStart`` lines naming vector."""
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("#", ";"))]
+    return bool(lines) and any(line.startswith("ExecStart=") for line in lines) \
+        and all(_OVERRIDE_LINE.match(line) for line in lines)
+
+
+def plan_migration(config, facts, decisions, ctx) -> List[Step]:
+    """Remove the bash installer's ExecStart override (backed up), then daemon-reload."""
+    text = facts.files.get(OVERRIDE)
+    if text is None or not is_old_override(text.decode(errors="replace")):
+        return []
+    return [Step("Replacing the old Vector unit override", (
+        Absent(OVERRIDE, f"the bash installer's ExecStart override; VECTOR_CONFIG in {paths.VECTOR_DEFAULTS} "
+                         "points the whole unit (validate, start, reload) at vector.toml"),
+        Absent(OVERRIDE_DIR, "left empty", if_empty=True),
+        Command(("systemctl", "daemon-reload"), "systemd forgets the override", when_changed=(OVERRIDE,)),
+    ))]
+
+
+def notes(config, facts, decisions, ctx) -> List[str]:
+    text = facts.files.get(OVERRIDE)
+    if text is not None and not is_old_override(text.decode(errors="replace")):
+        return [f"{OVERRIDE} holds settings the installer did not write; it was kept: check that it does not "
+                f"override ExecStart or VECTOR_CONFIG"]
+    return []
+
+
+def with_state_defaults(root, environ: Mapping[str, str], out) -> Mapping[str, str]:
+    """``environ`` plus the values ``state_defaults`` takes from the server under ``root`` (a
+    ``paths.Root``); each value taken is shown with ``out.ok``."""
+    files = {}
+    for path in (paths.STATE_FILE, paths.DOMAIN_FILE):
+        try:
+            with open(root.host(path), "rb") as handle:
+                files[path] = handle.read()
+        except OSError:
+            pass
+    added, lines = state_defaults(files, environ)
+    for line in lines:
+        out.ok(line)
+    return dict(environ, **added) if added else environ

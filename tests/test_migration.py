@@ -1,0 +1,105 @@
+"""Migration from the bash installer: state defaults, the old unit override, files at our paths."""
+
+from installer import migration, paths
+from installer.actions import Absent, Command
+from installer.engine import Engine
+from installer.paths import Root
+from installer.plan import PLANNERS, Context, build_plan
+
+from helpers import DOMAIN, EMAIL, RecordingRunner, make_config, make_facts  # noqa: F401
+
+BASH_STATE = (b"version=1.0.0\ninstalled_at=2024-05-01T10:00:00Z\nmode=proxy\nwebserver=nginx\n"
+              b"mtls=enabled\nmtls_client_cn=laptop-01\n")
+BASH_OVERRIDE = b"[Service]\nExecStart=\nExecStart=/usr/bin/vector --config /etc/vector/vector.toml\n"
+FILES = {paths.STATE_FILE: BASH_STATE, paths.DOMAIN_FILE: f"{DOMAIN}\n".encode()}
+
+
+def test_state_fills_what_the_variables_do_not_say():
+    added, lines = migration.state_defaults(FILES, {"ACTVT_EMAIL": EMAIL})
+    assert added == {"ACTVT_DOMAIN": DOMAIN, "ACTVT_INSTALL_MODE": "proxy", "ACTVT_ENABLE_MTLS": "yes",
+                     "ACTVT_MTLS_CLIENT_CN": "laptop-01"}
+    assert len(lines) == 4 and all("not set; taken from /var/lib/actvt/" in line for line in lines)
+    assert any(line.startswith("ACTVT_INSTALL_MODE=proxy") and paths.STATE_FILE in line for line in lines)
+
+
+def test_variables_win_over_the_state():
+    env = {"ACTVT_DOMAIN": "other.example.com", "ACTVT_INSTALL_MODE": "standalone", "ACTVT_ENABLE_MTLS": "no"}
+    added, lines = migration.state_defaults(FILES, env)
+    assert added == {} and lines == []
+    # mTLS explicitly on: the recorded client name is still taken
+    assert migration.state_defaults(FILES, {"ACTVT_ENABLE_MTLS": "yes"})[0]["ACTVT_MTLS_CLIENT_CN"] == "laptop-01"
+    # forcing standalone means the recorded mode must not be taken
+    assert "ACTVT_INSTALL_MODE" not in migration.state_defaults(FILES, {"ACTVT_FORCE_STANDALONE": "yes"})[0]
+    # an empty variable counts as not set, as in config.parse
+    assert migration.state_defaults(FILES, {"ACTVT_INSTALL_MODE": " "})[0]["ACTVT_INSTALL_MODE"] == "proxy"
+
+
+def test_no_state_no_defaults_and_odd_values_ignored():
+    assert migration.state_defaults({}, {}) == ({}, [])
+    odd = {paths.STATE_FILE: b"mode=auto\nmtls=maybe\nmtls_client_cn=x\n"}
+    assert migration.state_defaults(odd, {}) == ({}, [])
+
+
+def test_the_bash_override_is_recognised_and_a_foreign_one_is_not():
+    assert migration.is_old_override(BASH_OVERRIDE.decode())
+    assert migration.is_old_override("# comment\n[Service]\nExecStart=\nExecStart=/usr/bin/vector -c /x.toml\n")
+    assert not migration.is_old_override(BASH_OVERRIDE.decode() + "Environment=FOO=1\n")
+    assert not migration.is_old_override("[Service]\nLimitNOFILE=65536\n")
+    assert not migration.is_old_override("")
+
+
+def test_plan_removes_the_old_override_then_reloads_systemd():
+    facts = make_facts(files={migration.OVERRIDE: BASH_OVERRIDE})
+    steps = migration.plan_migration(make_config(), facts, None, None)
+    actions = steps[0].actions
+    assert actions[0] == Absent(migration.OVERRIDE, actions[0].reason)
+    assert actions[1].path == migration.OVERRIDE_DIR and actions[1].if_empty
+    assert isinstance(actions[2], Command) and actions[2].argv == ("systemctl", "daemon-reload")
+    assert actions[2].when_changed == (migration.OVERRIDE,)
+    foreign = make_facts(files={migration.OVERRIDE: b"[Service]\nNice=5\n"})
+    assert migration.plan_migration(make_config(), foreign, None, None) == []
+    assert "kept" in migration.notes(make_config(), foreign, None, None)[0]
+
+
+def test_migration_runs_before_vector_starts_and_the_override_is_watched():
+    assert PLANNERS.index(migration.plan_migration) < [p.__name__ for p in PLANNERS].index("plan_vector_service")
+    from installer.plan import watched
+
+    assert migration.OVERRIDE in watched(make_config())
+
+
+def test_engine_backs_up_and_removes_the_override_and_reloads(tmp_path):
+    root = Root(str(tmp_path))
+    override = tmp_path / migration.OVERRIDE.lstrip("/")
+    override.parent.mkdir(parents=True)
+    override.write_bytes(BASH_OVERRIDE)
+    facts = make_facts(files={migration.OVERRIDE: BASH_OVERRIDE})
+    plan = build_plan(make_config(), facts, Context(version="9", now="2025-01-01T00:00:00Z"))
+    step = [s for s in plan.steps if s.title == "Replacing the old Vector unit override"]
+    assert step
+    runner = RecordingRunner()
+    engine = Engine(root, runner, manage_owner=False)
+    from installer.actions import Plan
+
+    items = engine.check(Plan(tuple(step)))
+    result = engine.apply(items, lambda item: None, lambda item: None)
+    assert not override.exists() and not override.parent.exists()
+    backup = tmp_path / result.backup_dir.lstrip("/") / migration.OVERRIDE.lstrip("/")
+    assert backup.read_bytes() == BASH_OVERRIDE
+    # under --root the daemon-reload is listed, not run (the e2e migration scenario runs it for real)
+    assert [item.status for item in items][-1] == "skip" and runner.calls == []
+    # nothing left to do on a second run
+    facts2 = make_facts(files={})
+    assert migration.plan_migration(make_config(), facts2, None, None) == []
+
+
+def test_bash_installer_files_are_at_the_paths_we_write():
+    """The old nginx site, its link, the renewal hook and vector.toml are replaced (and backed up) by the
+    ordinary file actions because the bash script used the same paths."""
+    from installer import nginx, certbot
+
+    assert paths.NGINX_SITE == "/etc/nginx/sites-available/actvt-vector"
+    assert paths.NGINX_SITE_LINK == "/etc/nginx/sites-enabled/actvt-vector"
+    assert paths.DEPLOY_HOOK == "/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh"
+    assert paths.VECTOR_CONFIG == "/etc/vector/vector.toml"
+    assert nginx and certbot
