@@ -221,15 +221,12 @@ def cmd_issue(run: _Run, ns) -> int:
         out.plain("→ Generating client private key (PKCS#8)...")
         key = pki.new_key(cfg.mtls_key_type)
         out.plain("→ Creating certificate signing request...")
-        csr = pki.make_csr(key, name)
         out.plain("→ Signing certificate with CA...")
-        cert = pki.sign_csr(csr, ca.cert, ca.key, days, now)
-        out.plain("→ Creating distribution bundle...")
         owner = run.environ.get("SUDO_USER") or "root"
-        cert_data = pki.cert_pem(cert)
-        client = mtls.client_files(name, cert_data, pki.key_pem(key), {}, owner,
-                                   f"client {name}" + (" (replaces the previous one)" if exists else ""))
-        new = mtls.record_issue(index, name, cert, ca)
+        cert, client = mtls.issue(index, name, ca, days, cfg.mtls_key_type, now, {}, owner,
+                                  f"client {name}" + (" (replaces the previous one)" if exists else ""), key=key)
+        out.plain("→ Creating distribution bundle...")
+        new = index["certificates"][-1]
         crl = mtls.crl_file(index, ca, files, now)
         run.apply(f"Issuing client certificate {name}",
                   mtls.ca_files(ca) + client + (mtls.index_file(index), crl) + nginx_reload(run.state()))
@@ -251,14 +248,24 @@ def cmd_issue(run: _Run, ns) -> int:
 # --- revoke ---------------------------------------------------------------------------------------
 
 
+def crl_enforced(state: dict) -> bool:
+    """nginx in front (proxy mode) checks the CRL; Vector alone (standalone) cannot."""
+    return state.get("mode") == "proxy" and state.get("webserver") == "nginx"
+
+
 def cmd_revoke(run: _Run, ns) -> int:
+    """Revoke NAME. Behind nginx (proxy mode) the CRL denies it, after ``nginx -t`` and a reload.
+    Standalone, Vector reads no CRL: the CA is replaced and the other clients re-issued under the new
+    one (after confirmation or --yes), Vector restarted, and the bundles to hand out again listed."""
     name = client_name(ns.name)
     run.need_root()
     out = run.out
     state = run.state()
+    rotate = not crl_enforced(state)
     if name == state.get("mtls_client_cn") and state.get("mode") == "proxy" and not ns.force:
         raise ActvtError(f"{name} is the certificate nginx presents to Vector (proxy mode): removing it breaks "
                          "nginx. Re-run the installer with another ACTVT_MTLS_CLIENT_CN first, or pass --force")
+    cfg = configuration.parse(run.environ, require_install_fields=False) if rotate else None
     with run.lock():
         now = pki.now_utc()
         files, ca, index = run.load(now)
@@ -266,34 +273,63 @@ def cmd_revoke(run: _Run, ns) -> int:
                    if item["name"] == name and item["ca"] == ca.id and item["status"] != mtls.REVOKED]
         if not targets:
             raise ActvtError(f"no valid certificate named {name} to revoke (see `actvt client list`)")
+        others = [other for other in mtls.existing_clients(files) if other != name] if rotate else []
         if not run.yes:
             serials = ", ".join(item["serial"] for item in targets)
-            answer = confirm(f"Revoke {name} (serial {serials})?", out)
+            question = f"Revoke {name} (serial {serials})?"
+            if rotate:
+                question = (f"Vector cannot check revocation, so revoking {name} replaces the mTLS CA: every "
+                            "bundle handed out so far stops working" + (
+                                f", and {', '.join(others)} get new certificates to hand out again" if others else "")
+                            + f". {question}")
+            answer = confirm(question, out)
             if answer is None:
                 raise ActvtError(f"not revoking {name} without confirmation (no terminal to ask on): pass --yes")
             if not answer:
                 out.plain("Aborted: nothing was changed.")
                 return 1
         revoked = mtls.record_revocation(index, name, ca, now)
+        reissued: List[str] = []
+        rotation = ()
+        if rotate:
+            owner = run.environ.get("SUDO_USER") or "root"
+            ca, rotation, reissued = mtls.rotate_ca(files, index, name, cfg.mtls_ca_days, now, owner)
         crl = mtls.crl_file(index, ca, files, now)
-        run.apply(f"Revoking client certificate {name}", (
+        restart = ()
+        if rotate and state.get("mtls") == "enabled":
+            from .actions import Service
+
+            restart = (Service("vector", restart_when_changed=(paths.CA_CERT,), wait_seconds=30,
+                               reason="Vector loads the CA only when it starts"),)
+        run.apply(f"Revoking client certificate {name}" + (" (new CA)" if rotate else ""), rotation + (
             Absent(mtls.key_path(name), reason="revoked"),
             Absent(mtls.cert_path(name), reason="revoked"),
             Absent(mtls.bundle_path(name), reason="revoked"),
             mtls.index_file(index), crl,
-        ) + nginx_reload(state))
+        ) + nginx_reload(state) + restart)
     if run.dry_run:
         return 0
     for item in revoked:
         out.plain(f"✓ Revoked {name}: serial {item['serial']} (revoked at {item['revoked_at']})")
-    out.plain(f"✓ Removed its key, certificate and bundle; {mtls.CRL} lists "
-              f"{sum(1 for item in index['certificates'] if item['status'] == mtls.REVOKED and item['ca'] == ca.id)}"
-              " revoked certificate(s)")
-    if state.get("mode") == "standalone":
-        out.warn("Vector does not read CRLs: in standalone mode a revoked client that kept its bundle can still "
-                 "connect until the CA is replaced (ACTVT_REUSE_MTLS_CA=no re-issues every other client)")
+    out.plain("✓ Removed its key, certificate and bundle")
+    if not rotate:
+        out.plain(f"✓ {mtls.CRL} lists "
+                  f"{sum(1 for item in index['certificates'] if item['status'] == mtls.REVOKED and item['ca'] == ca.id)}"
+                  " revoked certificate(s); nginx refuses them")
+    else:
+        out.plain(f"✓ New mTLS CA {paths.CA_CERT} (the old one is backed up in {paths.BACKUP_DIR}): certificates "
+                  "of the old CA, including every bundle handed out so far, no longer connect")
+        if restart and run.root.is_host:
+            out.plain("✓ Vector restarted with the new CA")
+        if reissued:
+            out.plain("Hand these bundles out again (they replace the earlier ones):")
+            for other in reissued:
+                out.plain(f"  {other}: {mtls.download_command(run.domain(), other, run.environ.get('SUDO_USER'))}")
+        else:
+            out.plain(f"No other client: issue one with `sudo {paths.GENERATE_CLIENT} NAME`")
     if run.json:
-        run.stdout.write(json.dumps(revoked, indent=2) + "\n")
+        run.stdout.write(json.dumps({"revoked": revoked, "ca_replaced": rotate, "reissued": reissued},
+                                    indent=2) + "\n")
     return 0
 
 
@@ -321,8 +357,10 @@ def _row(item: dict, now) -> dict:
 
 def cmd_list(run: _Run, ns) -> int:
     files, ca, index, now = _read_only(run)
+    # revoked ones stay listed after the CA that signed them was replaced (standalone revocation)
     rows = [_row(item, now) for item in index["certificates"]
-            if (ca is None or item["ca"] == ca.id) and item["status"] != mtls.REPLACED]
+            if (ca is None or item["ca"] == ca.id or item["status"] == mtls.REVOKED)
+            and item["status"] != mtls.REPLACED]
     rows.sort(key=lambda row: (row["name"], row["not_before"]))
     for row in rows:
         row["on_server"] = mtls.cert_path(row["name"]) in files

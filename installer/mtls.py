@@ -190,6 +190,45 @@ def client_files(name: str, cert_pem: bytes, key_pem: Optional[bytes], files: Ma
     return tuple(actions)
 
 
+def issue(index: dict, name: str, ca: CA, days: int, key_type: str, now: datetime.datetime,
+          files: Mapping[str, bytes], owner: str, reason: str, key=None):
+    """The one place a client certificate is issued (install run, ``actvt client issue``, CA
+    rotation): a new key (or ``key``), signed by ``ca``, recorded in ``index``. Returns
+    (certificate, its files: certificate, key and bundle)."""
+    key, cert = pki.issue_client(ca.cert, ca.key, name, days, key_type, now, key=key)
+    record_issue(index, name, cert, ca)
+    return cert, client_files(name, pki.cert_pem(cert), pki.key_pem(key), files, owner, reason)
+
+
+def rotate_ca(files: Mapping[str, bytes], index: dict, revoked: str, ca_days: int, now: datetime.datetime,
+              owner: str) -> Tuple[CA, Tuple, List[str]]:
+    """Revocation where nothing checks a CRL (standalone mode: Vector cannot): a new CA replaces
+    the old one, so every certificate the old CA signed stops working, and each other client that
+    has a certificate on the server is re-issued under the new CA (new key, same key type, same
+    expiry). Expired certificates are not re-issued. Returns (new CA, its files and the re-issued
+    clients' files, the re-issued names)."""
+    ca = new_ca(ca_days, now, f"a new CA: {revoked} was revoked and Vector cannot check revocation "
+                              "(the old CA is backed up)")
+    actions = list(ca_files(ca))
+    reissued = []
+    for name in existing_clients(files):
+        if name == revoked:
+            continue
+        try:
+            old = pki.load_cert(files[cert_path(name)])
+        except pki.PKIError:
+            continue
+        left = (old.not_valid_after_utc - now).total_seconds()
+        if left <= 0:
+            continue
+        days = max(1, int(-(-left // 86400)))
+        _, made = issue(index, name, ca, days, pki.key_type_of(old.public_key()), now, files, owner,
+                        f"client {name}: re-issued under the new CA (hand its bundle out again)")
+        actions.extend(made)
+        reissued.append(name)
+    return ca, tuple(actions), reissued
+
+
 def usable(files: Mapping[str, bytes], name: str, ca: CA) -> bool:
     """The client's certificate was signed by this CA and its key (when kept here) belongs to it."""
     try:
@@ -388,9 +427,8 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
             actions.extend(client_files(name, files[cert_path(name)], files.get(key_path(name)), files, owner,
                                         f"client {name}"))
             continue
-        key, cert = pki.issue_client(ca.cert, ca.key, name, config.mtls_client_days, config.mtls_key_type, now)
-        record_issue(index, name, cert, ca)
-        actions.extend(client_files(name, pki.cert_pem(cert), pki.key_pem(key), files, owner, reason))
+        _, made = issue(index, name, ca, config.mtls_client_days, config.mtls_key_type, now, files, owner, reason)
+        actions.extend(made)
     crl = crl_file(index, ca, files, now)
     title = "Setting up mTLS client certificates"
     if reissued:

@@ -64,7 +64,8 @@ def new_key(key_type: str = "rsa", bits: int = CLIENT_RSA_BITS):
 
 
 def key_type_of(key) -> str:
-    return "ecdsa" if isinstance(key, ec.EllipticCurvePrivateKey) else "rsa"
+    """rsa or ecdsa, of a private or a public key."""
+    return "ecdsa" if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) else "rsa"
 
 
 def key_pem(key) -> bytes:

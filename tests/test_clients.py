@@ -255,7 +255,14 @@ def test_show(tree, no_terminal):
 # --- revoke ---------------------------------------------------------------------------------------
 
 
+def behind_nginx(tree):
+    """The state of a proxy-mode install: nginx checks the CRL, so revoke keeps the CA."""
+    with open(host(tree, paths.STATE_FILE), "a") as handle:
+        handle.write("mode=proxy\nwebserver=nginx\n")
+
+
 def test_revoke_records_removes_and_updates_the_crl(tree, no_terminal):
+    behind_nginx(tree)
     client(tree, "issue", "laptop")
     client(tree, "issue", "laptop", "--force")  # the holder may still have the first one too
     crt = read(tree, cert_path("laptop"))
@@ -304,8 +311,7 @@ def test_revoking_the_certificate_nginx_presents_needs_force(tmp_path, no_termin
 def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, no_terminal, monkeypatch):
     from installer import engine
 
-    with open(host(tree, paths.STATE_FILE), "a") as handle:
-        handle.write("mode=proxy\nwebserver=nginx\n")
+    behind_nginx(tree)
     planned = []
     real_check = engine.Engine.check
 
@@ -321,6 +327,72 @@ def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, 
     assert commands[-2:] == [(("nginx", "-t"), engine.SKIP), (("systemctl", "reload", "nginx"), engine.SKIP)]
     revoke_commands = [item.action for item in planned[-2:]]
     assert all(mtls.CRL in action.when_changed for action in revoke_commands)
+
+
+def test_standalone_revoke_replaces_the_ca_and_reissues_the_others(tree, no_terminal, monkeypatch):
+    """Vector reads no CRL: the revoked client's certificate must stop verifying against the CA
+    Vector loads, while the others get new certificates (same expiry, same key type) and bundles."""
+    from installer import engine
+
+    client(tree, "issue", "laptop")
+    client(tree, "issue", "phone", "--days", "30", env={"ACTVT_MTLS_KEY_TYPE": "ecdsa"})
+    (tree / "laptop.crt").write_bytes(read(tree, cert_path("laptop")))
+    (tree / "first.crt").write_bytes(read(tree, cert_path(FIRST)))
+    old_ca, old_phone = read(tree, paths.CA_CERT), pki.load_cert(read(tree, cert_path("phone")))
+    old_bundle = read(tree, bundle_path(FIRST))
+    planned = []
+    real_check = engine.Engine.check
+
+    def check(self, plan):
+        items = real_check(self, plan)
+        planned.extend(items)
+        return items
+
+    monkeypatch.setattr(engine.Engine, "check", check)
+    stdout = io.StringIO()
+    status = main(["client", "revoke", "laptop", "--yes", "--json", "--root", str(tree)], {}, stdout=stdout)
+    assert status == 0
+    report = json.loads(stdout.getvalue())
+    assert report["ca_replaced"] is True and report["reissued"] == [FIRST, "phone"]
+    assert [e["name"] for e in report["revoked"]] == ["laptop"]
+    new_ca = read(tree, paths.CA_CERT)
+    assert new_ca != old_ca and pki.check_ca(new_ca, read(tree, paths.CA_KEY))
+    assert list((tree / "var/lib/actvt/backups").glob("*" + paths.CA_KEY))  # the old CA is kept
+    for path in (cert_path("laptop"), key_path("laptop"), bundle_path("laptop")):
+        assert not os.path.exists(host(tree, path))
+    # against the CA Vector will load: the revoked and the old certificates fail, the re-issued pass
+    for old in ("laptop.crt", "first.crt"):
+        result = subprocess.run(["openssl", "verify", "-CAfile", host(tree, paths.CA_CERT), str(tree / old)],
+                                capture_output=True, text=True)
+        assert result.returncode != 0, result
+    assert verify(tree, FIRST).returncode == 0 and verify(tree, "phone").returncode == 0
+    new_phone = pki.load_cert(read(tree, cert_path("phone")))
+    assert pki.key_type_of(new_phone.public_key()) == "ecdsa"
+    assert abs((new_phone.not_valid_after_utc - old_phone.not_valid_after_utc).total_seconds()) < 86400 + 60
+    assert read(tree, bundle_path(FIRST)) != old_bundle
+    assert stat.S_IMODE(os.stat(host(tree, bundle_path(FIRST))).st_mode) == 0o600
+    # Vector is restarted because the CA changed (listed, not run, under --root)
+    services = [item for item in planned if type(item.action).__name__ == "Service"]
+    assert len(services) == 1 and paths.CA_CERT in services[0].action.restart_when_changed
+    # the list still shows the revoked client, and the new CA's clients as valid
+    status, out, _ = client(tree, "list")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert rows["laptop"].endswith("revoked") and rows[FIRST].endswith("valid")
+    assert rows["phone"].endswith("expires within 30 days")
+
+
+def test_standalone_revoke_says_what_it_does_and_asks_first(tree, monkeypatch):
+    client(tree, "issue", "laptop")
+    before = etc(tree)
+    terminal = Terminal("n")
+    monkeypatch.setattr(clients, "_open_terminal", lambda: terminal)
+    assert client(tree, "revoke", "laptop")[0] == 1 and etc(tree) == before
+    assert "replaces the mTLS CA" in terminal.asked and FIRST in terminal.asked
+    monkeypatch.setattr(clients, "_open_terminal", lambda: None)
+    status, out, _ = client(tree, "revoke", "laptop")
+    assert status == 1 and "--yes" in out and etc(tree) == before
+    status, out, _ = client(tree, "revoke", "laptop", "--yes")
+    assert status == 0 and "Hand these bundles out again" in out and f"{FIRST}: scp " in out
 
 
 def test_a_later_install_keeps_revocations(tree, no_terminal):
