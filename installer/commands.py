@@ -14,7 +14,7 @@ import time
 import zipfile
 from typing import Optional
 
-from . import __version__, config as configuration, engine, facts as host_facts, manifest, paths, prompts
+from . import __version__, config as configuration, engine, facts as host_facts, manifest, migration, paths, prompts
 from .errors import ActvtError, LockedError, UsageError
 from .output import Console
 from .paths import Root
@@ -171,10 +171,11 @@ def report_system(facts: host_facts.Facts, console: Console) -> None:
 def cmd_install(args, environ, out: Console, stdout) -> int:
     for warning in configuration.unknown_variables(environ):
         out.warn(warning)
-    cfg = configuration.parse(environ)
     root = Root(args.root)
     if not os.path.isdir(root.root):
         raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
+    environ = migration.with_state_defaults(root, environ, out)  # an earlier install's mode, mTLS, domain
+    cfg = configuration.parse(environ)
     if root.is_host and not args.dry_run and os.geteuid() != 0:
         raise ActvtError("must run as root: use `sudo` (or --dry-run to only see the plan)")
     log = out.log

@@ -1,12 +1,15 @@
 """Migration from the bash installer: state defaults, the old unit override, files at our paths."""
 
+import io
+import os
+
 from installer import migration, paths
 from installer.actions import Absent, Command
 from installer.engine import Engine
 from installer.paths import Root
 from installer.plan import PLANNERS, Context, build_plan
 
-from helpers import DOMAIN, EMAIL, RecordingRunner, make_config, make_facts  # noqa: F401
+from helpers import DOMAIN, EMAIL, RecordingRunner, make_config, make_facts
 
 BASH_STATE = (b"version=1.0.0\ninstalled_at=2024-05-01T10:00:00Z\nmode=proxy\nwebserver=nginx\n"
               b"mtls=enabled\nmtls_client_cn=laptop-01\n")
@@ -103,3 +106,24 @@ def test_bash_installer_files_are_at_the_paths_we_write():
     assert paths.DEPLOY_HOOK == "/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh"
     assert paths.VECTOR_CONFIG == "/etc/vector/vector.toml"
     assert nginx and certbot
+def test_install_under_root_takes_the_recorded_settings(tmp_path):
+    from installer import cli
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    state = tmp_path / "var/lib/actvt"
+    state.mkdir(parents=True)
+    (state / "install.state").write_bytes(b"version=1.0.0\ninstalled_at=2024-05-01T10:00:00Z\nmode=standalone\n"
+                                          b"webserver=none\nmtls=enabled\nmtls_client_cn=laptop-01\n")
+    (state / "domain").write_text(DOMAIN + "\n")
+    stdout = io.StringIO()
+    status = cli.main(["--root", str(tmp_path), "--yes"], environ={"ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"},
+                      stdout=stdout)
+    out = stdout.getvalue()
+    assert status == 0, out
+    assert f"ACTVT_DOMAIN={DOMAIN} (not set; taken from /var/lib/actvt/domain)" in out
+    assert "ACTVT_ENABLE_MTLS=yes (not set; taken from /var/lib/actvt/install.state)" in out
+    new_state = (state / "install.state").read_text()
+    assert "mtls=enabled" in new_state and "mtls_client_cn=laptop-01" in new_state
+    assert "installed_at=2024-05-01T10:00:00Z" in new_state
+    assert os.path.exists(tmp_path / "etc/vector/certs/mtls/clients/laptop-01.crt")
