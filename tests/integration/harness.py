@@ -142,6 +142,7 @@ class Host:
 
     def __init__(self, harness, container, name):
         self.harness, self.container, self.name = harness, container, name
+        self.aliases = []  # names that resolve to this host on the internal network
 
     # -- commands ---------------------------------------------------------------------------------
     def exec(self, argv, env=None, user=None, timeout=600, stdin=None, workdir=None):
@@ -308,6 +309,7 @@ class Harness:
         self.containers = []
         self.networks = []
         self.images = []  # tags built by build_image()
+        self._hosts = []
         self.runs = []  # (host name, Result) of installer runs, for diagnostics
         self._lock = threading.Lock()
         missing = [img for img in (image_name("mirror"), image_name("acme"), image_name("client"))
@@ -379,7 +381,10 @@ class Harness:
         container = self.client.containers.get(created["Id"])
         self.containers.append(container)
         container.start()
-        return Host(self, container, name)
+        host = Host(self, container, name)
+        host.aliases = list(aliases)
+        self._hosts.append(host)
+        return host
 
     def _wait_http(self, host, url, timeout=30):
         deadline = time.time() + timeout
@@ -409,17 +414,42 @@ class Harness:
 
     def server(self, kind="server", suite="bookworm", domain=DOMAIN, firewall=False, wait=True):
         """A fresh systemd server (kind: server, server-nginx-other, server-nginx-domain, server-apache,
-        server-ufw) answering to `domain` and "server" on the internal network."""
+        server-ufw) answering to "server" and, alone, to `domain` (None: no domain; see give_domain)."""
         image = image_name(kind, suite)
         if not self.has_image(image):
             raise HarnessUnavailable("image %s is missing; run tests/integration/setup.sh "
                                      "(ACTVT_E2E_VARIANT_SUITES for variants)" % image)
+        if domain:
+            self._drop_alias(domain)
         aliases = ["server"] + ([domain] if domain else [])
         host = self._start("server", image, aliases=aliases, hostname="actvt-server", systemd=True,
                            caps=FIREWALL_CAPS if firewall or kind == "server-ufw" else ())
+        host.aliases = aliases
         if wait:
             host.wait_for_systemd()
         return host
+
+    def _drop_alias(self, alias):
+        for host in self.hosts:
+            if alias in host.aliases:
+                self._reconnect(host, [a for a in host.aliases if a != alias])
+
+    def _reconnect(self, host, aliases):
+        self.net.disconnect(host.container)
+        self.net.connect(host.container, aliases=aliases)
+        host.aliases = aliases
+
+    def give_domain(self, host, domain=DOMAIN):
+        """Make `domain` resolve to host alone (Pebble's http-01 must reach one server): the other servers
+        that answered to it are reconnected without it. A server keeps running through this."""
+        if domain in host.aliases:
+            return
+        self._drop_alias(domain)
+        self._reconnect(host, host.aliases + [domain])
+
+    @property
+    def hosts(self):
+        return [h for h in self._hosts if h.container in self.containers]
 
     def build_image(self, dockerfile, tag=None, files=None, buildargs=None, timeout=1200):
         """Build an image from Dockerfile text (+ {name: bytes} context files) with its RUN steps on the
