@@ -132,3 +132,26 @@ def test_build_image_runs_its_steps_on_the_internal_network(harness):
     finally:
         harness.remove(host)
     assert tag in harness.images
+
+
+def test_server_variants_boot_and_serve(harness, new_server):
+    """The server variants are what their names say, seen from the client container."""
+    client = harness.client_host
+    other = new_server("server-nginx-other", domain="other.example.net")
+    assert "other site" in client.sh("curl -fsS http://other.example.net/").out
+    assert "other site" in client.sh("curl -fsSk https://other.example.net/").out
+
+    site = new_server("server-nginx-domain")
+    assert ("existing site of %s" % H.DOMAIN) in client.sh("curl -fsSk https://%s/" % H.DOMAIN).out
+    assert "server_name %s;" % H.DOMAIN in site.sh("nginx -T 2>/dev/null").out
+
+    apache = new_server("server-apache", domain="apache.example.net")
+    assert apache.is_active("apache2.service")
+    assert client.sh("curl -fsS -o /dev/null -w '%{http_code}' http://apache.example.net/").out == "200"
+
+    ufw = new_server("server-ufw", domain=None)
+    assert "inactive" in ufw.sh("ufw status").out
+    ufw.sh("ufw allow 22/tcp && ufw --force enable")
+    status = ufw.sh("ufw status").out
+    assert "Status: active" in status and "22/tcp" in status
+    assert other.is_active("nginx.service")
