@@ -19,7 +19,7 @@ import tarfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 try:
     import docker
@@ -41,15 +41,13 @@ VECTOR_KEY_URL = VECTOR_APT_URL + "/key.asc"  # ASCII-armored, like the real sig
 ACME_DIRECTORY = "https://acme:14000/dir"
 ACME_CA_PATH = "/etc/pebble-test/ca.crt"  # in the acme image: the CA of Pebble's listener certificate
 
-# Paths compared by snapshot() and what changes there by itself on an idle host (not by an installer).
+# Paths compared by snapshot(), and the only things there that change on an idle host by themselves
+# (measured: nothing changed in 20 s on idle Debian 11/12/13 servers; these two change when a timer
+# fires or systemd-random-seed runs, which can happen during a long scenario).
 SNAPSHOT_ROOTS = ("/etc", "/var/lib", "/usr/local")
 SELF_CHANGING = (
-    "/var/lib/systemd/timers/",  # timer stamps
+    "/var/lib/systemd/timers/",
     "/var/lib/systemd/random-seed",
-    "/var/lib/systemd/catalog/",
-    "/var/lib/systemd/deb-systemd-",
-    "/var/lib/private/systemd/",
-    "/var/lib/dhcp/",
 )
 
 # Files Docker or systemd make per container: they differ between two hosts, not within one.
