@@ -82,7 +82,7 @@ def pki(tmp_path_factory):
     }
 
 
-def toml_config(port, crt, key, ca=None, verify=False, extra=""):
+def toml_config(port, crt, key, ca=None, verify=False, extra="", api=None):
     tls = ['enabled = true', 'crt_file = "%s"' % crt, 'key_file = "%s"' % key]
     if ca:
         tls.append('ca_file = "%s"' % ca)
@@ -124,7 +124,7 @@ encoding.codec = "json"
 [sinks.websocket_out.tls]
 %(tls)s
 %(extra)s
-""" % {"port": port, "api": free_port(), "tls": "\n".join(tls), "extra": extra}
+""" % {"port": port, "api": api or free_port(), "tls": "\n".join(tls), "extra": extra}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -443,13 +443,9 @@ def test_api_health(tmp_path, pki, running):
     import urllib.request
     port, api = free_port(), free_port()
     cfg = tmp_path / "vector.toml"
-    cfg.write_text(toml_config(port, *pki["server"]).replace("[api]\n", "[api]\n", 1))
-    text = cfg.read_text()
-    text = text.split("[sources.host]", 1)
-    cfg.write_text('[api]\nenabled = true\naddress = "127.0.0.1:%d"\n\n[sources.host]%s'
-                   % (api, text[1]))
+    cfg.write_text(toml_config(port, *pki["server"], api=api))
     r = running(cfg)
-    r.wait_port(port)
+    r.wait_port(api)
     with urllib.request.urlopen("http://127.0.0.1:%d/health" % api, timeout=5) as resp:
         assert json.load(resp) == {"ok": True}
 
