@@ -424,6 +424,7 @@ class Engine:
             self.runner.run(["systemctl", "disable", action.name])
         if "stop" in why.split("; "):
             self.runner.run(["systemctl", "stop", action.name])
+            return  # a stopped unit is what was asked: nothing to wait for
         elif "start" in why.split("; "):
             self.runner.run(["systemctl", "start", action.name])
         elif why.startswith("restart") or "; restart" in why:

@@ -163,6 +163,20 @@ def test_a_service_that_does_not_become_active_fails_with_its_journal(tmp_path, 
     assert "vector is failed after 0 s" in text and "bad config" in text and "missing TLS file" in text
 
 
+def test_stopping_a_service_does_not_wait_for_it_to_be_active(tmp_path, monkeypatch):
+    """Uninstall stops Vector: the stop is the goal, not a failed start (seen on a real host: the
+    uninstall waited 30 s for "active" and then failed)."""
+    runner = RecordingRunner(answers={"systemctl is-active vector": "active\n",
+                                      "systemctl is-enabled vector": "enabled\n"})
+    eng = make_engine(tmp_path, runner)
+    monkeypatch.setattr(Root, "is_host", property(lambda self: True))
+    items = eng.check(plan_of(Service("vector", enabled=False, running=False, wait_seconds=0)))
+    assert items[0].why == "disable; stop"
+    runner.answers["systemctl is-active vector"] = "inactive\n"
+    eng.apply(items)
+    assert ("systemctl", "stop", "vector") in runner.calls and ("systemctl", "disable", "vector") in runner.calls
+
+
 def test_a_command_allowed_to_fail_warns_and_goes_on(tmp_path, monkeypatch):
     runner = RecordingRunner(fail_on=("certbot renew",))
     eng = make_engine(tmp_path, runner)
