@@ -423,7 +423,8 @@ def script(tree, tmp_path_factory):
 def run_script(script, *args, extra=None, stdin=subprocess.DEVNULL, prefix=()):
     argv, env = script
     env = {**env, **(extra or {})}
-    return subprocess.run([*prefix, *argv, *args], env=env, stdin=stdin, capture_output=True, text=True, timeout=120)
+    return subprocess.run([*prefix, *argv, *args], env=env, stdin=stdin, capture_output=True, text=True, timeout=120,
+                          cwd="/")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="generate-client.sh refuses to run unless root")
