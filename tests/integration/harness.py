@@ -287,6 +287,11 @@ class Host:
         self.put_file("/usr/local/share/ca-certificates/actvt-test-pebble.crt", self.harness.acme_ca_pem())
         self.sh("update-ca-certificates >/dev/null")
 
+    def install_nvidia_smi_double(self, path="/usr/local/bin/nvidia-smi"):
+        """Put the nvidia-smi TEST DOUBLE (one fake GPU, docker/nvidia-smi) on the server's PATH."""
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "docker", "nvidia-smi"), "rb") as fh:
+            self.put_file(path, fh.read(), mode=0o755)
+
     def diagnostics(self, units=("vector", "nginx", "apache2", "actvt-firstboot", "certbot")):
         parts = ["==== %s: /var/log/actvt-install.log (last 200 lines)" % self.name,
                  "\n".join(self.installer_log().splitlines()[-200:])]

@@ -480,3 +480,32 @@ def test_run_mode_refuses_an_invalid_config(tmp_path, pki):
     r = vector("--config", cfg)
     assert r.returncode == 78
     assert "absent.key" in r.stderr
+
+
+@needs_openssl
+def test_gpu_messages_when_an_exec_source_runs_nvidia_smi(tmp_path, pki, running):
+    """With the nvidia-smi TEST DOUBLE (docker/nvidia-smi) on PATH, the gpu_* messages of the contract appear."""
+    port = free_port()
+    cfg = tmp_path / "vector.toml"
+    cfg.write_text(toml_config(port, *pki["server"], extra="""
+[sources.gpu]
+type = "exec"
+mode = "scheduled"
+command = ["nvidia-smi", "--query-gpu=name,utilization.gpu", "--format=csv,noheader,nounits"]
+"""))
+    path = "%s:%s" % (Path(__file__).resolve().parent / "docker", os.environ.get("PATH", ""))
+    r = running(cfg, env={"PATH": path})
+    r.wait_port(port)
+    sock, head = ws_connect(port, ca=pki["server_ca"][0])
+    wanted = {"gpu_utilization", "gpu_memory", "gpu_temperature", "gpu_clocks", "gpu_power",
+              "gpu_encoder_decoder", "gpu_fan_pstate"}
+    seen = {}
+    with sock:
+        deadline = time.time() + 15
+        while wanted - set(seen) and time.time() < deadline:
+            msg = ws_recv_json(sock)
+            seen.setdefault(msg["metric_type"], msg)
+    assert not wanted - set(seen)
+    assert seen["gpu_utilization"] == dict(seen["gpu_utilization"], value=37.0, gpu_name="NVIDIA TEST DOUBLE GPU")
+    assert seen["gpu_fan_pstate"]["fan_speed"] == 0.0  # "[N/A]" parsed with a fallback
+    assert seen["gpu_memory"]["memory_percent"] == 12.5
