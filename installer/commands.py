@@ -76,7 +76,8 @@ def write_manifest(root: Root, facts, plan, result: engine.Result) -> None:
         owner, group = engine.owner_names(st)
         return {"mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
 
-    entries = manifest.record(manifest.load(previous), plan, result.created, result.backed_up, describe_backup)
+    entries = manifest.record(manifest.load(previous), plan, result.created, result.backed_up, describe_backup,
+                              adopt=migration.bash_files(facts))
     data = manifest.dump(entries)
     if data != previous:
         engine.write_atomic(root.host(manifest.MANIFEST), data, 0o600)

@@ -33,9 +33,11 @@ def dump(entries: Mapping[str, dict]) -> bytes:
 
 
 def record(previous: Mapping[str, dict], plan: Plan, created, backed_up: Mapping[str, str],
-           describe_backup=lambda path: {}) -> Dict[str, dict]:
+           describe_backup=lambda path: {}, adopt=()) -> Dict[str, dict]:
     """The manifest after a run: the previous entries, plus the paths this plan manages.
-    ``describe_backup(path)`` gives a backup's mode/owner/group, so that uninstall restores them."""
+    ``describe_backup(path)`` gives a backup's mode/owner/group, so that uninstall restores them.
+    ``adopt``: paths whose replaced file was the bash installer's (recorded as adopted: uninstall
+    removes them instead of putting its version back; the backup stays)."""
     entries = {path: dict(entry) for path, entry in previous.items()}
     managed = [action for action in plan.actions if isinstance(action, _MANAGED)]
     planned = {action.path for action in managed}
@@ -48,7 +50,7 @@ def record(previous: Mapping[str, dict], plan: Plan, created, backed_up: Mapping
             continue
         if action.path in created:
             entries[action.path] = {"origin": CREATED, "kind": kind}
-        elif action.path in backed_up:
+        elif action.path in backed_up and action.path not in adopt:
             entries[action.path] = {"origin": REPLACED, "kind": kind, "backup": backed_up[action.path],
                                     "sensitive": bool(getattr(action, "sensitive", False)),
                                     **describe_backup(backed_up[action.path])}

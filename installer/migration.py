@@ -71,6 +71,21 @@ def is_old_override(text: str) -> bool:
         and all(_OVERRIDE_LINE.match(line) for line in lines)
 
 
+#: What the bash installer wrote at the paths we write. On the first run over its state (install.state
+#: and no manifest) they are recorded in the manifest as adopted, not as foreign files: uninstall then
+#: removes them rather than putting the bash installer's version back (its backup is kept).
+BASH_FILES = (paths.VECTOR_CONFIG, paths.SERVER_CERT, paths.SERVER_KEY, paths.DEPLOY_HOOK, paths.NGINX_SITE,
+              paths.NGINX_SITE_LINK, paths.NGINX_SNIPPET, paths.GENERATE_CLIENT, paths.STATE_FILE,
+              paths.DOMAIN_FILE)
+
+
+def bash_files(facts) -> tuple:
+    """``BASH_FILES`` when this run adopts a bash-installed server, else ()."""
+    from .manifest import MANIFEST
+
+    return BASH_FILES if paths.STATE_FILE in facts.files and MANIFEST not in facts.files else ()
+
+
 def plan_migration(config, facts, decisions, ctx) -> List[Step]:
     """Remove the bash installer's ExecStart override (backed up), then daemon-reload."""
     text = facts.files.get(OVERRIDE)

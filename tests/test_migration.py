@@ -127,3 +127,34 @@ def test_install_under_root_takes_the_recorded_settings(tmp_path):
     assert "mtls=enabled" in new_state and "mtls_client_cn=laptop-01" in new_state
     assert "installed_at=2024-05-01T10:00:00Z" in new_state
     assert os.path.exists(tmp_path / "etc/vector/certs/mtls/clients/laptop-01.crt")
+
+
+def test_the_bash_installers_files_are_adopted_so_uninstall_removes_them(tmp_path):
+    """Seen in the migration scenario's design: recorded as 'replaced', uninstall would put the bash
+    installer's vector.toml and renewal hook back."""
+    from installer import cli, manifest
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    (tmp_path / "etc/vector").mkdir()
+    (tmp_path / "etc/vector/vector.toml").write_text("# the bash installer's\n")
+    (tmp_path / "etc/foreign.conf").write_text("x\n")
+    state = tmp_path / "var/lib/actvt"
+    state.mkdir(parents=True)
+    (state / "install.state").write_bytes(b"version=1.0.0\nmode=standalone\nwebserver=none\nmtls=disabled\n")
+    (state / "domain").write_text(DOMAIN + "\n")
+    env = {"ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
+    assert cli.main(["--root", str(tmp_path), "--yes"], environ=env, stdout=io.StringIO()) == 0
+    import json
+
+    entries = json.loads((tmp_path / manifest.MANIFEST.lstrip("/")).read_text())["paths"]
+    assert entries[paths.VECTOR_CONFIG]["origin"] == "adopted"
+    assert cli.main(["uninstall", "--root", str(tmp_path)], environ=env, stdout=io.StringIO()) == 0
+    assert not (tmp_path / "etc/vector/vector.toml").exists()
+    assert (tmp_path / "etc/foreign.conf").read_text() == "x\n"
+    backups = list((tmp_path / "var/lib/actvt/backups").rglob("vector.toml"))
+    assert backups and backups[0].read_text() == "# the bash installer's\n"
+    # on our own installs (a manifest exists) nothing is adopted this way
+    from helpers import make_facts as facts_of
+
+    assert migration.bash_files(facts_of(files={paths.STATE_FILE: b"x", manifest.MANIFEST: b"{}"})) == ()
