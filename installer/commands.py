@@ -190,12 +190,18 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
         pyz, build_id = zipapp_identity(running_zipapp())
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-        preflight(root, facts, cfg, args.dry_run, out.log)
-        interactive = False if (args.yes or args.dry_run or cfg.non_interactive) else \
-            (None if cfg.non_interactive is None else True)
-        asked = prompts.answers(cfg, facts, prompts.Prompter(cfg, interactive, sys.stdin))
-        ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id, answers=asked)
-        plan = build_plan(cfg, facts, ctx)
+        try:
+            preflight(root, facts, cfg, args.dry_run, out.log)
+            interactive = False if (args.yes or args.dry_run or cfg.non_interactive) else \
+                (None if cfg.non_interactive is None else True)
+            asked = prompts.answers(cfg, facts, prompts.Prompter(cfg, interactive, sys.stdin))
+            ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id, answers=asked)
+            plan = build_plan(cfg, facts, ctx)
+        except ActvtError as exc:  # a stop before anything ran (apache2 on 80, ...): --json still answers
+            if args.json:
+                stdout.write(json.dumps(summary_json([], cfg, decisions, args.dry_run, root, log, error=str(exc)),
+                                        indent=2) + "\n")
+            raise
         total = len(plan.steps) + 1
         out.heading(1, total, "Checking the system")
         report_system(facts, out)

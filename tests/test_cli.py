@@ -205,3 +205,17 @@ def test_without_systemd_the_message_names_bake_mode(monkeypatch):
     monkeypatch.setattr(host_facts, "gather", lambda *a, **k: dataclasses.replace(make_facts(), systemd_running=False))
     status, out = run([])
     assert status == 1 and "ACTVT_BAKE=yes" in out and "systemd is not running" in out
+
+
+def test_a_stop_while_planning_still_answers_json(root, monkeypatch):
+    """apache2 on 80 stops the run while planning (e2e: the summary was missing with --json)."""
+    from installer.errors import ActvtError
+
+    def stop(*args, **kwargs):
+        raise ActvtError("proxy mode needs nginx, but apache2 serves ports 80/443 on this host")
+
+    monkeypatch.setattr(commands, "build_plan", stop)
+    status, out = run(["--root", str(root), "--json"])
+    summary = json.loads(out)
+    assert status == 1 and summary["status"] == "failed" and "apache2" in summary["error"]
+    assert summary["actions"] == [] and summary["changed"] == 0
