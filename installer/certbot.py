@@ -38,6 +38,7 @@ from typing import List, Optional, Tuple
 
 from . import __version__, paths
 from .actions import Command, Copy, Directory, File, Packages, Step
+from .context import answer
 from .errors import ActvtError
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "certbot-deploy-hook.sh")
@@ -109,17 +110,6 @@ def renewal_authenticator(facts, domain: str) -> Optional[str]:
     return None
 
 
-def _answer(config, ctx, name: str) -> bool:
-    from .plan import answer
-
-    return answer(config, ctx, name)
-
-
-def _now(ctx) -> datetime.datetime:
-    try:
-        return datetime.datetime.fromisoformat(ctx.now.replace("Z", "+00:00"))
-    except (AttributeError, TypeError, ValueError):
-        return datetime.datetime.now(datetime.timezone.utc)
 
 
 # --- what to do -------------------------------------------------------------------------------------
@@ -230,7 +220,7 @@ def notes(config, facts, decisions, ctx) -> List[str]:
     if facts.domain_addresses == ():
         found.append(f"{config.domain} does not resolve from this server: clients (and Let's Encrypt) "
                      "cannot reach it until its DNS record exists")
-    if lineage_exists(config, facts) and _answer(config, ctx, "ACTVT_REUSE_CERT"):
+    if lineage_exists(config, facts) and answer(config, ctx, "ACTVT_REUSE_CERT"):
         stored = renewal_authenticator(facts, config.domain)
         if stored == "standalone" and facts.listening_on(80):
             found.append(f"the reused certificate renews with certbot --standalone, which cannot use port 80 "
@@ -245,9 +235,9 @@ def notes(config, facts, decisions, ctx) -> List[str]:
 def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
     domain = config.domain
     exists = lineage_exists(config, facts)
-    reuse = _answer(config, ctx, "ACTVT_REUSE_CERT")
+    reuse = answer(config, ctx, "ACTVT_REUSE_CERT")
     expiry = certificate_expiry(facts, domain)
-    expired = exists and expiry is not None and expiry <= _now(ctx)
+    expired = exists and expiry is not None and expiry <= ctx.moment
 
     # What certbot must do (None: nothing, the lineage is reused as it is).
     if not exists:
@@ -262,7 +252,7 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
     run_notes = notes(config, facts, decisions, ctx)
     certonly: List = []
     if why is not None:
-        if facts.domain_addresses == () and not _answer(config, ctx, "ACTVT_CONTINUE_WITHOUT_DNS"):
+        if facts.domain_addresses == () and not answer(config, ctx, "ACTVT_CONTINUE_WITHOUT_DNS"):
             raise CertbotError(
                 f"ACTVT_DOMAIN: {domain} does not resolve (no address found from this server). Let's Encrypt "
                 f"must reach this server as {domain} on port 80. Create the DNS record (A/AAAA) and re-run, or "

@@ -26,6 +26,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import __version__, paths, pki
 from .actions import Directory, File, Step
+from .context import answer
 from .errors import ActvtError
 
 INDEX = f"{paths.MTLS_DIR}/index.json"
@@ -375,23 +376,12 @@ def script_text() -> bytes:
 # --- the install run's planner ----------------------------------------------------------------------
 
 
-def _answer(config, ctx, name: str) -> bool:
-    from .plan import answer  # plan imports this module
-
-    return answer(config, ctx, name)
-
 
 def config_allowed(name: str) -> str:
     from .config import BY_NAME
 
     return BY_NAME[name].allowed
 
-
-def _now(ctx) -> datetime.datetime:
-    try:
-        return parse_time(ctx.now)
-    except (AttributeError, TypeError, ValueError):
-        return pki.now_utc()
 
 
 def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
@@ -402,11 +392,11 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
 
         raise UsageError(f"ACTVT_MTLS_CLIENT_CN: {config.mtls_client_cn!r} is not a valid client name; "
                          f"allowed: {config_allowed('ACTVT_MTLS_CLIENT_CN')}")
-    now = _now(ctx)
+    now = ctx.moment
     files = facts.files
     owner = facts.sudo_user or "root"
-    ca = resolve_ca(files, _answer(config, ctx, "ACTVT_REUSE_MTLS_CA"), config.mtls_ca_days, now)
-    regen = _answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT")
+    ca = resolve_ca(files, answer(config, ctx, "ACTVT_REUSE_MTLS_CA"), config.mtls_ca_days, now)
+    regen = answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT")
     index = load_index(files)
     sync_index(index, files, ca)
     first = config.mtls_client_cn

@@ -5,43 +5,12 @@ reference order. The same function serves ``--dry-run`` and a real run, so what 
 what the run does.
 """
 
-import dataclasses
-from typing import List, Mapping, Optional
+from typing import List, Optional
 
 from . import paths
 from .actions import Directory, File, Plan, Step
+from .context import Context, Decisions
 from .facts import Facts
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """What the planner needs besides facts and configuration."""
-
-    version: str
-    now: str  # UTC ISO 8601, for a first install's installed_at
-    pyz: Optional[bytes] = None  # the running zipapp, kept on the server as the `actvt` command
-    build_id: Optional[str] = None  # its shiv build id (names its extraction folder)
-    answers: Mapping[str, bool] = dataclasses.field(default_factory=dict)  # prompted yes/no values
-
-
-@dataclasses.dataclass(frozen=True)
-class Decisions:
-    mode: str  # standalone or proxy
-    webserver: str  # none, nginx, apache, httpd or unknown (what listens on 80/443)
-
-    @property
-    def url_path(self) -> str:
-        return "/actvt" if self.mode == "proxy" else ""
-
-
-def answer(config, ctx: Context, name: str) -> bool:
-    """A yes/no variable's value for this run: the variable when set, else the prompt's answer
-    (asked only on a terminal), else its default."""
-    from .config import BY_NAME
-
-    if not config.is_set(name) and name in ctx.answers:
-        return bool(ctx.answers[name])
-    return bool(getattr(config, BY_NAME[name].field))
 
 
 def decide(config, facts: Facts) -> Decisions:

@@ -46,6 +46,7 @@ from urllib.parse import quote
 
 from . import paths
 from .actions import Absent, Command, Fetch, File, Packages, Service, Step
+from .context import answer
 
 PACKAGE = "vector"
 APT_LIST = "/etc/apt/sources.list.d/vector.list"
@@ -132,17 +133,10 @@ def _uri(url: str) -> str:
 # --- small helpers --------------------------------------------------------------------------------
 
 
-def _answer(config, ctx, name: str) -> bool:
-    """A yes/no variable: the environment wins, then a prompt's answer, then the default
-    (``plan.answer``, imported here because ``plan`` imports this module)."""
-    from .plan import answer
-
-    return answer(config, ctx, name)
-
 
 def gpu_enabled(config, facts, ctx) -> bool:
     """GPU sources only when ``nvidia-smi -L`` listed a GPU and GPU metrics are wanted."""
-    return bool(facts.gpu) and _answer(config, ctx, "ACTVT_ENABLE_GPU")
+    return bool(facts.gpu) and answer(config, ctx, "ACTVT_ENABLE_GPU")
 
 
 def keyring_path(key_url: str) -> str:
@@ -213,7 +207,7 @@ def ensure_user_action() -> Command:
 def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
     manager = facts.package_manager
     installed = _installed(facts)
-    reinstall = _answer(config, ctx, "ACTVT_REINSTALL_VECTOR")
+    reinstall = answer(config, ctx, "ACTVT_REINSTALL_VECTOR")
     version = config.vector_version
     actions: List = []
     if installed is None or reinstall:
@@ -260,7 +254,7 @@ def notes(config, facts, decisions, ctx) -> List[str]:
     found = []
     installed = _installed(facts)
     if installed is not None and installed != config.vector_version and \
-            not _answer(config, ctx, "ACTVT_REINSTALL_VECTOR"):
+            not answer(config, ctx, "ACTVT_REINSTALL_VECTOR"):
         direction = "newer" if version_key(installed) > version_key(config.vector_version) else "older"
         found.append(f"Vector {installed} is installed, {direction} than the pinned {config.vector_version}; "
                      "it was kept (set ACTVT_REINSTALL_VECTOR=yes to install the pinned version)")

@@ -3,7 +3,7 @@
 import io
 
 from installer import paths
-from installer.plan import Context, answer
+from installer.context import Context, answer
 from installer.prompts import Prompter, answers
 
 from helpers import make_config, make_facts
