@@ -56,7 +56,11 @@ def build_env() -> Path:
     python = env / "bin" / "python"
     if not (env / "bin" / "shiv").exists():
         log("making the build environment (build/venv)")
-        venv.EnvBuilder(with_pip=True, clear=True).create(env)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(env)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SystemExit(f"build: cannot make a virtual environment with pip ({exc}); on Debian and Ubuntu "
+                             "install python3-venv first") from None
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", SHIV], check=True)
     return python
 
