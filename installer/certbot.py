@@ -146,7 +146,9 @@ def authenticator(config, facts, decisions) -> Tuple[str, ...]:
     """certbot's authenticator arguments for this host, or CertbotError with what to do instead."""
     if decisions.mode == "proxy":
         if decisions.webserver in ("nginx", "none"):  # "none": nginx is installed and set up by nginx.py
-            return ("--webroot", "-w", config.nginx_webroot)
+            from .nginx import challenge_webroot
+
+            return ("--webroot", "-w", challenge_webroot(config, facts))
         raise CertbotError(_instructions_other_web_server(config, decisions))
     if facts.listening_on(80):
         raise CertbotError(_instructions_port_80(config, facts))

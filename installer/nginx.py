@@ -245,6 +245,69 @@ def serving_file(output: str, domain: str, ignore: Iterable[str] = OUR_FILES) ->
     return None
 
 
+def _blocks(code: str, keyword: str) -> List[str]:
+    """Bodies of the ``keyword [args] { ... }`` blocks of ``code`` (comments already stripped)."""
+    bodies = []
+    for match in re.finditer(r"(?:^|[;{}\s])" + keyword + r"(\s[^;{}]*)?\{", code):
+        depth, start = 1, match.end()
+        for index in range(start, len(code)):
+            depth += {"{": 1, "}": -1}.get(code[index], 0)
+            if depth == 0:
+                bodies.append((match.group(1) or "", code[start:index]))
+                break
+    return bodies
+
+
+def _top_level(body: str) -> str:
+    """``body`` without its nested blocks: the block's own directives."""
+    out, depth = [], 0
+    for char in body:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
+
+
+def served_webroot(output: str, domain: str) -> Optional[str]:
+    """The folder the existing port-80 server of ``domain`` serves ``/.well-known/acme-challenge/``
+    from (``nginx -T`` output): the ``root`` of a location for that path, else the server's ``root``.
+    None when it cannot be told (no root, variables, a server that only listens on 443)."""
+    for name, content in split_dump(output):
+        if name in OUR_FILES:
+            continue
+        for _, body in _blocks(_strip_comments(content), "server"):
+            own = _top_level(body)
+            names = " ".join(re.findall(r"(?:^|[;\s])server_name\s+([^;]*);", own))
+            if not any(_name_matches(token, domain) for token in names.split()):
+                continue
+            listens = re.findall(r"(?:^|[;\s])listen\s+([^;]*);", own)
+            if listens and not any(re.match(r"(?:\S*:)?80(?:\s|$)", item.strip()) for item in listens):
+                continue
+            roots = [re.findall(r"(?:^|[;\s])root\s+([^;]*);", _top_level(inner))
+                     for args, inner in _blocks(body, "location") if "/.well-known/acme-challenge" in args]
+            roots = [found for found in roots if found] + [re.findall(r"(?:^|[;\s])root\s+([^;]*);", own)]
+            for found in roots:
+                if found:
+                    root = found[-1].strip().strip("\"'")
+                    return root if root.startswith("/") and "$" not in root else None
+            return None
+    return None
+
+
+def challenge_webroot(config, facts) -> str:
+    """certbot's ``-w``: ACTVT_NGINX_WEBROOT when given; when another site already serves the domain
+    on port 80, the folder that site serves the challenge from (else our challenge server would
+    not be used, and the webroot would never be asked); else the default."""
+    if not config.is_set("ACTVT_NGINX_WEBROOT") and already_served(config, facts):
+        found = served_webroot(facts.probes["nginx_T"].output, config.domain)
+        if found:
+            return found
+    return config.nginx_webroot
+
+
 def already_served(config, facts) -> Optional[str]:
     probe = facts.probes.get("nginx_T")
     if probe is None or not probe.output:
@@ -349,7 +412,7 @@ def notes(config, facts, decisions, ctx=None) -> List[str]:
     if served:
         found.append(f"nginx already serves {config.domain} ({served}): add `include {paths.NGINX_SNIPPET};` to "
                      f"its `listen 443 ssl` server block, then run `nginx -t && systemctl reload nginx`; "
-                     f"Let's Encrypt's http-01 check must find {config.nginx_webroot}/.well-known/acme-challenge/ "
+                     f"Let's Encrypt's http-01 check must find {challenge_webroot(config, facts)}/.well-known/acme-challenge/ "
                      "served on port 80 by that site")
     if config.enable_mtls and not shutdown_timeout_possible(facts):
         found.append("nginx's worker_shutdown_timeout is set elsewhere or cannot be added: after a revocation, "

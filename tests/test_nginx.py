@@ -496,3 +496,35 @@ def test_real_nginx_it_is_the_crl_that_refuses_the_revoked_client(running_proxy,
     """Control for the test above: with a CRL that lists nothing, the same client gets through."""
     status, body = _get(running_proxy, "/actvt", "actvt-client-002", material)
     assert status == 200 and body.startswith("upstream saw actvt-client-001"), body  # nginx's own cert upstream
+
+
+SERVED_ON_80 = ("/etc/nginx/sites-enabled/site",
+                "server {\n    listen 80;\n    listen 443 ssl;\n    server_name %s;\n    root /var/www/site;\n"
+                "    location / { root /var/www/elsewhere; }\n}" % DOMAIN)
+
+
+def test_the_challenge_goes_to_the_webroot_of_the_site_that_serves_the_domain():
+    """e2e (server-nginx-domain): certbot wrote to /var/www/html while the existing port-80 server of
+    the domain served /var/www/site, so Pebble's http-01 check failed."""
+    from installer import certbot
+
+    probe = dump(("/etc/nginx/nginx.conf", "http { include /etc/nginx/sites-enabled/*; }"), SERVED_ON_80)
+    cfg, facts = make_config(install_mode="proxy"), facts_for(probe=probe)
+    assert certbot.authenticator(cfg, facts, decide(cfg, facts)) == ("--webroot", "-w", "/var/www/site")
+    assert any("/var/www/site/.well-known/acme-challenge/" in note for note in nginx.notes(cfg, facts, decide(cfg, facts)))
+    # a location for the challenge wins; ACTVT_NGINX_WEBROOT given wins over both
+    with_location = SERVED_ON_80[1].replace("location / {", "location ^~ /.well-known/acme-challenge/ {")
+    assert nginx.served_webroot(dump((SERVED_ON_80[0], with_location)).output, DOMAIN) == "/var/www/elsewhere"
+    cfg = make_config(install_mode="proxy", nginx_webroot="/srv/acme")
+    assert certbot.authenticator(cfg, facts, decide(cfg, facts)) == ("--webroot", "-w", "/srv/acme")
+
+
+@pytest.mark.parametrize("site", [
+    "server {\n    listen 443 ssl;\n    server_name %s;\n    root /var/www/site;\n}" % DOMAIN,  # not on 80
+    "server {\n    listen 80;\n    server_name %s;\n}" % DOMAIN,  # no root
+    "server {\n    listen 80;\n    server_name %s;\n    root /srv/$host;\n}" % DOMAIN,  # a variable
+    "server {\n    listen 80;\n    server_name other.example.org;\n    root /var/www/site;\n}",
+])
+def test_without_a_usable_served_webroot_the_default_is_kept(site):
+    output = dump(("/etc/nginx/sites-enabled/site", site)).output
+    assert nginx.served_webroot(output, DOMAIN) is None
