@@ -197,6 +197,10 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
             asked = prompts.answers(cfg, facts, prompts.Prompter(cfg, interactive, sys.stdin))
             ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id, answers=asked)
             plan = build_plan(cfg, facts, ctx)
+            if root.is_host and not args.dry_run:
+                from . import reach
+
+                reach.check(plan, cfg, environ, log)  # the endpoints the plan needs, before any change
         except ActvtError as exc:  # a stop before anything ran (apache2 on 80, ...): --json still answers
             if args.json:
                 stdout.write(json.dumps(summary_json([], cfg, decisions, args.dry_run, root, log, error=str(exc)),

@@ -1,0 +1,79 @@
+"""Connectivity: before anything is changed, the network endpoints this run's plan will use are
+asked over HTTP(S), with the user's proxy settings (``HTTPS_PROXY``, ``NO_PROXY``, ... through
+urllib) and, for the ACME directory, the CA bundle certbot will trust (``REQUESTS_CA_BUNDLE``).
+
+Only what the plan needs: Vector's repository when the package is to be installed, the ACME
+directory when certbot is to be run. Never a public address of our choosing (the reference pinged
+8.8.8.8, which proves nothing and is often blocked). A failure stops the run with the URL, the
+reason and the variable to check; nothing has been changed at that point.
+"""
+
+import os
+import platform
+import ssl
+import urllib.error
+import urllib.request
+from typing import List, Mapping, Optional, Tuple
+
+from .actions import Command, Fetch, File
+from .errors import ActvtError
+
+TIMEOUT = 20
+
+
+class UnreachableError(ActvtError):
+    """An endpoint the plan needs does not answer; nothing was changed."""
+
+
+def endpoints(plan, config) -> List[Tuple[str, str, str]]:
+    """(what, URL to ask, the variable that names it) for each endpoint the plan will use."""
+    from . import vector
+
+    found = []
+    for action in plan.actions:
+        if isinstance(action, Fetch):
+            found.append(("the signing key of Vector's repository", action.url, "ACTVT_VECTOR_KEY_URL"))
+        elif isinstance(action, File) and action.path == vector.APT_LIST:
+            base = config.vector_apt_url.rstrip("/")
+            found.append(("Vector's package repository", f"{base}/dists/stable/InRelease", "ACTVT_VECTOR_APT_URL"))
+        elif isinstance(action, File) and action.path == vector.YUM_REPO:
+            base = config.vector_yum_url.replace("$basearch", platform.machine() or "x86_64").rstrip("/")
+            found.append(("Vector's package repository", f"{base}/repodata/repomd.xml", "ACTVT_VECTOR_YUM_URL"))
+        elif isinstance(action, Command) and action.argv[:2] == ("certbot", "certonly") and "--server" in action.argv:
+            url = action.argv[action.argv.index("--server") + 1]
+            found.append(("the ACME directory (certbot)", url, "ACTVT_ACME_SERVER"))
+    return list(dict.fromkeys(found))
+
+
+def problem(url: str, environ: Mapping[str, str], timeout: float = TIMEOUT) -> Optional[str]:
+    """None when ``url`` answers with a success, else why not."""
+    context = None
+    if url.startswith("https:"):
+        bundle = environ.get("REQUESTS_CA_BUNDLE") or environ.get("SSL_CERT_FILE")
+        context = ssl.create_default_context(cafile=bundle if bundle and os.path.isfile(bundle) else None)
+    request = urllib.request.Request(url, headers={"User-Agent": "actvt-installer (connectivity check)"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            response.read(1)
+        return None
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} {exc.reason}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return str(reason.strerror if isinstance(reason, OSError) and reason.strerror else reason)
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def check(plan, config, environ: Mapping[str, str], log=None) -> None:
+    """Stop with UnreachableError when an endpoint the plan needs does not answer."""
+    failures = []
+    for what, url, variable in endpoints(plan, config):
+        why = problem(url, environ)
+        if log is not None:
+            log("INFO", f"connectivity: {url}: {why or 'ok'}")
+        if why:
+            failures.append(f"cannot reach {what} at {url}: {why} (check the network, the proxy settings "
+                            f"HTTPS_PROXY/NO_PROXY, or {variable})")
+    if failures:
+        raise UnreachableError("\n".join(failures) + "\nNothing was changed.")

@@ -1,0 +1,65 @@
+"""Connectivity check: the endpoints the plan needs, asked before anything is changed."""
+
+import http.server
+import socket
+import threading
+
+import pytest
+
+from installer import reach, vector
+from installer.actions import Command, Fetch, File, Plan, Step
+
+from helpers import make_config
+
+
+@pytest.fixture
+def web():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.path in ("/repo/dists/stable/InRelease", "/dir", "/key.asc")
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            self.wfile.write(b"x")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def plan_for(cfg):
+    return Plan((Step("x", (
+        Fetch("/usr/share/keyrings/k.asc", cfg.vector_key_url),
+        File(vector.APT_LIST, b"deb ..."),
+        Command(("certbot", "certonly", "--webroot", "--server", cfg.acme_server)),
+    )),))
+
+
+def test_the_plans_endpoints_are_asked(web):
+    cfg = make_config(vector_apt_url=f"{web}/repo/", acme_server=f"{web}/dir", vector_key_url=f"{web}/key.asc")
+    assert [url for _, url, _ in reach.endpoints(plan_for(cfg), cfg)] == [
+        f"{web}/key.asc", f"{web}/repo/dists/stable/InRelease", f"{web}/dir"]
+    reach.check(plan_for(cfg), cfg, {})
+    assert reach.endpoints(Plan(()), cfg) == []  # nothing to install or certify: nothing asked
+
+
+def test_an_unreachable_mirror_or_a_wrong_acme_url_stops_clearly(web):
+    """e2e: an unreachable ACTVT_VECTOR_APT_URL ended in apt's 'Unable to locate package vector'."""
+    gone = f"http://127.0.0.1:{free_port()}/vector-apt"
+    cfg = make_config(vector_apt_url=gone, acme_server=f"{web}/no-such-dir", vector_key_url=f"{web}/key.asc")
+    with pytest.raises(reach.UnreachableError) as caught:
+        reach.check(plan_for(cfg), cfg, {})
+    message = str(caught.value)
+    assert f"cannot reach Vector's package repository at {gone}/dists/stable/InRelease" in message
+    assert "ACTVT_VECTOR_APT_URL" in message and "refused" in message.lower()
+    assert f"{web}/no-such-dir: HTTP 404" in message and "ACTVT_ACME_SERVER" in message
+    assert message.endswith("Nothing was changed.")
