@@ -45,7 +45,7 @@ COMMAND = "/usr/local/bin/actvt"
 #: The older installer the upgrade starts from: there is no release tag yet, so a fixed earlier commit
 #: (full installs work there and its renewal dry run asks Pebble, not Let's Encrypt). Its vector.toml
 #: template is given one extra comment line, so that the upgrade has a template change to apply.
-OLD_COMMIT = "04cec26"
+OLD_COMMIT = "04cec265c60d6cda417d95ea591da4cc56666077"
 OLD_TEMPLATE_MARK = "# (template of the older installer)"
 
 HARNESS_VARS = {"ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
@@ -452,6 +452,14 @@ def test_migration_from_the_bash_installer(harness, new_server):
     # a re-run changes nothing
     r = server.run_installer("--yes", "--json", env={"ACTVT_EMAIL": H.EMAIL})
     assert r.rc == 0 and r.json()["changed"] == 0, r
+
+    # the bash installer's files were adopted: uninstall removes them (backups kept), puts none back
+    r = server.exec([COMMAND, "uninstall"], timeout=300)
+    assert r.rc == 0, r
+    for path in (HOOK, "/etc/vector/vector.toml", OVERRIDE, "/var/lib/actvt/install.state"):
+        assert not server.exists(path), path
+    assert not server.is_active("vector") and server.exists(MTLS_DIR + "/ca.key")
+    assert server.read_text(backup_of[HOOK][0]) == BASH_HOOK
 
 
 # --- upgrade, uninstall, reinstall ------------------------------------------------------------------------
