@@ -63,7 +63,18 @@ def machine():
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "load": load(),
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "install_pyz_sha256": _sha256(PYZ),
     }
+
+
+def _sha256(path):
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
 
 
 class Run:
