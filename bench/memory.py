@@ -34,6 +34,43 @@ def figures(runs):
             "tree_maxrss_mb": round(max(r.maxrss_kb for r in runs) / MB, 1), "runs": len(runs)}
 
 
+# The installer from build/site (what build.py packed), in this process, under tracemalloc: Python's own
+# allocations at their peak, on a first install and on a re-run under the same --root.
+_TRACED = r"""
+import os, sys, tracemalloc
+site, pyz, root = sys.argv[1:4]
+arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(os.uname().machine, os.uname().machine)
+sys.path[:0] = [site, os.path.join(site, "_actvt_platform", arch)]
+tracemalloc.start()
+sys.argv = [pyz, "--yes", "--root", root]
+from installer.cli import main
+try:
+    rc = main()
+except SystemExit as exc:
+    rc = exc.code
+sys.stderr.write("TRACED %d %d\n" % (rc or 0, tracemalloc.get_traced_memory()[1]))
+"""
+
+
+def traced_peaks(python, env):
+    """(first install, re-run) peaks of Python allocations in MB, or None when build/ is missing."""
+    site, pyz = os.path.join(C.REPO, "build", "site"), os.path.join(C.REPO, "build", "actvt.pyz")
+    if not (os.path.isdir(site) and os.path.isfile(pyz)):
+        return None
+    root = tempfile.mkdtemp(prefix="actvt-bench-root-")
+    peaks = []
+    try:
+        for _ in range(2):
+            run = C.measure([python, "-c", _TRACED, site, pyz, root], env)
+            line = [x for x in run.err.splitlines() if x.startswith("TRACED ")]
+            if run.rc != 0 or not line or line[-1].split()[1] != "0":
+                return None
+            peaks.append(round(int(line[-1].split()[2]) / 1e6, 1))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"first_install_mb": peaks[0], "rerun_mb": peaks[1], "zipapp_mb": round(os.path.getsize(pyz) / 1e6, 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -71,6 +108,7 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     result["local"]["install --root (mTLS), first run"] = figures(first)
     result["local"]["install --root (mTLS), re-run"] = figures(again)
+    result["tracemalloc"] = traced_peaks(python, install_env)
     if args.no_docker:
         result["docker"] = {"skipped": "--no-docker"}
     else:
@@ -101,6 +139,10 @@ def main() -> int:
     for name, row in rows.items():
         print("  %-40s %6.1f  %6.1f  %s" % (name, row["installer_peak_mb"], row["tree_maxrss_mb"],
                                             "" if row["installer_peak_mb"] <= 100 else "over 100 MB"))
+    if result["tracemalloc"]:
+        t = result["tracemalloc"]
+        print("  tracemalloc (Python allocations, peak): first install %.1f MB, re-run %.1f MB; the zipapp is %.1f MB"
+              % (t["first_install_mb"], t["rerun_mb"], t["zipapp_mb"]))
     C.write_result("memory", result)
     return 0
 

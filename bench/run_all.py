@@ -290,8 +290,10 @@ def doc(runs_command):
         over = [name for name, row in rows.items() if row["installer_peak_mb"] > 100]
         if over:
             missed = True
-            w("**Peak memory of a re-run (%s).** Profiled with `tracemalloc` (Python allocations at the peak: about "
-              "35 MB on a first install, 63 MB on a re-run): the step \"Keeping the installer on this server\" holds "
+            t = mem.get("tracemalloc") or {}
+            w("**Peak memory of a re-run (%s).** Profiled with `tracemalloc` (`bench/memory.py`: Python's own "
+              "allocations at their peak, %s on a first install, %s on a re-run under the same `--root`): the step"
+              % (", ".join(over), mb(t["first_install_mb"]) if t else "?", mb(t["rerun_mb"]) if t else "?") + " \"Keeping the installer on this server\" holds "
               "the running zipapp (%.1f MB) in memory as the content of a `File` action "
               "(`installer/commands.py` `zipapp_identity` reads it whole; `installer/plan.py` `plan_self`), and on a "
               "re-run the engine reads the kept copy (`/usr/local/lib/actvt/actvt.pyz`, the same %.1f MB) whole "
@@ -300,9 +302,10 @@ def doc(runs_command):
               "(%.1f MB of base64 text). The fix belongs to those modules: keep the zipapp as a path, not bytes "
               "(a `Copy` from the running zipapp, or a `File` whose content is read lazily), compare it with the kept "
               "copy by size and then in 1 MB blocks (or by sha256 computed in blocks), and write it by streaming "
-              "into the atomic temporary file; that removes about %.0f MB from a re-run and %.0f MB from a first "
-              "install, bringing both well under 100 MB."
-              % (", ".join(over), size["zipapp_bytes"] / 1e6 if size else 28.3,
+              "into the atomic temporary file. That takes about %.0f MB off a re-run's peak (well under 100 MB) "
+              "and %.0f MB off a first install's Python allocations (whose peak is the launcher's decompression, "
+              "before its exec into shiv)."
+              % (size["zipapp_bytes"] / 1e6 if size else 28.3,
                  size["zipapp_bytes"] / 1e6 if size else 28.3,
                  size["payload_base64_bytes"] / 1e6 if size else 8.7,
                  2 * (size["zipapp_bytes"] / 1e6 if size else 28.3), size["zipapp_bytes"] / 1e6 if size else 28.3))
