@@ -245,54 +245,32 @@ def test_validate_accepts_a_good_config(tmp_path, pki):
     assert "Validated" in r.stdout
 
 
-def test_validate_rejects_unparsable_toml(tmp_path):
-    cfg = tmp_path / "vector.toml"
-    cfg.write_text('[sources.x\ntype = "host_metrics"\n')
+REJECTED = [
+    ("unparsable TOML", "vector.toml", '[sources.x\ntype = "host_metrics"\n', "Failed to parse"),
+    ("unparsable YAML", "vector.yaml", "sources:\n  x: [unclosed\n", "Failed to parse"),
+    ("unknown component type", "vector.toml",
+     '[sources.a]\ntype = "host_metricz"\n[sinks.b]\ntype = "blackhole"\ninputs = ["a"]\n',
+     "unknown variant `host_metricz`"),
+    ("input naming no component", "vector.toml",
+     '[sources.a]\ntype = "host_metrics"\n[sinks.b]\ntype = "blackhole"\ninputs = ["nope"]\n',
+     'Input "nope" for sink "b" doesn\'t match any components.'),
+    ("missing required field", "vector.toml",
+     '[sources.a]\ntype = "host_metrics"\n'
+     '[sinks.b]\ntype = "websocket_server"\ninputs = ["a"]\naddress = "0.0.0.0:4096"\n',
+     "missing field `encoding`"),
+    ("no sink", "vector.toml", '[sources.a]\ntype = "host_metrics"\n', "No sinks defined"),
+]
+
+
+@pytest.mark.parametrize("name, filename, text, message", REJECTED, ids=[r[0] for r in REJECTED])
+def test_validate_rejects(tmp_path, name, filename, text, message):
+    if filename.endswith(".yaml"):
+        pytest.importorskip("yaml")
+    cfg = tmp_path / filename
+    cfg.write_text(text)
     r = vector("validate", cfg)
     assert r.returncode == 78
-    assert "Failed to parse" in r.stdout
-
-
-def test_validate_rejects_unparsable_yaml(tmp_path):
-    pytest.importorskip("yaml")
-    cfg = tmp_path / "vector.yaml"
-    cfg.write_text("sources:\n  x: [unclosed\n")
-    r = vector("validate", cfg)
-    assert r.returncode == 78
-    assert "Failed to parse" in r.stdout
-
-
-def test_validate_rejects_unknown_component_type(tmp_path):
-    cfg = tmp_path / "vector.toml"
-    cfg.write_text('[sources.a]\ntype = "host_metricz"\n[sinks.b]\ntype = "blackhole"\ninputs = ["a"]\n')
-    r = vector("validate", cfg)
-    assert r.returncode == 78
-    assert "unknown variant `host_metricz`" in r.stdout
-
-
-def test_validate_rejects_input_naming_no_component(tmp_path):
-    cfg = tmp_path / "vector.toml"
-    cfg.write_text('[sources.a]\ntype = "host_metrics"\n[sinks.b]\ntype = "blackhole"\ninputs = ["nope"]\n')
-    r = vector("validate", cfg)
-    assert r.returncode == 78
-    assert 'Input "nope" for sink "b" doesn\'t match any components.' in r.stdout
-
-
-def test_validate_rejects_a_missing_required_field(tmp_path):
-    cfg = tmp_path / "vector.toml"
-    cfg.write_text('[sources.a]\ntype = "host_metrics"\n'
-                   '[sinks.b]\ntype = "websocket_server"\ninputs = ["a"]\naddress = "0.0.0.0:4096"\n')
-    r = vector("validate", cfg)
-    assert r.returncode == 78
-    assert "missing field `encoding`" in r.stdout
-
-
-def test_validate_rejects_config_without_sink(tmp_path):
-    cfg = tmp_path / "vector.toml"
-    cfg.write_text('[sources.a]\ntype = "host_metrics"\n')
-    r = vector("validate", cfg)
-    assert r.returncode == 78
-    assert "No sinks defined" in r.stdout
+    assert message in r.stdout
 
 
 @needs_openssl
