@@ -45,12 +45,19 @@ def endpoints(plan, config) -> List[Tuple[str, str, str]]:
     return list(dict.fromkeys(found))
 
 
+def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext:
+    """What certbot (requests) trusts: REQUESTS_CA_BUNDLE when set, else the system store; without
+    Python 3.13's VERIFY_X509_STRICT, which certbot does not apply (e2e on Debian 13: a CA without a
+    key usage extension, accepted by certbot, failed this check)."""
+    bundle = environ.get("REQUESTS_CA_BUNDLE") or environ.get("SSL_CERT_FILE")
+    context = ssl.create_default_context(cafile=bundle if bundle and os.path.isfile(bundle) else None)
+    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    return context
+
+
 def problem(url: str, environ: Mapping[str, str], timeout: float = TIMEOUT) -> Optional[str]:
     """None when ``url`` answers with a success, else why not."""
-    context = None
-    if url.startswith("https:"):
-        bundle = environ.get("REQUESTS_CA_BUNDLE") or environ.get("SSL_CERT_FILE")
-        context = ssl.create_default_context(cafile=bundle if bundle and os.path.isfile(bundle) else None)
+    context = tls_context(environ) if url.startswith("https:") else None
     request = urllib.request.Request(url, headers={"User-Agent": "actvt-installer (connectivity check)"})
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:

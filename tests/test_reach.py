@@ -63,3 +63,12 @@ def test_an_unreachable_mirror_or_a_wrong_acme_url_stops_clearly(web):
     assert "ACTVT_VECTOR_APT_URL" in message and "refused" in message.lower()
     assert f"{web}/no-such-dir: HTTP 404" in message and "ACTVT_ACME_SERVER" in message
     assert message.endswith("Nothing was changed.")
+
+
+def test_tls_trusts_what_certbot_trusts(tmp_path):
+    """Debian 13 (Python 3.13) verifies strictly by default; certbot does not: a CA certbot accepts
+    must pass here too."""
+    import ssl
+
+    assert not reach.tls_context({}).verify_flags & getattr(ssl, "VERIFY_X509_STRICT", 0)
+    assert reach.tls_context({}).verify_mode == ssl.CERT_REQUIRED and reach.tls_context({}).check_hostname
