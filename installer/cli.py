@@ -14,7 +14,7 @@ import traceback
 from typing import List, Optional
 
 from . import __version__, config as configuration
-from .errors import ActvtError, UsageError
+from .errors import ActvtError, LockedError, UsageError
 from .output import Console, Log, use_colour
 from .paths import Root
 
@@ -113,6 +113,8 @@ def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
             sys.stderr.write(f"error: {line}\n")
         return EXIT_USAGE
     except ActvtError as exc:
+        if isinstance(exc, LockedError):
+            log.enabled = False  # the log belongs to the run that holds the lock
         out.fail(str(exc))
         return exc.exit_status
     except KeyboardInterrupt:

@@ -53,7 +53,7 @@ class Log:
 
     def __call__(self, level: str, message: str) -> None:
         handle = self._open()
-        if handle is not None:
+        if handle is not None and self.enabled:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             for line in message.splitlines() or [""]:
                 handle.write(f"[{stamp}] [{level}] {line}\n")

@@ -113,6 +113,7 @@ def test_a_second_concurrent_run_is_refused(root, capsys):
         status, out = run(["--root", str(root)])
     assert status == 1 and "another actvt installer is running" in out
     assert not (root / "var/lib/actvt").exists()
+    assert not (root / "var/log/actvt-install.log").exists()  # the log is the running installer's
 
 
 def test_help_lists_every_variable(capsys):
