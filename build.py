@@ -3,10 +3,10 @@
 and ``curl … | python3 -``.
 
 1. A build environment (``build/venv``) with shiv, made here from PyPI.
-2. Pinned wheels, downloaded once into ``build/wheels``: the pure-Python dependencies, and for each of
-   Linux x86_64 and aarch64 (manylinux, glibc >= 2.28) cryptography's abi3 build and cffi's extension
-   for every CPython from 3.9 to 3.14.
-3. ``build/site``: our package, the pure dependencies, and ``_actvt_platform/<arch>/`` holding the
+2. Pinned wheels, downloaded once into ``build/wheels``: for each of Linux x86_64 and aarch64
+   (manylinux, glibc >= 2.28) cryptography's abi3 build and cffi's extension for every CPython from
+   3.9 to 3.14.
+3. ``build/site``: our package and ``_actvt_platform/<arch>/`` holding the
    compiled parts (cryptography, and ``_cffi_backend.cpython-3XY-<arch>-linux-gnu.so`` for each minor,
    which Python tells apart by name); ``installer.platform_libs`` puts the machine's folder on
    ``sys.path`` at run time.
@@ -39,8 +39,8 @@ SHIV = "shiv==1.0.8"
 # architecture serves CPython 3.9 to 3.14. It needs cffi's C extension, built per CPython minor.
 CRYPTOGRAPHY = "cryptography==43.0.3"
 CFFI = "cffi==2.0.0"
-PURE = ("requests==2.32.5", "urllib3==2.6.3", "idna==3.20", "certifi==2026.10.19.post1",
-        "charset-normalizer==3.5.3")
+# No pure-Python dependency is carried: the installer's only HTTP (the connectivity check and the
+# download of the repository key) uses urllib with the system's CA store, as apt and certbot do.
 ARCHES = ("x86_64", "aarch64")
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 ENTRY_POINT = "installer.cli:main"
@@ -117,8 +117,6 @@ def assemble(python: Path) -> Path:
     site.mkdir(parents=True)
     shutil.copytree(HERE / "installer", site / "installer",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for requirement in PURE:
-        unpack(download(python, requirement, implementation="py", platforms=("any",)), site)
     # cryptography needs only cffi's C extension (_cffi_backend), one per CPython minor; the cffi
     # Python package is left out, its licence and metadata kept once.
     cffi_any = download(python, CFFI, platforms=("manylinux2014_x86_64", "manylinux_2_17_x86_64"))

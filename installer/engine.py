@@ -463,15 +463,14 @@ class Engine:
 
 
 def fetch(url: str, timeout: float = 30) -> bytes:
-    """GET ``url`` with requests (proxy variables honoured); a clear error when it cannot."""
-    import requests
+    """GET ``url`` (proxy variables and the system's CA store, as apt and certbot); a clear error
+    when it cannot."""
+    from .reach import FetchError, get
 
     try:
-        response = requests.get(url, timeout=timeout)
-        response.raise_for_status()
-    except requests.RequestException as exc:
+        return get(url, os.environ, timeout)
+    except FetchError as exc:
         raise ApplyError(f"could not download {url}: {exc}") from None
-    return response.content
 
 
 def write_atomic(host_path: str, content: bytes, mode: int, ids: Optional[Tuple[int, int]] = None) -> None:

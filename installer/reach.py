@@ -1,6 +1,8 @@
 """Connectivity: before anything is changed, the network endpoints this run's plan will use are
 asked over HTTP(S), with the user's proxy settings (``HTTPS_PROXY``, ``NO_PROXY``, ... through
-urllib) and, for the ACME directory, the CA bundle certbot will trust (``REQUESTS_CA_BUNDLE``).
+urllib) and the trust certbot and apt use: the system's CA store, or ``REQUESTS_CA_BUNDLE``.
+``get`` is also how the installer downloads (the repository's signing key), so what the check
+accepts is what the run will use.
 
 Only what the plan needs: Vector's repository when the package is to be installed, the ACME
 directory when certbot is to be run. Never a public address of our choosing (the reference pinged
@@ -55,21 +57,34 @@ def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext:
     return context
 
 
-def problem(url: str, environ: Mapping[str, str], timeout: float = TIMEOUT) -> Optional[str]:
-    """None when ``url`` answers with a success, else why not."""
+class FetchError(Exception):
+    """Why a URL could not be read (one line)."""
+
+
+def get(url: str, environ: Mapping[str, str], timeout: float = TIMEOUT, limit: Optional[int] = None) -> bytes:
+    """The body of ``url`` (at most ``limit`` bytes), trusted and proxied as certbot and apt are.
+    The one HTTP client of the installer: the connectivity check and the downloads use it."""
     context = tls_context(environ) if url.startswith("https:") else None
-    request = urllib.request.Request(url, headers={"User-Agent": "actvt-installer (connectivity check)"})
+    request = urllib.request.Request(url, headers={"User-Agent": "actvt-installer"})
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-            response.read(1)
-        return None
+            return response.read() if limit is None else response.read(limit)
     except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code} {exc.reason}"
+        raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
-        return str(reason.strerror if isinstance(reason, OSError) and reason.strerror else reason)
+        raise FetchError(str(reason.strerror if isinstance(reason, OSError) and reason.strerror else reason)) from None
     except (OSError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
+        raise FetchError(str(exc) or type(exc).__name__) from None
+
+
+def problem(url: str, environ: Mapping[str, str], timeout: float = TIMEOUT) -> Optional[str]:
+    """None when ``url`` answers with a success, else why not."""
+    try:
+        get(url, environ, timeout, limit=1)
+    except FetchError as exc:
+        return str(exc)
+    return None
 
 
 def check(plan, config, environ: Mapping[str, str], log=None) -> None:
