@@ -3,7 +3,7 @@
     actvt client issue NAME [--days N] [--force] [--yes]
     actvt client list [--json]
     actvt client show NAME [--json]
-    actvt client revoke NAME [--yes] [--force]
+    actvt client revoke NAME [--yes] [--force]   (standalone: replaces the CA, re-issues the others)
 
 Each change is a small plan of File/Absent actions built with ``mtls`` and applied by the same engine
 as the install run (atomic writes, backups, rollback), under the install lock. ``generate-client.sh``
@@ -51,7 +51,9 @@ def make_parser() -> argparse.ArgumentParser:
     show = actions.add_parser("show", help="show one client's certificate")
     show.add_argument("name")
     common(show)
-    revoke = actions.add_parser("revoke", help="revoke a client: CRL entry, key, certificate and bundle removed")
+    revoke = actions.add_parser("revoke", help="revoke a client: key, certificate and bundle removed; behind nginx "
+                                               "a CRL entry, standalone (Vector reads no CRL) a new CA and the "
+                                               "other clients re-issued")
     revoke.add_argument("name")
     revoke.add_argument("--force", action="store_true",
                         help="also when it is the certificate nginx presents to Vector (proxy mode)")
