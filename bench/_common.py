@@ -15,7 +15,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
-PYZ = os.path.join(REPO, "dist", "install.pyz")
+# dist/install.pyz, or the copy run_all.py took at its start (a rebuild during the run changes nothing)
+PYZ = os.environ.get("ACTVT_BENCH_PYZ") or os.path.join(REPO, "dist", "install.pyz")
 SYSTEM_CACHE = "/var/cache/actvt"  # installer/launcher.py: root's extraction cache
 ISOLATED = "ACTVT_BENCH_PRIVATE_CACHE"  # set when this process sees a private /var/cache/actvt
 

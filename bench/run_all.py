@@ -12,8 +12,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -146,7 +148,7 @@ def doc(runs_command):
         w("## Start-up")
         w("")
         w("`python3 bench/startup.py` — median of %d runs each, interleaved (one of each per round), same "
-          "interpreter; \"cold\" removes the launcher's extraction cache (`/var/cache/actvt/pyz` and `shiv`) before "
+          "interpreter, the file written into a pipe to `python3 -` as `cat` does; \"cold\" removes the launcher's extraction cache (`/var/cache/actvt/pyz` and `shiv`) before "
           "the run. As root the script runs in a private mount namespace with its own empty `/var/cache/actvt`, "
           "so other runs on the machine are not disturbed. `actvt` is the kept command (`/usr/local/bin/actvt`) "
           "of an install under a temporary `--root`, pointed at the zipapp kept there; it runs in-process when "
@@ -270,19 +272,30 @@ def doc(runs_command):
     missed = False
     if start and start["seconds"]["pipe_cold_unbuffered"]["median"] > 2:
         missed = True
+        sec = {k: v["median"] for k, v in start["seconds"].items()}
+        per_byte = (sec["pipe_warm_unbuffered"] - sec["pipe_warm"]) / start["pyz_bytes"]
+        fits = (2 - sec["pipe_cold"]) / per_byte if per_byte > 0 else start["pyz_bytes"]
         w("**The pipe with `PYTHONUNBUFFERED=1` (%.2f s cold, %.2f s warm).** The time goes before the launcher "
           "runs: CPython parses a script given on stdin as a whole, reading it through C stdio, and "
           "`PYTHONUNBUFFERED=1` (set by many Docker images) makes stdin unbuffered, so the parser makes one "
-          "`read()` system call per byte of the file (see the strace count above). Nothing in the file can change "
-          "that: the whole file is read before its first line runs. The cost is proportional to the file's size "
-          "(%.2f MB, nearly all of it the two architectures' cryptography and cffi builds, see the size table), so "
-          "only a file several times smaller would meet 2 s — that would mean one file per architecture, which "
-          "the one-file design rules out. The documented ways around it cost nothing: "
-          "`curl -fsSL …/install.pyz | PYTHONUNBUFFERED= python3 -` (an empty value is \"not set\"), or "
-          "download then `python3 install.pyz` (a file argument is read buffered: %.2f s warm here for the same "
-          "bytes through a pipe without the variable)."
-          % (start["seconds"]["pipe_cold_unbuffered"]["median"], start["seconds"]["pipe_warm_unbuffered"]["median"],
-             start["pyz_bytes"] / 1e6, start["seconds"]["pipe_warm"]["median"]))
+          "`read()` system call per byte of the file (the strace count above): %.2f µs a byte here, %.2f s for "
+          "the %.2f MB file. Nothing in the file can change that: the whole file is read before its first line "
+          "runs. On this machine a cold run would fit in 2 s with a file of at most about %.1f MB (%.0f%% of "
+          "today's), and nearly all of the file is the two architectures' cryptography and cffi builds (the size "
+          "table)."
+          % (sec["pipe_cold_unbuffered"], sec["pipe_warm_unbuffered"], per_byte * 1e6,
+             per_byte * start["pyz_bytes"], start["pyz_bytes"] / 1e6, fits / 1e6, 100 * fits / start["pyz_bytes"]))
+        if size and size.get("alternatives"):
+            alt = size["alternatives"]
+            w("A denser encoding is not enough: xz `-9e` and base85 instead of xz `-6` and base64 make the payload "
+              "%.2f MB (%.0f%% of today's, `bench/size.py`); only one file per architecture would get there, "
+              "which the one-file design rules out."
+              % (alt["xz_9e_base85_bytes"] / 1e6, 100 * alt["xz_9e_base85_bytes"] / size["payload_base64_bytes"]))
+        w("")
+        w("The ways around it cost nothing and belong in the install instructions for Docker images: "
+          "`curl -fsSL …/install.pyz | PYTHONUNBUFFERED= python3 -` (an empty value counts as not set: %.2f s "
+          "cold, %.2f s warm here), or download then run `python3 install.pyz` (a file named on the command line "
+          "is read buffered even when the variable is set)." % (sec["pipe_cold"], sec["pipe_warm"]))
         w("")
     if mem:
         rows = dict(mem["local"])
@@ -345,7 +358,10 @@ def main() -> int:
         part for part, on in ((" --runs %d" % args.runs, args.runs != 10), (" --no-docker", args.no_docker)) if on)
     failed = []
     if not args.doc_only:
-        C.ensure_pyz()
+        # every script measures the same bytes, even if dist/ is rebuilt meanwhile
+        snapshot = os.path.join(tempfile.mkdtemp(prefix="actvt-bench-"), "install.pyz")
+        shutil.copy2(C.ensure_pyz(), snapshot)
+        os.environ["ACTVT_BENCH_PYZ"] = snapshot
         steps = [("startup.py", ["--runs", str(args.runs)], None, None),
                  ("memory.py", ["--no-docker"] if args.no_docker else [], None, docker_python()),
                  ("size.py", [], None, None),
@@ -358,6 +374,8 @@ def main() -> int:
     if load("install_times") and "first" in load("install_times"):
         run("chart.py")
     doc(command)
+    if not args.doc_only:
+        shutil.rmtree(os.path.dirname(snapshot), ignore_errors=True)
     if failed:
         print("run_all: failed: %s" % ", ".join(failed))
         return 1
