@@ -39,6 +39,7 @@ class Copy:
     group: str = "root"
     sensitive: bool = False
     reason: str = ""
+    host_source: bool = False  # ``source`` is a path on this machine (not mapped under --root)
 
     def describe(self) -> str:
         return f"copy {self.source} to {self.path} ({self.mode:04o} {self.owner}:{self.group})"

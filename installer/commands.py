@@ -33,17 +33,16 @@ def running_zipapp() -> Optional[str]:
 
 
 def zipapp_identity(path: Optional[str]):
-    """(bytes, shiv build id) of the running zipapp, or (None, None) when running from source."""
+    """(path, shiv build id) of the running zipapp, or (None, None) when running from source.
+    The zipapp is copied by path, in blocks: it is never held in memory whole."""
     if path is None:
         return None, None
-    with open(path, "rb") as handle:
-        data = handle.read()
     try:
         with zipfile.ZipFile(path) as archive:
             build_id = json.loads(archive.read("environment.json")).get("build_id")
     except (KeyError, ValueError, zipfile.BadZipFile):
         build_id = None
-    return data, build_id
+    return path, build_id
 
 
 def remove_old_extractions(build_id: Optional[str]) -> None:

@@ -14,7 +14,7 @@ class Context:
 
     version: str
     now: str  # UTC ISO 8601, for a first install's installed_at and certificate dates
-    pyz: Optional[bytes] = None  # the running zipapp, kept on the server as the `actvt` command
+    pyz: Optional[str] = None  # path of the running zipapp (on this machine), kept as the `actvt` command
     build_id: Optional[str] = None  # its shiv build id (names its extraction folder)
     answers: Mapping[str, bool] = dataclasses.field(default_factory=dict)  # prompted yes/no values
 

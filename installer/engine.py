@@ -10,6 +10,7 @@ wrote are put back as they were before the error is raised.
 
 import dataclasses
 import difflib
+import filecmp
 import grp
 import hashlib
 import os
@@ -221,19 +222,42 @@ class Engine:
             return self._check_service(action, step, changing)
         raise TypeError(f"unknown action {action!r}")
 
+    def _copy_source(self, action: Copy) -> str:
+        return action.source if action.host_source else self.root.host(action.source)
+
     def _check_copy(self, action: Copy, step: str, changing: set) -> Checked:
-        source = self.root.host(action.source)
-        if action.source in changing:
+        source = self._copy_source(action)
+        if action.source in changing and not action.host_source:
             return Checked(action, step, CHANGE, f"{action.source} is made in this run")
-        try:
-            with open(source, "rb") as handle:
-                content = handle.read()
-        except OSError:
+        if not os.path.isfile(source):
             if not self.root.is_host:  # made on the server by a command that is not run under --root
                 return Checked(action, step, SKIP, f"{action.source} is made on the server")
             return Checked(action, step, CHANGE, f"{action.source} does not exist yet")
-        return self._check_file(File(action.path, content, action.mode, action.owner, action.group,
-                                     action.sensitive, action.reason), step, shown=action)
+        if os.path.getsize(source) <= MAX_DIFF_BYTES:  # small: compared and diffed like a File
+            with open(source, "rb") as handle:
+                content = handle.read()
+            return self._check_file(File(action.path, content, action.mode, action.owner, action.group,
+                                         action.sensitive, action.reason), step, shown=action)
+        # large (the kept zipapp): compared in blocks, never held in memory whole
+        host = self.root.host(action.path)
+        summary = f"({os.path.getsize(source)} bytes, copied from {action.source})"
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            return Checked(action, step, CHANGE, "new file", summary)
+        if not stat.S_ISREG(st.st_mode):
+            return Checked(action, step, CHANGE, "not a regular file")
+        why = [] if filecmp.cmp(source, host, shallow=False) else ["content"]
+        why += self._meta_differences(st, action.mode, action.owner, action.group)
+        return Checked(action, step, CHANGE if why else OK, ", ".join(why), summary if "content" in why else "")
+
+    def _meta_differences(self, st: os.stat_result, mode: int, owner: str, group: str) -> List[str]:
+        why = []
+        if stat.S_IMODE(st.st_mode) != mode:
+            why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {mode:04o}")
+        if self.manage_owner and owner_names(st) != (owner, group):
+            why.append("owner {}:{} -> {}:{}".format(*owner_names(st), owner, group))
+        return why
 
     def _check_file(self, action: File, step: str, shown: Optional[Action] = None) -> Checked:
         shown = shown or action
@@ -252,10 +276,7 @@ class Engine:
         if before != action.content:
             why.append("content")
             diff = file_diff(action.path, before, action.content, action.sensitive)
-        if stat.S_IMODE(st.st_mode) != action.mode:
-            why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {action.mode:04o}")
-        if self.manage_owner and owner_names(st) != (action.owner, action.group):
-            why.append("owner {}:{} -> {}:{}".format(*owner_names(st), action.owner, action.group))
+        why += self._meta_differences(st, action.mode, action.owner, action.group)
         return Checked(shown, step, CHANGE if why else OK, ", ".join(why), diff)
 
     def _check_dir(self, action: Directory, step: str) -> Checked:
@@ -341,15 +362,13 @@ class Engine:
             ids = _ids(action.owner, action.group) if self.manage_owner else None
             write_atomic(self.root.host(action.path), action.content, action.mode, ids)
         elif isinstance(action, Copy):
-            try:
-                with open(self.root.host(action.source), "rb") as handle:
-                    content = handle.read()
-            except OSError as exc:
-                raise ApplyError(f"cannot copy {action.source} to {action.path}: {exc.strerror}") from None
+            source = self._copy_source(action)
+            if not os.path.isfile(source):
+                raise ApplyError(f"cannot copy {action.source} to {action.path}: it does not exist")
             self._ensure_parent(action.path, journal)
             journal.save(action.path)
             ids = _ids(action.owner, action.group) if self.manage_owner else None
-            write_atomic(self.root.host(action.path), content, action.mode, ids)
+            write_atomic(self.root.host(action.path), None, action.mode, ids, source=source)
         elif isinstance(action, Fetch):
             self._ensure_parent(action.path, journal)
             journal.save(action.path)
@@ -473,9 +492,11 @@ def fetch(url: str, timeout: float = 30) -> bytes:
         raise ApplyError(f"could not download {url}: {exc}") from None
 
 
-def write_atomic(host_path: str, content: bytes, mode: int, ids: Optional[Tuple[int, int]] = None) -> None:
-    """Write through a temporary file in the same directory that has its final mode and owner
-    before the first byte; fsync; rename over the target; fsync the directory."""
+def write_atomic(host_path: str, content: Optional[bytes], mode: int, ids: Optional[Tuple[int, int]] = None,
+                 source: Optional[str] = None) -> None:
+    """Write ``content`` (or the file ``source``, in blocks) through a temporary file in the same
+    directory that has its final mode and owner before the first byte; fsync; rename over the
+    target; fsync the directory."""
     directory = os.path.dirname(host_path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(host_path)}.", dir=directory)  # created 0600
     try:
@@ -483,7 +504,11 @@ def write_atomic(host_path: str, content: bytes, mode: int, ids: Optional[Tuple[
             os.fchown(fd, *ids)
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
+            if source is None:
+                handle.write(content)
+            else:
+                with open(source, "rb") as origin:
+                    shutil.copyfileobj(origin, handle, 1 << 20)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, host_path)

@@ -8,7 +8,7 @@ what the run does.
 from typing import List, Optional
 
 from . import paths
-from .actions import Directory, File, Plan, Step
+from .actions import Copy, Directory, File, Plan, Step
 from .context import Context, Decisions
 from .facts import Facts
 
@@ -79,7 +79,7 @@ def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[
         return []
     return [Step("Keeping the installer on this server", (
         Directory(paths.LIB_DIR, 0o755, reason="the installer kept for `actvt` and generate-client.sh"),
-        File(paths.PERSISTED_PYZ, ctx.pyz, 0o755, reason=f"actvt-installer {ctx.version}"),
+        Copy(paths.PERSISTED_PYZ, ctx.pyz, 0o755, reason=f"actvt-installer {ctx.version}", host_source=True),
         File(paths.COMMAND, command_text(ctx.build_id), 0o755, reason="the `actvt` command"),
     ))]
 

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from installer import engine, paths
-from installer.actions import Absent, Command, Directory, File, Plan, Service, Step, Symlink
+from installer.actions import Absent, Command, Copy, Directory, File, Plan, Service, Step, Symlink
 from installer.errors import ApplyError
 from installer.paths import Root
 
@@ -210,3 +210,29 @@ def test_a_started_service_must_listen_on_its_ports(tmp_path, monkeypatch):
     with pytest.raises(ApplyError) as info:
         eng.apply(items)
     assert f"vector is active but nothing listens on port(s) {port} after 1 s" in str(info.value)
+
+
+def test_a_large_copy_from_this_machine_is_compared_and_written_in_blocks(tmp_path):
+    """The kept zipapp (tens of MB) is never read whole: not to compare it, not to write it."""
+    import tracemalloc
+
+    size = 8 * 1024 * 1024
+    source = tmp_path / "cache.pyz"
+    source.write_bytes(os.urandom(size))
+    root = tmp_path / "root"
+    root.mkdir()
+    eng = make_engine(root)
+    plan = plan_of(Copy("/usr/local/lib/actvt/actvt.pyz", str(source), 0o755, host_source=True))
+    [item] = eng.check(plan)
+    assert item.status == engine.CHANGE and "copied from" in item.diff
+    tracemalloc.start()
+    try:
+        eng.apply(eng.check(plan))
+        assert [i.status for i in eng.check(plan)] == [engine.OK]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 2, f"peak {peak} bytes while copying {size}"  # whole: more than size
+    assert (root / "usr/local/lib/actvt/actvt.pyz").read_bytes() == source.read_bytes()
+    (root / "usr/local/lib/actvt/actvt.pyz").write_bytes(source.read_bytes()[:-1] + b"x")
+    assert eng.check(plan)[0].why == "content"

@@ -76,8 +76,9 @@ def test_installed_at_is_kept_across_runs():
 def test_the_installer_is_kept_only_when_running_from_a_zipapp():
     cfg, facts = make_config(), make_facts()
     assert paths.PERSISTED_PYZ not in [getattr(a, "path", "") for a in build_plan(cfg, facts, CTX).actions]
-    ctx = Context(version="1.0.0", now="x", pyz=b"PK...", build_id="abc")
+    ctx = Context(version="1.0.0", now="x", pyz="/var/cache/actvt/pyz/0123/actvt.pyz", build_id="abc")
     actions = {getattr(a, "path", ""): a for a in build_plan(cfg, facts, ctx).actions}
-    assert actions[paths.PERSISTED_PYZ].content == b"PK..." and actions[paths.PERSISTED_PYZ].mode == 0o755
+    kept = actions[paths.PERSISTED_PYZ]
+    assert (kept.source, kept.host_source, kept.mode) == ("/var/cache/actvt/pyz/0123/actvt.pyz", True, 0o755)
     command = actions[paths.COMMAND].content.decode()
     assert 'KEPT_PYZ = "/usr/local/lib/actvt/actvt.pyz"' in command and 'BUILD_ID = "abc"' in command
