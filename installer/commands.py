@@ -329,22 +329,17 @@ def print_summary(cfg, decisions, result, out: Console, facts, notes_found) -> N
 
 
 def cmd_status(args, environ, out: Console, stdout) -> int:
+    from . import status
+
     root = Root(args.root)
-    facts = host_facts.gather(root, environ)
-    state = host_facts.parse_state(facts.files.get(paths.STATE_FILE, b"").decode(errors="replace"))
-    domain = facts.files.get(paths.DOMAIN_FILE, b"").decode(errors="replace").strip()
-    if not state:
-        out.plain("actvt is not installed on this server (no /var/lib/actvt/install.state).")
-        if args.json:
-            stdout.write(json.dumps({"installed": False}) + "\n")
-        return 3
-    report = {"installed": True, "domain": domain, **state}
+    if not os.path.isdir(root.root):
+        raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
+    result = status.report(root, environ, out)
     if args.json:
-        stdout.write(json.dumps(report, indent=2) + "\n")
+        stdout.write(json.dumps(result, indent=2) + "\n")
     else:
-        for key, value in report.items():
-            out.plain(f"{key}: {value}")
-    return EXIT_OK
+        status.show(result, out)
+    return EXIT_OK if result["installed"] else status.NOT_INSTALLED
 
 
 def cmd_uninstall(args, environ, out: Console, stdout) -> int:

@@ -247,6 +247,16 @@ def test_standalone_mtls_lifecycle(harness, new_server, timings):
     assert_no_changes(server, summary, pid)
     assert "Nothing to change" in r.err, r
 
+    # actvt status (the kept command, no variables): service, URL, certificate dates, nothing to re-run
+    r = server.exec(["actvt", "status", "--json"])
+    assert r.rc == 0, r
+    status = json.loads(r.out)
+    assert status["service"] == {"active": "active", "enabled": "enabled", "main_pid": str(pid)}, status
+    assert status["url"] == "wss://%s:4096" % H.DOMAIN and status["mtls"] is True
+    assert status["certificates"]["server"]["days_left"] > 0 and status["certificates"]["ca"]["days_left"] > 3000
+    assert status["rerun"] == {"changes": []}, status
+    assert main_pid(server) == pid
+
     # generate-client.sh actvt-client-002: the seed's output, then that client connects
     r = server.exec([MTLS_DIR + "/generate-client.sh", SECOND])
     assert r.rc == 0, r
