@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,9 @@ def baked(harness):
         if line.startswith("FROM "):
             lines.append("FROM %s" % H.image_name("server"))
             lines += ["ARG %s=%s" % item for item in HARNESS_VARS.items()]
+            # unique per build: the RUN steps below miss Docker's layer cache, which would otherwise serve
+            # the bake step of an earlier build (another module or run: an older install.pyz, no log)
+            lines.append("ARG ACTVT_TEST_BUILD=%s" % uuid.uuid4().hex)
             lines += ["COPY actvt-test-pebble.crt /usr/local/share/ca-certificates/",
                       "RUN update-ca-certificates >/dev/null"]
         elif not line.startswith("CMD "):
