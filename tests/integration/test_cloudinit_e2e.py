@@ -1,0 +1,251 @@
+"""The README's cloud-init user data run by real cloud-init (issue 6, item 2).
+
+test_lifecycle_e2e.py runs the same examples the way cloud-init would (write_files, then runcmd by
+hand); here Debian's own `cloud-init` package runs them, on a real boot:
+
+- the images: the test server image (a fresh Debian 12 host; apt through the mirror's cache), and
+  the README's Dockerfile baked (test_lifecycle_e2e's fixture `baked`, built again for this module),
+  each plus `apt-get install cloud-init` (Debian's package, through the cache), Pebble's listener CA
+  trusted (the test's stand-in for Let's Encrypt), `datasource_list: [NoCloud]` (what a NoCloud
+  image is told; it spares the search through the other data sources) and a system locale in
+  /etc/default/locale, as an installed Debian system has and the debootstrap base lacks (without one,
+  cloud-init's `locale` module runs `update-locale LANG=en_US.UTF-8`, a locale that was never
+  generated: exit 255, and cloud-init reports an error unrelated to the user data);
+- per scenario, a NoCloud seed on the image's disk (/var/lib/cloud/seed/nocloud/meta-data with an
+  instance-id, user-data = the README's example) and a boot: systemd runs cloud-init's generator
+  (ds-identify finds the seed) and its four units, the example runs in cloud-final;
+- what a user sees is asserted: `cloud-init status --wait --long` (done, exit 0, or error, exit 1),
+  the installer's output in /var/log/cloud-init-output.log, `cloud-init schema --system`, the
+  environment file's mode, the mTLS endpoint from the client with the server's client certificate,
+  and a client without one refused.
+
+The examples are taken from README.md by test_lifecycle_e2e.readme_example(); adapt() changes only what
+the test network needs (the pipe URL -> http://mirror/install.pyz, the example domain and e-mail), and
+the harness's ACME and Vector repository settings are added to the environment the example sets up
+(lines of the env file, `export` lines of the script).
+
+Scenarios: the #cloud-config and the #!/bin/bash script on a fresh server, the #cloud-config with a
+domain that does not resolve (cloud-init reports the installer's failure), and the baked image's
+#cloud-config (the first-boot unit runs on the same boot, between cloud-init's write_files and
+runcmd). Budget: about 2 minutes on a warm apt cache, a third of it building the images.
+"""
+import re
+import time
+
+import pytest
+
+import harness as H
+from test_lifecycle_e2e import (DONE, ENV_FILE, HARNESS_VARS, adapt, baked, client_connects,  # noqa: F401
+                                client_without_cert, readme_example)
+
+pytestmark = pytest.mark.e2e
+
+SEED = "/var/lib/cloud/seed/nocloud"
+OUTPUT_LOG = "/var/log/cloud-init-output.log"
+
+
+# --- the README's examples, with the harness's settings --------------------------------------------------
+
+
+def with_harness_env_file(cloud_config):
+    """The #cloud-config whose env file also holds the harness's variables: lines added after the
+    ACTVT_EMAIL= line, at its indentation (the rest of the text is unchanged)."""
+    found = re.search(r"^( +)ACTVT_EMAIL=.*\n", cloud_config, re.M)
+    assert found, cloud_config
+    extra = "".join("%s%s=%s\n" % (found.group(1), k, v) for k, v in HARNESS_VARS.items())
+    return cloud_config[:found.end()] + extra + cloud_config[found.end():]
+
+
+def with_harness_exports(script):
+    """The #! script with `export` lines for the harness's variables after its `export ACTVT_EMAIL=`."""
+    found = re.search(r"^export ACTVT_EMAIL=.*\n", script, re.M)
+    assert found, script
+    extra = "".join("export %s=%s\n" % item for item in HARNESS_VARS.items())
+    return script[:found.end()] + extra + script[found.end():]
+
+
+# --- the image, the seed, the boot -----------------------------------------------------------------------
+
+
+def with_cloud_init(harness, base):
+    """`base` + Debian's cloud-init (installed through the mirror's apt cache): an image tag."""
+    dockerfile = "\n".join([
+        "FROM %s" % base,
+        "RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+        " cloud-init && rm -rf /var/lib/apt/lists/*",
+        "RUN printf 'datasource_list: [ NoCloud ]\\n' > /etc/cloud/cloud.cfg.d/90-actvt-test.cfg"
+        " && printf 'LANG=C.UTF-8\\n' > /etc/default/locale",
+        "COPY actvt-test-pebble.crt /usr/local/share/ca-certificates/",
+        "RUN update-ca-certificates >/dev/null",
+    ]) + "\n"
+    started = time.time()
+    tag, _log = harness.build_image(dockerfile, files={"actvt-test-pebble.crt": harness.acme_ca_pem()})
+    print("%s + cloud-init built in %.1f s" % (base, time.time() - started))
+    return tag
+
+
+@pytest.fixture(scope="module")
+def cloud_image(harness):
+    """The test server image (a fresh Debian 12 host) with cloud-init."""
+    return with_cloud_init(harness, H.image_name("server"))
+
+
+@pytest.fixture(scope="module")
+def baked_cloud_image(harness, baked):
+    """The README's Dockerfile (built by test_lifecycle_e2e's fixture `baked`) with cloud-init."""
+    return with_cloud_init(harness, baked)
+
+
+@pytest.fixture
+def booted(request, harness):
+    hosts = request.node._actvt_hosts = []
+    yield hosts
+    for host in hosts:
+        harness.remove(host)
+
+
+def boot_with_seed(harness, image, user_data, role, domain):
+    """A machine of `image` whose disk holds a NoCloud seed (user-data, meta-data), booted; `domain`
+    resolves to it from its first second (Pebble's http-01 must reach it while cloud-init runs)."""
+    meta = "instance-id: iid-%s-%s\nlocal-hostname: %s\n" % (role, harness.session, role)
+    tag, _ = harness.build_image(
+        "FROM %s\nCOPY user-data meta-data %s/\nRUN chmod 600 %s/user-data\n" % (image, SEED, SEED),
+        files={"user-data": user_data.encode(), "meta-data": meta.encode()})
+    return harness.run_image(tag, role=role, aliases=(role, domain))
+
+
+def wait_cloud_init(host, timeout=600):
+    """`cloud-init status --wait --long` once systemd is up: (Result, seconds)."""
+    started = time.time()
+    host.wait_for_systemd(timeout=120)
+    r = host.exec(["cloud-init", "status", "--wait", "--long"], timeout=timeout)
+    return r, time.time() - started
+
+
+def assert_cloud_init_succeeded(host, r):
+    detail = "%s\n--- %s\n%s\n--- journal\n%s" % (r, OUTPUT_LOG, host.exec(["tail", "-n", "60", OUTPUT_LOG]).out,
+                                                  host.journal(None, 60))
+    assert r.rc == 0 and "status: done" in r.out, detail
+    assert "DataSourceNoCloud" in r.out, detail
+    result = host.read_text("/var/lib/cloud/data/result.json")
+    assert '"errors": []' in result, result
+    assert host.exists("/var/lib/cloud/instance/boot-finished")
+    for unit in ("cloud-init-local", "cloud-init", "cloud-config", "cloud-final"):
+        info = host.unit(unit + ".service")
+        assert info["ActiveState"] == "active", (unit, info)
+
+
+def monotonic(host, unit, *properties):
+    """Timestamps (µs since boot) of a unit, from `systemctl show`; 0 means never."""
+    out = host.sh(["systemctl", "show", unit, "--property=" + ",".join(properties)]).out
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    found = [int(values[p]) for p in properties]
+    assert all(found), (unit, values)
+    return found
+
+
+def assert_mtls_endpoint(harness, host, domain):
+    url = "wss://%s:4096" % domain
+    r = client_connects(harness, host, url)
+    assert r.rc == 0, r
+    r = client_without_cert(harness, url)
+    assert r.rc == 1, r
+
+
+# --- scenarios --------------------------------------------------------------------------------------------
+
+
+def test_readme_cloud_config_by_cloud_init(harness, cloud_image, booted):
+    """The README's #cloud-config for a plain server (write the env file, run the pipe command)."""
+    domain = "ci-config.example.com"
+    readme = readme_example("cloud-config-pipe")
+    user_data = with_harness_env_file(adapt(readme, domain))
+    host = boot_with_seed(harness, cloud_image, user_data, "ci-config", domain)
+    booted.append(host)
+    r, seconds = wait_cloud_init(host)
+    print("#cloud-config: boot to cloud-init done in %.1f s" % seconds)
+    assert_cloud_init_succeeded(host, r)
+
+    # cloud-init's own view of the user data: valid schema, the README's text as given
+    r = host.exec(["cloud-init", "schema", "--system"])
+    assert r.rc == 0 and "Valid cloud-config" in r.out, r
+    host.put_file("/tmp/readme-cloud-config.yaml", readme.encode())
+    r = host.exec(["cloud-init", "schema", "--config-file", "/tmp/readme-cloud-config.yaml"])
+    assert r.rc == 0 and "Valid cloud-config" in r.out, r
+    assert host.read_text("/var/lib/cloud/instance/user-data.txt") == user_data
+
+    # write_files wrote the env file 0600; runcmd ran the installer, output in cloud-init's log
+    info = host.stat(ENV_FILE)
+    assert (info.mode, info.owner) == (0o600, "root"), info
+    env = host.read_text(ENV_FILE)
+    assert "ACTVT_DOMAIN=%s\n" % domain in env and "ACTVT_ENABLE_MTLS=yes\n" in env, env
+    output = host.read_text(OUTPUT_LOG)
+    assert "Installation complete" in output and "wss://%s:4096" % domain in output, output[-4000:]
+    assert re.search(r"\[INFO\] done: \d+ change", host.installer_log()), host.installer_log()[-2000:]
+    assert host.is_active("vector")
+    assert_mtls_endpoint(harness, host, domain)
+
+
+def test_readme_user_data_script_by_cloud_init(harness, cloud_image, booted):
+    """The README's #!/bin/bash user data (a script part: cloud-init runs it in scripts_user)."""
+    domain = "ci-script.example.com"
+    user_data = with_harness_exports(adapt(readme_example("user-data-bash"), domain))
+    host = boot_with_seed(harness, cloud_image, user_data, "ci-script", domain)
+    booted.append(host)
+    r, seconds = wait_cloud_init(host)
+    print("#!/bin/bash: boot to cloud-init done in %.1f s" % seconds)
+    assert_cloud_init_succeeded(host, r)
+
+    assert host.stat("/var/lib/cloud/instance/scripts/part-001").mode == 0o700
+    output = host.read_text(OUTPUT_LOG)
+    assert "Installation complete" in output, output[-4000:]
+    assert host.is_active("vector")
+    assert_mtls_endpoint(harness, host, domain)
+
+
+def test_readme_cloud_config_failure_is_reported_by_cloud_init(harness, cloud_image, booted):
+    """The same #cloud-config with a domain that does not resolve: the installer stops, and cloud-init
+    reports the failure (status: error, exit 1) with the installer's message in its output log."""
+    domain = "ci-nowhere.example.com"  # no host answers to it
+    user_data = with_harness_env_file(adapt(readme_example("cloud-config-pipe"), domain))
+    host = boot_with_seed(harness, cloud_image, user_data, "ci-fail", "ci-fail")
+    booted.append(host)
+    r, seconds = wait_cloud_init(host)
+    print("#cloud-config, failing: boot to cloud-init done in %.1f s" % seconds)
+    assert r.rc == 1 and "status: error" in r.out, r
+    assert "('scripts-user'" in r.out and "(runcmd)" in r.out, r  # runcmd failed, not cloud-init itself
+    assert host.unit("cloud-final.service")["ActiveState"] == "failed"
+    output = host.read_text(OUTPUT_LOG)
+    assert domain in output and "does not resolve" in output, output[-4000:]
+    assert "Installation complete" not in output
+    assert not host.exists("/var/lib/actvt/install.state") and not host.is_active("vector")
+
+
+def test_readme_baked_cloud_config_by_cloud_init(harness, baked_cloud_image, booted):
+    """The README's #cloud-config for a baked image: cloud-init writes the env file, the first-boot
+    unit (enabled in the image) finishes the install on the same boot, and runcmd's
+    `systemctl start actvt-firstboot.service` makes cloud-init report its result."""
+    domain = "ci-baked.example.com"
+    user_data = with_harness_env_file(adapt(readme_example("cloud-config-baked"), domain))
+    host = boot_with_seed(harness, baked_cloud_image, user_data, "ci-baked", domain)
+    booted.append(host)
+    r, seconds = wait_cloud_init(host)
+    print("baked #cloud-config: boot to cloud-init done in %.1f s" % seconds)
+    assert_cloud_init_succeeded(host, r)
+
+    assert host.stat(ENV_FILE).mode == 0o600
+    unit = host.unit("actvt-firstboot.service")
+    assert unit["ActiveState"] == "active", "%s\n%s" % (unit, host.journal("actvt-firstboot", 80))
+    assert host.exists(DONE)
+    journal = host.journal("actvt-firstboot", 300)
+    assert "Installation complete" in journal, journal[-4000:]
+    # the unit ran once, on this boot: started by systemd after cloud-init.service had written the env
+    # file, finished before cloud-final.service (whose runcmd then found it done)
+    assert journal.count("Starting actvt-firstboot.service") == 1, journal
+    firstboot = monotonic(host, "actvt-firstboot.service", "ExecMainStartTimestampMonotonic",
+                          "ActiveEnterTimestampMonotonic")
+    written = monotonic(host, "cloud-init.service", "ActiveEnterTimestampMonotonic")
+    final = monotonic(host, "cloud-final.service", "ExecMainStartTimestampMonotonic")
+    assert written[0] <= firstboot[0] and firstboot[1] <= final[0], (written, firstboot, final)
+    assert host.is_active("vector")
+    assert_mtls_endpoint(harness, host, domain)
