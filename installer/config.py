@@ -271,7 +271,7 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
     missing = []
     for var in VARIABLES:
         raw = environ.get(var.name)
-        if raw is not None and raw.strip() == "" and var.default is not None:
+        if raw is not None and raw.strip() == "":
             raw = None  # an empty variable means "not set", as in the shell script
         if raw is None:
             if var.default is None:

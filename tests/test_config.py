@@ -100,6 +100,10 @@ def test_every_problem_is_reported_once():
 
 def test_empty_value_means_unset():
     assert config.parse({**BASE, "ACTVT_VECTOR_PORT": ""}).vector_port == 4096
+    with pytest.raises(ConfigError) as info:
+        config.parse({**BASE, "ACTVT_DOMAIN": " "})
+    assert info.value.problems == ["ACTVT_DOMAIN: is required and not set; allowed: "
+                                   + config.BY_NAME["ACTVT_DOMAIN"].allowed]
 
 
 def test_unknown_variables_get_a_suggestion():

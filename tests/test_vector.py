@@ -3,10 +3,7 @@ would, checked against the metrics contract, its VRL compiled when the VRL compi
 escaping of hostile values; the empty plan after a run."""
 
 import dataclasses
-import importlib.machinery
-import importlib.util
 import itertools
-import json
 import os
 import re
 import subprocess
@@ -16,7 +13,7 @@ import tomllib
 import pytest
 
 from installer import engine, paths, vector
-from installer.actions import Absent, Command, Fetch, File, Packages, Plan, Service, Step
+from installer.actions import Absent, Fetch, Packages, Plan, Service
 from installer.facts import Probe, gather
 from installer.paths import Root
 from installer.plan import Context, Decisions
