@@ -308,19 +308,27 @@ def test_revoking_the_certificate_nginx_presents_needs_force(tmp_path, no_termin
     assert client(tmp_path, "revoke", FIRST, "--yes", "--force")[0] == 0
 
 
-def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, no_terminal, monkeypatch):
+@pytest.fixture
+def planned(monkeypatch):
+    """Every item the engine checks from now on (what a command planned, run or listed)."""
     from installer import engine
 
-    behind_nginx(tree)
-    planned = []
+    seen = []
     real_check = engine.Engine.check
 
     def check(self, plan):
         items = real_check(self, plan)
-        planned.extend(items)
+        seen.extend(items)
         return items
 
     monkeypatch.setattr(engine.Engine, "check", check)
+    return seen
+
+
+def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, no_terminal, planned):
+    from installer import engine
+
+    behind_nginx(tree)
     client(tree, "issue", "other")
     assert client(tree, "revoke", "other", "--yes")[0] == 0
     commands = [(item.action.argv, item.status) for item in planned if hasattr(item.action, "argv")]
@@ -329,26 +337,16 @@ def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, 
     assert all(mtls.CRL in action.when_changed for action in revoke_commands)
 
 
-def test_standalone_revoke_replaces_the_ca_and_reissues_the_others(tree, no_terminal, monkeypatch):
+def test_standalone_revoke_replaces_the_ca_and_reissues_the_others(tree, no_terminal, planned):
     """Vector reads no CRL: the revoked client's certificate must stop verifying against the CA
     Vector loads, while the others get new certificates (same expiry, same key type) and bundles."""
-    from installer import engine
-
     client(tree, "issue", "laptop")
     client(tree, "issue", "phone", "--days", "30", env={"ACTVT_MTLS_KEY_TYPE": "ecdsa"})
     (tree / "laptop.crt").write_bytes(read(tree, cert_path("laptop")))
     (tree / "first.crt").write_bytes(read(tree, cert_path(FIRST)))
     old_ca, old_phone = read(tree, paths.CA_CERT), pki.load_cert(read(tree, cert_path("phone")))
     old_bundle = read(tree, bundle_path(FIRST))
-    planned = []
-    real_check = engine.Engine.check
-
-    def check(self, plan):
-        items = real_check(self, plan)
-        planned.extend(items)
-        return items
-
-    monkeypatch.setattr(engine.Engine, "check", check)
+    planned.clear()  # only what the revoke plans
     stdout = io.StringIO()
     status = main(["client", "revoke", "laptop", "--yes", "--json", "--root", str(tree)], {}, stdout=stdout)
     assert status == 0

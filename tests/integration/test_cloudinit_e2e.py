@@ -35,8 +35,8 @@ import time
 import pytest
 
 import harness as H
-from test_lifecycle_e2e import (DONE, ENV_FILE, HARNESS_VARS, adapt, baked, client_connects,  # noqa: F401
-                                client_without_cert, readme_example)
+from test_lifecycle_e2e import (DONE, ENV_FILE, HARNESS_VARS, adapt, baked, booted,  # noqa: F401 (fixtures)
+                                client_connects, client_without_cert, readme_example)
 
 pytestmark = pytest.mark.e2e
 
@@ -94,14 +94,6 @@ def cloud_image(harness):
 def baked_cloud_image(harness, baked):
     """The README's Dockerfile (built by test_lifecycle_e2e's fixture `baked`) with cloud-init."""
     return with_cloud_init(harness, baked)
-
-
-@pytest.fixture
-def booted(request, harness):
-    hosts = request.node._actvt_hosts = []
-    yield hosts
-    for host in hosts:
-        harness.remove(host)
 
 
 def boot_with_seed(harness, image, user_data, role, domain):
