@@ -9,12 +9,13 @@ then carries only the JSON summary).
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import traceback
 from typing import List, Optional
 
 from . import __version__, config as configuration
-from .errors import ActvtError, LockedError, UsageError
+from .errors import ActvtError, Refused, Stopped, UsageError
 from .output import Console, Log, use_colour
 from .paths import Root
 
@@ -107,26 +108,61 @@ def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
     log = Log(root, enabled=args.command in ("install", "uninstall"))
     out = Console(human, log, use_colour(human, environ))
     try:
-        return _command(args.command)(args, environ, out, stdout)
+        with stop_signals():
+            return _command(args.command)(args, environ, out, stdout)
     except UsageError as exc:
+        log.discard()  # bad input: not one byte written
         for line in str(exc).splitlines():
             sys.stderr.write(f"error: {line}\n")
         return EXIT_USAGE
-    except ActvtError as exc:
-        if isinstance(exc, LockedError):
-            log.enabled = False  # the log belongs to the run that holds the lock
+    except Refused as exc:
+        log.discard()  # the log belongs to the run that holds the lock
         out.fail(str(exc))
         return exc.exit_status
-    except KeyboardInterrupt:
-        out.fail("interrupted")
-        return 130
+    except ActvtError as exc:
+        _start_log(log, out)
+        out.fail(str(exc))
+        return exc.exit_status
+    except KeyboardInterrupt as exc:  # before anything was applied (the engine reports a stop while applying)
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        _start_log(log, out)
+        out.fail(f"stopped by {signal.Signals(signum).name} before anything was changed")
+        return 128 + signum
     except Exception as exc:  # a bug: the traceback goes to the log, one line to the console
+        _start_log(log, out)
         log("ERROR", traceback.format_exc())
         out.fail(f"unexpected error: {type(exc).__name__}: {exc}"
                  + (f" (details in {log.path})" if log.path else ""))
         return EXIT_FAIL
     finally:
         log.close()
+
+
+def _start_log(log: Log, out: Console) -> None:
+    problem = log.start()
+    if problem:
+        out.warn(problem)
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """SIGINT, SIGTERM and SIGHUP raise ``Stopped`` while a command runs: cloud-init, systemd and
+    ``timeout`` stop a run with SIGTERM, a dropped SSH session with SIGHUP, and each must roll back as
+    Ctrl-C does. The previous handlers come back afterwards."""
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, stop)
+    except ValueError:  # not the main thread (an embedding caller): keep their handlers
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

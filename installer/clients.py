@@ -146,20 +146,14 @@ class _Run:
         return items
 
     def domain(self) -> str:
-        try:
-            with open(self.root.host(paths.DOMAIN_FILE), encoding="utf-8") as handle:
-                return handle.read().strip() or "YOUR-SERVER"
-        except OSError:
-            return "YOUR-SERVER"
+        from .facts import _read, read_domain
+
+        return read_domain(_read(self.root, paths.DOMAIN_FILE)) or "YOUR-SERVER"
 
     def state(self) -> dict:
-        from .facts import parse_state
+        from .facts import _read, read_state
 
-        try:
-            with open(self.root.host(paths.STATE_FILE), encoding="utf-8") as handle:
-                return parse_state(handle.read())
-        except OSError:
-            return {}
+        return read_state(_read(self.root, paths.STATE_FILE))
 
 
 def nginx_reload(state: dict) -> tuple:

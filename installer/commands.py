@@ -6,7 +6,6 @@ JSON summary when ``--json`` is given.
 
 import contextlib
 import datetime
-import fcntl
 import json
 import os
 import sys
@@ -14,8 +13,9 @@ import time
 import zipfile
 from typing import Optional
 
-from . import __version__, config as configuration, engine, facts as host_facts, manifest, migration, paths, prompts
-from .errors import ActvtError, LockedError, UsageError
+from . import __version__, config as configuration, engine, facts as host_facts, manifest, migration, paths, prompts, runlock
+from .errors import ActvtError, Refused, UsageError
+from .fsafe import Tree
 from .output import Console
 from .paths import Root
 from .plan import Context, build_plan, collect_notes, connection_url, decide, probes, watched
@@ -67,11 +67,13 @@ def remove_old_extractions(build_id: Optional[str]) -> None:
 
 
 def write_manifest(root: Root, facts, plan, result: engine.Result) -> None:
-    """Record what the plan manages (for uninstall); rewritten only when it changes."""
+    """Record what the plan manages (for uninstall); rewritten only when it changes, after its
+    previous version is copied into the run's backup folder (so a damaged one can be put back)."""
     previous = facts.files.get(manifest.MANIFEST)
+    tree = Tree(root)
 
     def describe_backup(path: str) -> dict:
-        st = os.lstat(root.host(path))
+        st = tree.lstat(path)
         owner, group = engine.owner_names(st)
         return {"mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
 
@@ -79,27 +81,13 @@ def write_manifest(root: Root, facts, plan, result: engine.Result) -> None:
                               adopt=migration.bash_files(facts))
     data = manifest.dump(entries)
     if data != previous:
-        engine.write_atomic(root.host(manifest.MANIFEST), data, 0o600)
+        if previous is not None:
+            folder = result.backup_dir or engine.backup_folder(tree)
+            tree.copy_entry(manifest.MANIFEST, folder + manifest.MANIFEST, keep_owner=os.geteuid() == 0)
+        tree.write(manifest.MANIFEST, data, 0o600)
 
 
-@contextlib.contextmanager
-def install_lock(root: Root):
-    """An exclusive lock for the whole run; a second run is refused, not queued."""
-    path = root.host(paths.LOCK_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise LockedError(f"another actvt installer is running (pid {holder}); wait for it to finish "
-                              f"and run again (lock: {paths.LOCK_FILE})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+install_lock = runlock.hold  # the one lock helper (also ``actvt client``)
 
 
 def _status_word(item: engine.Checked, dry_run: bool) -> str:
@@ -177,13 +165,14 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     environ = migration.with_state_defaults(root, environ, out)  # an earlier install's mode, mTLS, domain
     cfg = configuration.parse(environ)
     if root.is_host and not args.dry_run and os.geteuid() != 0:
-        raise ActvtError("must run as root: use `sudo` (or --dry-run to only see the plan)")
+        raise Refused("must run as root: use `sudo` (or --dry-run to only see the plan)")
     log = out.log
     log.enabled = not args.dry_run
     started_all = time.monotonic()
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
         facts = host_facts.gather(root, environ, watch=watched(cfg), probes=probes(), domain=cfg.domain)
+        manifest.load(facts.files.get(manifest.MANIFEST))  # a damaged record stops the run before any change
         decisions = decide(cfg, facts)
         log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
@@ -200,11 +189,14 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                 from . import reach
 
                 reach.check(plan, cfg, environ, log)  # the endpoints the plan needs, before any change
+        except UsageError:
+            raise
         except ActvtError as exc:  # a stop before anything ran (apache2 on 80, ...): --json still answers
             if args.json:
                 stdout.write(json.dumps(summary_json([], cfg, decisions, args.dry_run, root, log, error=str(exc)),
                                         indent=2) + "\n")
             raise
+        start_log(out)  # the run is valid and holds the lock: from here on it is logged
         total = len(plan.steps) + 1
         out.heading(1, total, "Checking the system")
         report_system(facts, out)
@@ -213,6 +205,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         items = eng.check(plan)
         if args.dry_run:
             show_plan(plan, items, out, total)
+            show_leftovers(eng, out)
             for note in collect_notes(cfg, facts, ctx):
                 out.warn(note)
             out.plain()
@@ -232,7 +225,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
             if args.json:
                 stdout.write(json.dumps(summary_json(items, cfg, decisions, False, root, log, error=str(exc),
                                                      step_seconds=step_seconds), indent=2) + "\n")
-            return EXIT_FAIL
+            return exc.exit_status
         for warning in eng.warnings:
             out.warn(warning)
         if not cfg.bake:  # an image holds no state
@@ -247,6 +240,18 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                                                  step_seconds=step_seconds,
                                                  notes_found=collect_notes(cfg, facts, ctx)), indent=2) + "\n")
     return EXIT_OK
+
+
+def start_log(out: Console) -> None:
+    problem = out.log.start()
+    if problem:
+        out.warn(problem)
+
+
+def show_leftovers(eng: engine.Engine, out: Console) -> None:
+    if eng.leftovers:
+        out.progress(f"remove {len(eng.leftovers)} temporary file(s) left by an interrupted run: "
+                     + ", ".join(eng.leftovers))
 
 
 def show_plan(plan, items, out: Console, total: int, first: int = 2) -> None:
@@ -292,6 +297,8 @@ def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_s
         if item.changed and item.seconds >= 1:
             out.ok(f"done in {item.seconds:.1f} s")
 
+    if eng.leftovers:
+        out.ok(f"removed {len(eng.leftovers)} temporary file(s) left by an interrupted run")
     try:
         return eng.apply(items, before, after)
     finally:
@@ -349,29 +356,27 @@ def cmd_uninstall(args, environ, out: Console, stdout) -> int:
     if not os.path.isdir(root.root):
         raise UsageError(f"--root: {args.root} is not a directory; allowed: an existing directory")
     if root.is_host and not args.dry_run and os.geteuid() != 0:
-        raise ActvtError("must run as root: use `sudo` (or --dry-run to only see what would be removed)")
+        raise Refused("must run as root: use `sudo` (or --dry-run to only see what would be removed)")
     out.log.enabled = not args.dry_run
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
-        try:
-            with open(root.host(manifest.MANIFEST), "rb") as handle:
-                entries = manifest.load(handle.read())
-        except OSError:
-            entries = {}
+        entries = manifest.load(Tree(root).read(manifest.MANIFEST, follow=False))
         from .firewall import RECORD
 
         facts = host_facts.gather(root, environ, watch=uninstall.STATE_FILES + (RECORD,) + uninstall.watch(entries))
         if paths.STATE_FILE not in facts.files and not (args.purge and entries):
             out.plain("actvt is not installed here (no /var/lib/actvt/install.state): nothing to remove.")
             return EXIT_OK
-        domain = facts.files.get(paths.DOMAIN_FILE, b"").decode(errors="replace").strip() or None
+        domain = host_facts.read_domain(facts.files.get(paths.DOMAIN_FILE))
         plan = uninstall.build_uninstall_plan(entries, facts, args.purge, args.remove_vector, domain,
                                               extra_steps=uninstall_extra_steps(facts))
+        start_log(out)
         eng = engine.Engine(root, engine.Runner(out.log), log=out.log)
         items = eng.check(plan)
         total = len(plan.steps)
         if args.dry_run:
             show_plan(plan, items, out, total, first=1)
+            show_leftovers(eng, out)
             out.plain()
             pending = sum(1 for item in items if item.status == engine.CHANGE)
             out.plain(f"Dry run: {pending} change(s) planned, nothing was removed.")
@@ -385,7 +390,7 @@ def cmd_uninstall(args, environ, out: Console, stdout) -> int:
             out.fail(str(exc).splitlines()[0])
             for line in str(exc).splitlines()[1:]:
                 out.plain(f"    {line}")
-            return EXIT_FAIL
+            return exc.exit_status
         out.plain()
         out.plain(f"Uninstalled: {len(result.changed)} change(s). Backups are kept in {paths.BACKUP_DIR}.", "ok")
         if not args.purge:

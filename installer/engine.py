@@ -4,31 +4,38 @@
 (packages, services), and says for each whether it would change something and why. A dry run stops
 there. ``apply`` carries out only the actions that change something, in order: files are written
 atomically with their final mode and owner from the first byte, a replaced file's previous version
-is copied to ``/var/lib/actvt/backups/<run>/`` first, and when an action fails the files this run
-wrote are put back as they were before the error is raised.
+is copied to ``/var/lib/actvt/backups/<run>/`` first, and when an action fails, or a signal
+(SIGINT, SIGTERM, SIGHUP) stops the run, the files this run wrote are put back as they were before
+the error is raised. Every path under the root is opened through ``fsafe.Tree`` (no planted link
+is followed, no FIFO is read); temporary files an interrupted run left beside the plan's targets
+are removed before anything else is written.
 """
 
 import dataclasses
 import difflib
-import filecmp
 import grp
 import hashlib
 import os
 import pwd
+import re
 import shutil
+import signal
 import stat
 import subprocess
-import tempfile
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import paths
 from .actions import FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages, Plan, Service, Symlink
-from .errors import ApplyError
+from .errors import ApplyError, Interrupted, Stopped
+from .fsafe import TMP_MARK, Tree, UnsafePath
 from .paths import Root
 
 CHANGE, OK, SKIP = "change", "ok", "skip"
+HOST_ONLY = (Fetch, Packages, Command, Service)  # listed, not run, under --root
 MAX_DIFF_BYTES = 256 * 1024
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CHILD_GRACE_SECONDS = 10  # a stopped run gives the command it was running this long to end after SIGTERM
 
 
 @dataclasses.dataclass
@@ -43,6 +50,7 @@ class Checked:
     changed: bool = False  # set by apply
     seconds: float = 0.0
     step_no: int = 0  # index of its step in the plan
+    verbs: Tuple[str, ...] = ()  # a Service: the systemctl verbs apply runs, in order
 
 
 @dataclasses.dataclass
@@ -51,6 +59,7 @@ class Result:
     backup_dir: Optional[str] = None
     created: Tuple[str, ...] = ()  # paths this run made where there was nothing
     backed_up: Mapping[str, str] = dataclasses.field(default_factory=dict)  # replaced path -> its backup
+    removed_leftovers: Tuple[str, ...] = ()  # temporary files of an interrupted run, removed first
 
     @property
     def changed(self) -> List[Checked]:
@@ -75,12 +84,20 @@ class Runner:
         full_env.update(env or {})
         full_env.setdefault("DEBIAN_FRONTEND", "noninteractive")
         try:
-            result = subprocess.run(list(argv), env=full_env, stdin=subprocess.DEVNULL, capture_output=True,
-                                    text=True, timeout=timeout)
+            child = subprocess.Popen(list(argv), env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, errors="replace")
         except FileNotFoundError:
             raise ApplyError(f"{argv[0]} is not installed (needed for: {shown})") from None
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            _end(child)
             raise ApplyError(f"timed out after {timeout:.0f} s: {shown}") from None
+        except BaseException:  # a stop signal: let the command end cleanly (apt, dpkg) before rolling back
+            with held_signals():
+                _end(child)
+            raise
+        result = subprocess.CompletedProcess(list(argv), child.returncode, stdout, stderr)
         for secret in secrets:
             if secret:
                 result.stdout = result.stdout.replace(secret, "***")
@@ -92,6 +109,34 @@ class Runner:
             tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
             raise ApplyError(f"{shown} failed (exit {result.returncode}): " + " | ".join(tail))
         return result
+
+
+def _end(child: subprocess.Popen) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.communicate(timeout=CHILD_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+
+
+class held_signals:
+    """Stop signals wait while the block runs (a rollback must finish), and are then dropped: the
+    run is already stopping."""
+
+    def __enter__(self):
+        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        return self
+
+    def __exit__(self, *exc):
+        pending = signal.sigpending() & set(STOP_SIGNALS)
+        while pending:
+            signal.sigtimedwait(list(pending), 0)
+            pending = signal.sigpending() & set(STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
+        return False
 
 
 # --- ownership ------------------------------------------------------------------------------------
@@ -151,15 +196,26 @@ def file_diff(path: str, before: Optional[bytes], after: bytes, sensitive: bool)
 # --- the engine -----------------------------------------------------------------------------------
 
 
+def leftover_names(base: str) -> "re.Pattern":
+    """Temporary names an interrupted run leaves beside ``base``: this version's
+    ``.<base>.actvt-tmp-<hex>``, and the older ``.<base>.XXXXXXXX`` (mkstemp), ``<base>.actvt-tmp``,
+    ``<base>.actvt-restore`` and ``<base>.actvt-new`` (the iptables save)."""
+    name = re.escape(base)
+    return re.compile(rf"^(?:\.{name}{re.escape(TMP_MARK)}[0-9a-f]{{8}}|\.{name}\.[a-z0-9_]{{8}}"
+                      rf"|{name}\.actvt-(?:tmp|restore|new))\Z")
+
+
 class Engine:
     def __init__(self, root: Root, runner: Runner, manage_owner: Optional[bool] = None,
                  log: Callable[[str, str], None] = lambda level, text: None):
         self.root = root
+        self.tree = Tree(root)
         self.runner = runner
         self.log = log
         # Owners can only be set (and so are only compared) when running as root.
         self.manage_owner = os.geteuid() == 0 if manage_owner is None else manage_owner
         self.warnings: List[str] = []  # failures of commands marked may_fail
+        self.leftovers: List[str] = []  # temporary files of an interrupted run (found by check)
 
     # -- check --
 
@@ -175,79 +231,110 @@ class Engine:
                 if item.status == CHANGE and isinstance(action, Command):
                     changing.update(action.creates)
                 items.append(item)
+        self.leftovers = self._leftovers(plan)
         return items
 
+    def _leftovers(self, plan: Plan) -> List[str]:
+        targets = [action.path for action in plan.actions if isinstance(action, (File, Copy, Fetch, Symlink))]
+        targets += [path for action in plan.actions if isinstance(action, Command) for path in action.creates]
+        found = []
+        for folder in dict.fromkeys(os.path.dirname(path) for path in targets):
+            names = [os.path.basename(path) for path in targets if os.path.dirname(path) == folder]
+            patterns = [leftover_names(name) for name in names]
+            try:
+                listing = self.tree.listdir(folder)
+            except UnsafePath:
+                continue  # the action itself reports it
+            found += [f"{folder.rstrip('/')}/{entry}" for entry in listing
+                      if any(pattern.match(entry) for pattern in patterns)]
+        return found
+
     def _check_one(self, action: Action, step: str, changing: set) -> Checked:
-        if isinstance(action, File):
-            return self._check_file(action, step)
-        if isinstance(action, Copy):
-            return self._check_copy(action, step, changing)
-        if isinstance(action, Directory):
-            return self._check_dir(action, step)
-        if isinstance(action, Symlink):
-            host = self.root.host(action.path)
-            current = os.readlink(host) if os.path.islink(host) else None
-            if current == action.target:
-                return Checked(action, step, OK)
-            return Checked(action, step, CHANGE, "link missing" if current is None else f"points to {current}")
-        if isinstance(action, Absent):
-            host = self.root.host(action.path)
-            if not os.path.lexists(host):
-                return Checked(action, step, OK)
-            if action.if_empty and os.path.isdir(host) and not os.path.islink(host):
-                left = [name for name in os.listdir(host)
-                        if f"{action.path.rstrip('/')}/{name}" not in changing]
-                if left:
-                    return Checked(action, step, OK, f"kept: {len(left)} other file(s) in it")
-            return Checked(action, step, CHANGE, "exists")
-        if not self.root.is_host:
+        handler = self._checks.get(type(action))
+        if handler is None:
+            raise TypeError(f"unknown action {action!r}")
+        if type(action) in HOST_ONLY and not self.root.is_host:
             return Checked(action, step, SKIP, f"not run under --root {self.root.root}")
-        if isinstance(action, Fetch):
-            if os.path.isfile(action.path):
-                return Checked(action, step, OK)
-            return Checked(action, step, CHANGE, "missing")
-        if isinstance(action, Packages):
-            missing = [name for name in action.names if not self._package_present(name)]
-            if not missing:
-                return Checked(action, step, OK)
-            return Checked(action, step, CHANGE, "missing: " + " ".join(missing))
-        if isinstance(action, Command):
-            if not action.when_changed:
-                return Checked(action, step, CHANGE, action.reason)
-            hit = [path for path in action.when_changed if path in changing]
-            if hit:
-                return Checked(action, step, CHANGE, "changed: " + ", ".join(hit))
-            return Checked(action, step, OK, "nothing it depends on changed")
-        if isinstance(action, Service):
-            return self._check_service(action, step, changing)
-        raise TypeError(f"unknown action {action!r}")
+        return handler(self, action, step, changing)
+
+    def _check_symlink(self, action: Symlink, step: str, changing: set) -> Checked:
+        st = self.tree.lstat(action.path)
+        current = self.tree.readlink(action.path) if st is not None and stat.S_ISLNK(st.st_mode) else None
+        if current == action.target:
+            return Checked(action, step, OK)
+        if st is not None and current is None:
+            return Checked(action, step, CHANGE, f"a {_kind_word(st)} is there")
+        return Checked(action, step, CHANGE, "link missing" if current is None else f"points to {current}")
+
+    def _check_absent(self, action: Absent, step: str, changing: set) -> Checked:
+        st = self.tree.lstat(action.path)
+        if st is None:
+            if action.path in changing:  # made earlier in this run (e.g. a marker), removed after
+                return Checked(action, step, CHANGE, "made in this run")
+            return Checked(action, step, OK)
+        if action.if_empty and stat.S_ISDIR(st.st_mode):
+            left = [name for name in self.tree.listdir(action.path)
+                    if f"{action.path.rstrip('/')}/{name}" not in changing]
+            if left:
+                return Checked(action, step, OK, f"kept: {len(left)} other file(s) in it")
+        return Checked(action, step, CHANGE, "exists")
+
+    def _check_fetch(self, action: Fetch, step: str, changing: set) -> Checked:
+        st = self.tree.lstat(action.path)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            return Checked(action, step, OK)
+        return Checked(action, step, CHANGE, "missing")
+
+    def _check_packages(self, action: Packages, step: str, changing: set) -> Checked:
+        missing = [name for name in action.names if not self._package_present(name)]
+        if not missing:
+            return Checked(action, step, OK)
+        return Checked(action, step, CHANGE, "missing: " + " ".join(missing))
+
+    def _check_command(self, action: Command, step: str, changing: set) -> Checked:
+        if not action.when_changed:
+            return Checked(action, step, CHANGE, action.reason)
+        hit = [path for path in action.when_changed if path in changing]
+        if hit:
+            return Checked(action, step, CHANGE, "changed: " + ", ".join(hit))
+        return Checked(action, step, OK, "nothing it depends on changed")
 
     def _copy_source(self, action: Copy) -> str:
         return action.source if action.host_source else self.root.host(action.source)
 
+    def _open_source(self, action: Copy):
+        """The copy's source for reading (None when missing): a file of this machine, or a path under
+        the root read through the tree (certbot's live/ links are root's, and followed)."""
+        if action.host_source:
+            try:
+                return open(action.source, "rb")
+            except FileNotFoundError:
+                return None
+        return self.tree.open_read(action.source)
+
     def _check_copy(self, action: Copy, step: str, changing: set) -> Checked:
-        source = self._copy_source(action)
         if action.source in changing and not action.host_source:
             return Checked(action, step, CHANGE, f"{action.source} is made in this run")
-        if not os.path.isfile(source):
+        source = self._open_source(action)
+        if source is None:
             if not self.root.is_host:  # made on the server by a command that is not run under --root
                 return Checked(action, step, SKIP, f"{action.source} is made on the server")
             return Checked(action, step, CHANGE, f"{action.source} does not exist yet")
-        if os.path.getsize(source) <= MAX_DIFF_BYTES:  # small: compared and diffed like a File
-            with open(source, "rb") as handle:
-                content = handle.read()
-            return self._check_file(File(action.path, content, action.mode, action.owner, action.group,
-                                         action.sensitive, action.reason), step, shown=action)
-        # large (the kept zipapp): compared in blocks, never held in memory whole
-        host = self.root.host(action.path)
-        summary = f"({os.path.getsize(source)} bytes, copied from {action.source})"
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
-            return Checked(action, step, CHANGE, "new file", summary)
-        if not stat.S_ISREG(st.st_mode):
-            return Checked(action, step, CHANGE, "not a regular file")
-        why = [] if filecmp.cmp(source, host, shallow=False) else ["content"]
+        with source:
+            size = os.fstat(source.fileno()).st_size
+            if size <= MAX_DIFF_BYTES:  # small: compared and diffed like a File
+                return self._check_file(File(action.path, source.read(), action.mode, action.owner, action.group,
+                                             action.sensitive, action.reason), step, changing, shown=action)
+            # large (the kept zipapp): compared in blocks, never held in memory whole
+            summary = f"({size} bytes, copied from {action.source})"
+            st = self._target_stat(action.path)
+            if st is None:
+                return Checked(action, step, CHANGE, "new file", summary)
+            if not stat.S_ISREG(st.st_mode):
+                return Checked(action, step, CHANGE, f"a {_kind_word(st)} is there")
+            with self.tree.open_read(action.path, follow=False) as current:
+                same = st.st_size == size and _same_blocks(source, current)
+        why = [] if same else ["content"]
         why += self._meta_differences(st, action.mode, action.owner, action.group)
         return Checked(action, step, CHANGE if why else OK, ", ".join(why), summary if "content" in why else "")
 
@@ -259,18 +346,25 @@ class Engine:
             why.append("owner {}:{} -> {}:{}".format(*owner_names(st), owner, group))
         return why
 
-    def _check_file(self, action: File, step: str, shown: Optional[Action] = None) -> Checked:
+    def _target_stat(self, path: str) -> Optional[os.stat_result]:
+        """What is at a path the plan writes a file to: None, or its lstat. A FIFO, socket or device
+        there is refused at once (someone put it there; the installer neither reads nor replaces it)."""
+        st = self.tree.lstat(path)
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise UnsafePath(f"{path} is a {_kind_word(st)} where the installer writes a file; it was neither "
+                             "read nor replaced. Remove it and run again")
+        return st
+
+    def _check_file(self, action: File, step: str, changing: set = frozenset(),
+                    shown: Optional[Action] = None) -> Checked:
         shown = shown or action
-        host = self.root.host(action.path)
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
+        st = self._target_stat(action.path)
+        if st is None:
             return Checked(shown, step, CHANGE, "new file", file_diff(action.path, None, action.content,
                                                                        action.sensitive))
-        if not stat.S_ISREG(st.st_mode):
-            return Checked(shown, step, CHANGE, "not a regular file")
-        with open(host, "rb") as handle:
-            before = handle.read()
+        if not stat.S_ISREG(st.st_mode):  # a link is replaced, never followed; a folder is moved into backups
+            return Checked(shown, step, CHANGE, f"a {_kind_word(st)} is there")
+        before = self.tree.read(action.path, follow=False)
         why = []
         diff = ""
         if before != action.content:
@@ -279,19 +373,16 @@ class Engine:
         why += self._meta_differences(st, action.mode, action.owner, action.group)
         return Checked(shown, step, CHANGE if why else OK, ", ".join(why), diff)
 
-    def _check_dir(self, action: Directory, step: str) -> Checked:
-        host = self.root.host(action.path)
+    def _check_dir(self, action: Directory, step: str, changing: set) -> Checked:
         try:
-            st = os.stat(host)
+            fd = self.tree.open_dir(action.path)
         except FileNotFoundError:
             return Checked(action, step, CHANGE, "new directory")
-        if not stat.S_ISDIR(st.st_mode):
-            return Checked(action, step, CHANGE, "not a directory")
-        why = []
-        if stat.S_IMODE(st.st_mode) != action.mode:
-            why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {action.mode:04o}")
-        if self.manage_owner and owner_names(st) != (action.owner, action.group):
-            why.append("owner {}:{} -> {}:{}".format(*owner_names(st), action.owner, action.group))
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        why = self._meta_differences(st, action.mode, action.owner, action.group)
         return Checked(action, step, CHANGE if why else OK, ", ".join(why))
 
     def _package_present(self, spec: str) -> bool:
@@ -306,43 +397,66 @@ class Engine:
     def _check_service(self, action: Service, step: str, changing: set) -> Checked:
         active = self.runner.run(["systemctl", "is-active", action.name], check=False).stdout.strip()
         enabled = self.runner.run(["systemctl", "is-enabled", action.name], check=False).stdout.strip()
-        why = []
+        verbs: List[str] = []
+        why: List[str] = []
         if action.enabled and enabled != "enabled":
+            verbs.append("enable")
             why.append("enable")
         if not action.enabled and enabled == "enabled":
+            verbs.append("disable")
             why.append("disable")
         if action.running:
             hit = [path for path in action.restart_when_changed if path in changing]
             if active != "active":
+                verbs.append("start")
                 why.append("start")
             elif hit:
+                verbs.append("restart")
                 why.append("restart: changed " + ", ".join(hit))
         elif active == "active":
+            verbs.append("stop")
             why.append("stop")
-        return Checked(action, step, CHANGE if why else OK, "; ".join(why))
+        return Checked(action, step, CHANGE if verbs else OK, "; ".join(why), verbs=tuple(verbs))
+
+    _checks = {File: lambda self, a, s, c: self._check_file(a, s, c), Copy: _check_copy, Directory: _check_dir,
+               Symlink: _check_symlink, Absent: _check_absent, Fetch: _check_fetch, Packages: _check_packages,
+               Command: _check_command, Service: _check_service}
 
     # -- apply --
 
     def apply(self, items: List[Checked], before: Callable[[Checked], None] = lambda item: None,
               after: Callable[[Checked], None] = lambda item: None) -> Result:
         """Apply every CHANGE item in order; ``before``/``after`` are called around each item."""
-        journal = _Journal(self.root)
+        journal = _Journal(self.tree)
+        removed: List[str] = []
         try:
+            for path in self.leftovers:  # an interrupted run's temporary files: nobody's data
+                self.tree.remove(path)
+                removed.append(path)
+                self.log("INFO", f"removed {path}, left by an interrupted run")
             for item in items:
                 before(item)
                 if item.status == CHANGE:
                     started = time.monotonic()
-                    self._apply_one(item, journal)
+                    self._appliers[type(item.action)](self, item, journal)
                     item.changed = True
                     item.seconds = time.monotonic() - started
                 after(item)
         except BaseException as exc:
-            restored = journal.roll_back()
-            for argv in reversed(journal.undo):  # e.g. reload nginx with the files put back
-                self.runner.run(list(argv), check=False)
+            with held_signals():  # a second SIGTERM must not stop the rollback itself
+                restored = journal.roll_back()
+                for argv in reversed(journal.undo):  # e.g. reload nginx with the files put back
+                    try:
+                        self.runner.run(list(argv), check=False)
+                    except ApplyError:
+                        pass
             done = [item.action.describe() for item in items if item.changed and
                     not isinstance(item.action, FILE_ACTIONS)]
-            message = str(exc) if isinstance(exc, ApplyError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, KeyboardInterrupt):
+                signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+                message = f"stopped by {signal.Signals(signum).name}"
+            else:
+                message = str(exc) if isinstance(exc, ApplyError) else f"{type(exc).__name__}: {exc}"
             lines = [message]
             if restored:
                 lines.append(f"put back {restored} file(s) this run had written")
@@ -350,83 +464,67 @@ class Engine:
                 lines.append("already done before the failure: " + "; ".join(done))
             lines.append("nothing else was changed; running the installer again is safe")
             if isinstance(exc, KeyboardInterrupt):
-                raise
+                raise Interrupted("\n".join(lines), signum) from exc
             raise ApplyError("\n".join(lines)) from exc
-        return Result(items, journal.backup_dir, tuple(journal.created), dict(journal.saved))
+        return Result(items, journal.backup_dir, tuple(journal.created), dict(journal.saved), tuple(removed))
 
-    def _apply_one(self, item: Checked, journal: "_Journal") -> None:
+    def _ids_for(self, owner: str, group: str) -> Optional[Tuple[int, int]]:
+        return _ids(owner, group) if self.manage_owner else None
+
+    def _apply_file(self, item: Checked, journal: "_Journal") -> None:
         action = item.action
-        if isinstance(action, File):
-            self._ensure_parent(action.path, journal)
-            journal.save(action.path)
-            ids = _ids(action.owner, action.group) if self.manage_owner else None
-            write_atomic(self.root.host(action.path), action.content, action.mode, ids)
-        elif isinstance(action, Copy):
-            source = self._copy_source(action)
-            if not os.path.isfile(source):
-                raise ApplyError(f"cannot copy {action.source} to {action.path}: it does not exist")
-            self._ensure_parent(action.path, journal)
-            journal.save(action.path)
-            ids = _ids(action.owner, action.group) if self.manage_owner else None
-            write_atomic(self.root.host(action.path), None, action.mode, ids, source=source)
-        elif isinstance(action, Fetch):
-            self._ensure_parent(action.path, journal)
-            journal.save(action.path)
-            write_atomic(self.root.host(action.path), fetch(action.url), action.mode,
-                         (0, 0) if self.manage_owner else None)
-        elif isinstance(action, Directory):
-            host = self.root.host(action.path)
-            if not os.path.isdir(host):
-                self._ensure_parent(action.path, journal)
-                os.mkdir(host, action.mode)
-                journal.created.append(action.path)
-            os.chmod(host, action.mode)
-            if self.manage_owner:
-                os.chown(host, *_ids(action.owner, action.group))
-        elif isinstance(action, Symlink):
-            self._ensure_parent(action.path, journal)
-            journal.save(action.path)
-            host = self.root.host(action.path)
-            tmp = f"{host}.actvt-tmp"
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            os.symlink(action.target, tmp)
-            os.replace(tmp, host)
-        elif isinstance(action, Absent):
-            host = self.root.host(action.path)
-            if not os.path.lexists(host):
-                return
-            journal.save(action.path)
-            if os.path.isdir(host) and not os.path.islink(host):
-                shutil.rmtree(host)
-            else:
-                os.unlink(host)
-        elif isinstance(action, Packages):
-            self._install_packages(action)
-        elif isinstance(action, Command):
-            result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
-                                     timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
-            journal.undo.extend(action.on_rollback)
-            if result.returncode != 0:
-                tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
-                item.why = f"failed (exit {result.returncode}), going on: " + " | ".join(tail)
-                self.warnings.append(f"{action.describe()}: {item.why}")
-        elif isinstance(action, Service):
-            self._apply_service(action, item.why)
-        else:
-            raise TypeError(f"unknown action {action!r}")
+        self._ensure_parent(action.path, journal)
+        journal.save(action.path)
+        self.tree.write(action.path, action.content, action.mode, self._ids_for(action.owner, action.group))
 
-    def _ensure_parent(self, path: str, journal: "_Journal") -> None:
-        missing = []
-        parent = os.path.dirname(path)
-        while parent != "/" and not os.path.isdir(self.root.host(parent)):
-            missing.append(parent)
-            parent = os.path.dirname(parent)
-        for directory in reversed(missing):
-            os.mkdir(self.root.host(directory), 0o755)
-            journal.created.append(directory)
+    def _apply_copy(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        source = self._open_source(action)
+        if source is None:
+            raise ApplyError(f"cannot copy {action.source} to {action.path}: it does not exist")
+        with source:
+            self._ensure_parent(action.path, journal)
+            journal.save(action.path)
+            self.tree.write(action.path, None, action.mode, self._ids_for(action.owner, action.group), source=source)
 
-    def _install_packages(self, action: Packages) -> None:
+    def _apply_fetch(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        data = fetch(action.url)
+        self._ensure_parent(action.path, journal)
+        journal.save(action.path)
+        self.tree.write(action.path, data, action.mode, (0, 0) if self.manage_owner else None)
+
+    def _apply_dir(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        self._ensure_parent(action.path, journal)
+        self.tree.make_dir(action.path, action.mode, self._ids_for(action.owner, action.group),
+                           created=journal.created)
+
+    def _apply_symlink(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        self._ensure_parent(action.path, journal)
+        journal.save(action.path)
+        self.tree.symlink(action.path, action.target)
+
+    def _apply_absent(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        if self.tree.lstat(action.path) is None:
+            return
+        journal.save(action.path)
+        self.tree.remove(action.path)
+
+    def _apply_command(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
+                                 timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
+        journal.undo.extend(action.on_rollback)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
+            item.why = f"failed (exit {result.returncode}), going on: " + " | ".join(tail)
+            self.warnings.append(f"{action.describe()}: {item.why}")
+
+    def _apply_packages(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
         if action.manager == "apt":
             # keep configuration files we edited (e.g. /etc/default/vector) without asking
             self.runner.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
@@ -436,21 +534,21 @@ class Engine:
             names = [name.replace("=", "-", 1) for name in action.names]
             self.runner.run([action.manager, "install", "-y", *names], timeout=1800)
 
-    def _apply_service(self, action: Service, why: str) -> None:
-        if "enable" in why.split("; "):
-            self.runner.run(["systemctl", "enable", action.name])
-        if "disable" in why.split("; "):
-            self.runner.run(["systemctl", "disable", action.name])
-        if "stop" in why.split("; "):
-            self.runner.run(["systemctl", "stop", action.name])
-            return  # a stopped unit is what was asked: nothing to wait for
-        elif "start" in why.split("; "):
-            self.runner.run(["systemctl", "start", action.name])
-        elif why.startswith("restart") or "; restart" in why:
-            self.runner.run(["systemctl", "restart", action.name])
-        else:
-            return
-        self._wait_active(action)
+    def _apply_service(self, item: Checked, journal: "_Journal") -> None:
+        action = item.action
+        for verb in item.verbs:
+            self.runner.run(["systemctl", verb, action.name])
+        if {"start", "restart"} & set(item.verbs):
+            self._wait_active(action)  # a stopped unit is what was asked: nothing to wait for
+
+    _appliers = {File: _apply_file, Copy: _apply_copy, Fetch: _apply_fetch, Directory: _apply_dir,
+                 Symlink: _apply_symlink, Absent: _apply_absent, Command: _apply_command,
+                 Packages: _apply_packages, Service: _apply_service}
+
+    def _ensure_parent(self, path: str, journal: "_Journal") -> None:
+        """Missing folders on the way to ``path`` are made 0755 (whatever the umask) and recorded."""
+        fd, _ = self.tree.parent(path, create=0o755, created=journal.created, writable=True)
+        os.close(fd)
 
     def _wait_active(self, action: Service) -> None:
         """Wait for the unit to be active; if it is not, say why (journal, diagnosis commands)."""
@@ -481,6 +579,21 @@ class Engine:
         raise ApplyError("\n".join(lines))
 
 
+def _kind_word(st: os.stat_result) -> str:
+    from .fsafe import _kind
+
+    return _kind(st.st_mode)
+
+
+def _same_blocks(first, second, size: int = 1 << 16) -> bool:
+    while True:
+        a, b = first.read(size), second.read(size)
+        if a != b:
+            return False
+        if not a:
+            return True
+
+
 def fetch(url: str, timeout: float = 30) -> bytes:
     """GET ``url`` (proxy variables and the system's CA store, as apt and certbot); a clear error
     when it cannot."""
@@ -492,113 +605,59 @@ def fetch(url: str, timeout: float = 30) -> bytes:
         raise ApplyError(f"could not download {url}: {exc}") from None
 
 
-def write_atomic(host_path: str, content: Optional[bytes], mode: int, ids: Optional[Tuple[int, int]] = None,
-                 source: Optional[str] = None) -> None:
-    """Write ``content`` (or the file ``source``, in blocks) through a temporary file in the same
-    directory that has its final mode and owner before the first byte; fsync; rename over the
-    target; fsync the directory."""
-    directory = os.path.dirname(host_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(host_path)}.", dir=directory)  # created 0600
-    try:
-        if ids is not None:
-            os.fchown(fd, *ids)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            if source is None:
-                handle.write(content)
-            else:
-                with open(source, "rb") as origin:
-                    shutil.copyfileobj(origin, handle, 1 << 20)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, host_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def backup_folder(tree: Tree) -> str:
+    """A new folder ``/var/lib/actvt/backups/<UTC time>[-n]`` (0700, like the folders above it)."""
+    tree.make_dir(paths.STATE_DIR, 0o700, parents=0o755)
+    tree.make_dir(paths.BACKUP_DIR, 0o700)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name, n = stamp, 1
+    while tree.exists(f"{paths.BACKUP_DIR}/{name}"):
+        n += 1
+        name = f"{stamp}-{n}"
+    tree.make_dir(f"{paths.BACKUP_DIR}/{name}", 0o700)
+    return f"{paths.BACKUP_DIR}/{name}"
 
 
 class _Journal:
     """What this run replaced (backed up) and created, so that a failure can put it back."""
 
-    def __init__(self, root: Root):
-        self.root = root
+    def __init__(self, tree: Tree):
+        self.tree = tree
         self.backup_dir: Optional[str] = None  # server path of this run's backup folder
         self.saved: Dict[str, str] = {}  # server path -> server path of its backup copy
         self.created: List[str] = []
         self.undo: List[Tuple[str, ...]] = []  # commands to run after files are put back
 
-    def _backup_folder(self) -> str:
-        if self.backup_dir is None:
-            base = self.root.host(paths.BACKUP_DIR)
-            os.makedirs(base, 0o700, exist_ok=True)
-            os.chmod(os.path.dirname(base), 0o700)
-            os.chmod(base, 0o700)
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            name, n = stamp, 1
-            while os.path.lexists(os.path.join(base, name)):
-                n += 1
-                name = f"{stamp}-{n}"
-            os.mkdir(os.path.join(base, name), 0o700)
-            self.backup_dir = f"{paths.BACKUP_DIR}/{name}"
-        return self.backup_dir
-
     def save(self, path: str) -> None:
-        """Copy the current file (or link) at ``path`` into the run's backup folder, once."""
+        """Copy the current file, link or folder at ``path`` into the run's backup folder, once."""
         if path in self.saved or path in self.created:
             return
         if paths.BACKUP_DIR == path or paths.BACKUP_DIR.startswith(path.rstrip("/") + "/"):
             raise ApplyError(f"refusing to replace {path}: it holds the backups")
-        host = self.root.host(path)
-        if not os.path.lexists(host):
+        if self.tree.lstat(path) is None:
             self.created.append(path)
             return
-        if os.path.isdir(host) and not os.path.islink(host):
-            copy = f"{self._backup_folder()}{path}"
-            shutil.copytree(host, self.root.host(copy), symlinks=True, dirs_exist_ok=True)
-            self.saved[path] = copy
-            return
-        copy = f"{self._backup_folder()}{path}"
-        host_copy = self.root.host(copy)
-        os.makedirs(os.path.dirname(host_copy), 0o700, exist_ok=True)
-        shutil.copy2(host, host_copy, follow_symlinks=False)
-        _copy_owner(host, host_copy)
+        if self.backup_dir is None:
+            self.backup_dir = backup_folder(self.tree)
+        copy = f"{self.backup_dir}{path}"
+        self.tree.copy_entry(path, copy, keep_owner=os.geteuid() == 0)
         self.saved[path] = copy
 
     def roll_back(self) -> int:
         count = 0
         for path in reversed(self.created):
-            host = self.root.host(path)
             try:
-                if os.path.isdir(host) and not os.path.islink(host):
-                    os.rmdir(host)
-                elif os.path.lexists(host):
-                    os.unlink(host)
+                st = self.tree.lstat(path)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    self.tree.rmdir(path)
+                elif st is not None:
+                    self.tree.remove(path)
                 count += 1
             except OSError:
                 pass
         for path, copy in self.saved.items():
-            host, host_copy = self.root.host(path), self.root.host(copy)
-            if os.path.isdir(host_copy) and not os.path.islink(host_copy):
-                if os.path.lexists(host):
-                    shutil.rmtree(host, ignore_errors=True)
-                shutil.copytree(host_copy, host, symlinks=True)
-            else:
-                tmp = f"{host}.actvt-restore"
-                shutil.copy2(host_copy, tmp, follow_symlinks=False)
-                _copy_owner(host_copy, tmp)
-                os.replace(tmp, host)
+            if self.tree.lstat(path) is not None:
+                self.tree.remove(path)
+            self.tree.copy_entry(copy, path, keep_owner=os.geteuid() == 0)
             count += 1
         return count
-
-
-def _copy_owner(source: str, target: str) -> None:
-    """Give ``target`` the owner of ``source`` (only root can; elsewhere both are the caller's)."""
-    if os.geteuid() == 0:
-        st = os.lstat(source)
-        os.lchown(target, st.st_uid, st.st_gid)

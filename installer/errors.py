@@ -24,9 +24,31 @@ class ConfigError(UsageError):
         super().__init__("\n".join(self.problems))
 
 
-class LockedError(ActvtError):
+class Refused(ActvtError):
+    """The run is refused before it starts (not root, another run holds the lock): nothing is logged,
+    nothing was changed."""
+
+
+class LockedError(Refused):
     """Another installer run holds the lock."""
 
 
 class ApplyError(ActvtError):
     """Applying the plan failed part-way; the message says what changed and that a re-run is safe."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) arrived; raised by the handler ``cli`` installs, so that
+    a run stopped by cloud-init, systemd or ``timeout`` rolls back as one stopped with Ctrl-C does."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Interrupted(ActvtError):
+    """A signal stopped applying the plan; the files were put back. Exit status 128 + the signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_status = 128 + int(signum)

@@ -6,11 +6,14 @@ Parsers are pure functions of text (tested on recorded files); ``gather`` reads 
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 
 from . import paths
+from .errors import ActvtError
+from .fsafe import Tree, UnsafePath, walk_files
 from .paths import Root
 
 #: Server paths whose content the planners look at; planner modules add theirs through ``watch=``
@@ -161,10 +164,81 @@ def parse_state(text: str) -> Dict[str, str]:
     return state
 
 
+class StateError(ActvtError):
+    """A record the installer keeps (install.state, domain, manifest.json, index.json, crl.pem) is
+    damaged. It is never reset silently: the message names the file and what to do; nothing was changed."""
+
+
+def damaged(path: str, why: str, what: str = "") -> StateError:
+    return StateError(f"{path} is damaged ({why}). Put back its newest copy from {paths.BACKUP_DIR}/*{path}, "
+                      f"or correct it{what}; nothing was changed")
+
+
+_STATE_KEY = re.compile(r"^[a-z_][a-z0-9_]*\Z")
+_STATE_VALUES = {"mode": ("standalone", "proxy"), "mtls": ("enabled", "disabled"),
+                 "webserver": ("none", "nginx", "apache", "httpd", "unknown")}
+_STATE_HINT = " (lines version=, installed_at=, mode=, webserver=, mtls=, mtls_client_cn=)"
+
+
+def read_state(data: Optional[bytes]) -> Dict[str, str]:
+    """``install.state`` checked line by line (``{}`` when there is none); StateError when damaged."""
+    if data is None:
+        return {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise damaged(paths.STATE_FILE, "it is not text", _STATE_HINT) from None
+    from .config import Invalid, parse_client_name
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep or not _STATE_KEY.match(key.strip()):
+            raise damaged(paths.STATE_FILE, f"line {number} is not key=value", _STATE_HINT)
+        allowed = _STATE_VALUES.get(key.strip())
+        if allowed and value.strip() not in allowed:
+            raise damaged(paths.STATE_FILE, f"line {number}: {key.strip()} is not one of {', '.join(allowed)}",
+                          _STATE_HINT)
+        if key.strip() == "mtls_client_cn" and value.strip():
+            try:
+                parse_client_name(value.strip())
+            except Invalid:
+                raise damaged(paths.STATE_FILE, f"line {number}: mtls_client_cn is not a client name",
+                              _STATE_HINT) from None
+    return parse_state(text)
+
+
+def read_domain(data: Optional[bytes]) -> Optional[str]:
+    """The domain recorded in ``/var/lib/actvt/domain`` (None when there is none); StateError when damaged."""
+    if data is None:
+        return None
+    from .config import is_hostname
+
+    try:
+        value = data.decode("utf-8").strip().rstrip(".").lower()
+    except UnicodeDecodeError:
+        raise damaged(paths.DOMAIN_FILE, "it is not text", " (one line: the server's domain)") from None
+    if value and not is_hostname(value):
+        raise damaged(paths.DOMAIN_FILE, "it does not hold a host name", " (one line: the server's domain)")
+    return value or None
+
+
 # --- the collector --------------------------------------------------------------------------------
 
 
 def _read(root: Root, path: str) -> Optional[bytes]:
+    """A file under the root, read through ``fsafe`` (no planted link followed, no FIFO opened);
+    None when it is absent. One that cannot be read for another reason stops the run."""
+    try:
+        return Tree(root).read(path)
+    except PermissionError as exc:
+        raise UnsafePath(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _read_proc(root: Root, path: str) -> Optional[bytes]:
+    """A kernel file (/proc): read as it is."""
     try:
         with open(root.host(path), "rb") as handle:
             return handle.read()
@@ -200,7 +274,7 @@ def _socket_owners(proc: str) -> Dict[str, str]:
 def gather_listeners(root: Root) -> Tuple[Listener, ...]:
     sockets = []
     for name, ipv6 in (("tcp", False), ("tcp6", True)):
-        raw = _read(root, f"/proc/net/{name}")
+        raw = _read_proc(root, f"/proc/net/{name}")
         if raw:
             sockets.extend(parse_proc_net_tcp(raw.decode(errors="replace"), ipv6))
     if not sockets:
@@ -274,29 +348,27 @@ def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = (),
         packages = _rpm_packages()
     files: Dict[str, bytes] = {}
     dirs = set()
+    tree = Tree(root)
     for path in tuple(WATCHED) + tuple(watch):
-        host_path = root.host(path)
-        if os.path.isdir(host_path):
+        if tree.is_dir(path):
             # a watched folder: its regular files (one level) are read too
             dirs.add(path)
-            for name in sorted(os.listdir(host_path)):
-                child = f"{path.rstrip('/')}/{name}"
-                if os.path.isfile(root.host(child)) and not os.path.islink(root.host(child)):
-                    content = _read(root, child)
-                    if content is not None:
-                        files[child] = content
+            for child in walk_files(tree, path):
+                content = _read(root, child)
+                if content is not None:
+                    files[child] = content
         else:
             content = _read(root, path)
             if content is not None:
                 files[path] = content
-    comm = _read(root, "/proc/1/comm") or b""
+    comm = _read_proc(root, "/proc/1/comm") or b""
     free_mb = None
     try:
         stat = os.statvfs(_existing_parent(root.host("/var/lib")))
         free_mb = stat.f_bavail * stat.f_frsize // (1024 * 1024)
     except OSError:
         pass
-    meminfo = _read(root, "/proc/meminfo")
+    meminfo = _read_proc(root, "/proc/meminfo")
     return Facts(
         os=os_info,
         package_manager=manager,

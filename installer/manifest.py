@@ -19,13 +19,41 @@ _MANAGED = (File, Copy, Symlink, Fetch, Directory)
 
 
 def load(data: Optional[bytes]) -> Dict[str, dict]:
-    if not data:
+    """The entries of ``manifest.json`` ({} when there is none). A damaged manifest is never taken as
+    empty (uninstall would then treat a user's replaced file as the installer's and delete it): it
+    stops the run with a message naming the file and what to do."""
+    from .facts import damaged
+
+    if data is None:
         return {}
+    hint = " (or, to start a new record, move it away: uninstall then leaves alone what it no longer knows)"
     try:
-        entries = json.loads(data.decode()).get("paths", {})
-    except (ValueError, AttributeError):
-        return {}
-    return {path: dict(entry) for path, entry in entries.items() if isinstance(entry, dict)}
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise damaged(MANIFEST, f"not JSON: {exc}", hint) from None
+    entries = document.get("paths") if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise damaged(MANIFEST, "it has no \"paths\" object", hint)
+    for path, entry in entries.items():
+        problem = _entry_problem(path, entry)
+        if problem:
+            raise damaged(MANIFEST, f"entry {path!r}: {problem}", hint)
+    return {path: dict(entry) for path, entry in entries.items()}
+
+
+def _entry_problem(path, entry) -> Optional[str]:
+    if not isinstance(path, str) or not path.startswith("/"):
+        return "not an absolute path"
+    if not isinstance(entry, dict):
+        return "not an object"
+    if entry.get("origin") not in (CREATED, REPLACED, ADOPTED):
+        return "origin is not created, replaced or adopted"
+    if entry.get("kind") not in ("file", "directory"):
+        return "kind is not file or directory"
+    if entry["origin"] == REPLACED and not (isinstance(entry.get("backup"), str)
+                                           and entry["backup"].startswith(paths.BACKUP_DIR + "/")):
+        return f"a replaced file without its backup under {paths.BACKUP_DIR}"
+    return None
 
 
 def dump(entries: Mapping[str, dict]) -> bytes:

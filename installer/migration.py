@@ -37,10 +37,10 @@ def state_defaults(files: Mapping[str, bytes], environ: Mapping[str, str]) -> Tu
     """The variables to add to ``environ`` from the recorded state, and one line for each.
 
     ``files``: server path -> content of ``install.state`` and ``domain`` (absent: not there)."""
-    from .facts import parse_state
+    from .facts import read_domain, read_state
 
-    state = parse_state(files.get(paths.STATE_FILE, b"").decode(errors="replace"))
-    domain = files.get(paths.DOMAIN_FILE, b"").decode(errors="replace").strip()
+    state = read_state(files.get(paths.STATE_FILE))
+    domain = read_domain(files.get(paths.DOMAIN_FILE))
     added: Dict[str, str] = {}
 
     def unset(name: str) -> bool:
@@ -110,13 +110,10 @@ def notes(config, facts, decisions, ctx) -> List[str]:
 def with_state_defaults(root, environ: Mapping[str, str], out) -> Mapping[str, str]:
     """``environ`` plus the values ``state_defaults`` takes from the server under ``root`` (a
     ``paths.Root``); each value taken is shown with ``out.ok``."""
-    files = {}
-    for path in (paths.STATE_FILE, paths.DOMAIN_FILE):
-        try:
-            with open(root.host(path), "rb") as handle:
-                files[path] = handle.read()
-        except OSError:
-            pass
+    from .facts import _read
+
+    files = {path: _read(root, path) for path in (paths.STATE_FILE, paths.DOMAIN_FILE)}
+    files = {path: data for path, data in files.items() if data is not None}
     added, lines = state_defaults(files, environ)
     for line in lines:
         out.ok(line)

@@ -39,9 +39,9 @@ def connection_url(config, decisions: Decisions) -> str:
 def state_text(config, facts: Facts, decisions: Decisions, ctx: Context) -> str:
     """``install.state`` as the reference writes it. ``installed_at`` keeps the first install's time,
     so that a re-run with nothing to change rewrites nothing."""
-    from .facts import parse_state
+    from .facts import read_state
 
-    previous = parse_state(facts.files.get(paths.STATE_FILE, b"").decode(errors="replace"))
+    previous = read_state(facts.files.get(paths.STATE_FILE))
     lines = [
         f"version={ctx.version}",
         f"installed_at={previous.get('installed_at') or ctx.now}",

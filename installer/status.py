@@ -71,7 +71,7 @@ def rerun_changes(cfg, root: Root, facts) -> List[dict]:
 def report(root: Root, environ, out) -> dict:
     environ = migration.with_state_defaults(root, environ, _Quiet())
     files = host_facts.gather(root, environ, watch=(paths.STATE_FILE,)).files
-    state = host_facts.parse_state(files.get(paths.STATE_FILE, b"").decode(errors="replace"))
+    state = host_facts.read_state(files.get(paths.STATE_FILE))
     if not state:
         return {"installed": False}
     cfg = configuration.parse(environ, require_install_fields=False)

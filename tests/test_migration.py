@@ -3,7 +3,9 @@
 import io
 import os
 
-from installer import migration, paths
+import pytest
+
+from installer import facts, migration, paths
 from installer.actions import Absent, Command
 from installer.engine import Engine
 from installer.paths import Root
@@ -37,10 +39,24 @@ def test_variables_win_over_the_state():
     assert migration.state_defaults(FILES, {"ACTVT_INSTALL_MODE": " "})[0]["ACTVT_INSTALL_MODE"] == "proxy"
 
 
-def test_no_state_no_defaults_and_odd_values_ignored():
+def test_no_state_no_defaults():
     assert migration.state_defaults({}, {}) == ({}, [])
-    odd = {paths.STATE_FILE: b"mode=auto\nmtls=maybe\nmtls_client_cn=x\n"}
-    assert migration.state_defaults(odd, {}) == ({}, [])
+
+
+@pytest.mark.parametrize("path,data,why", [
+    (paths.STATE_FILE, b"mode=auto\n", "line 1: mode is not one of standalone, proxy"),
+    (paths.STATE_FILE, b"mode=proxy\nmtls=maybe\n", "line 2: mtls is not one of enabled, disabled"),
+    (paths.STATE_FILE, b"version=1.0.0\n\x00\x01garbage\n", "line 2 is not key=value"),
+    (paths.STATE_FILE, b"\xff\xfe", "it is not text"),
+    (paths.STATE_FILE, b"mtls=enabled\nmtls_client_cn=../x\n", "line 2: mtls_client_cn is not a client name"),
+    (paths.DOMAIN_FILE, b"not a domain\n", "it does not hold a host name"),
+])
+def test_a_damaged_state_is_reported_not_ignored(path, data, why):
+    """Odd values are never silently read as "not set" (the run would then rewrite the record)."""
+    with pytest.raises(facts.StateError) as info:
+        migration.state_defaults({path: data}, {})
+    assert str(info.value).startswith(f"{path} is damaged ({why})")
+    assert f"{paths.BACKUP_DIR}/*{path}" in str(info.value) and "nothing was changed" in str(info.value)
 
 
 def test_the_bash_override_is_recognised_and_a_foreign_one_is_not():
