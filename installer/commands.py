@@ -14,11 +14,11 @@ import zipfile
 from typing import Optional
 
 from . import __version__, config as configuration, engine, facts as host_facts, manifest, migration, paths, prompts, runlock
-from .errors import ActvtError, Refused, UsageError
+from .errors import ActvtError, ConfigError, Refused, UsageError
 from .fsafe import Tree
 from .output import Console
 from .paths import Root
-from .plan import Context, build_plan, collect_notes, connection_url, decide, probes, watched
+from .plan import Context, build_plan, collect_notes, connection_url, decide, port_conflicts, probes, watched
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -166,6 +166,8 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     cfg = configuration.parse(environ)
     if root.is_host and not args.dry_run and os.geteuid() != 0:
         raise Refused("must run as root: use `sudo` (or --dry-run to only see the plan)")
+    for warning in configuration.warnings(cfg):
+        out.warn(warning)
     log = out.log
     log.enabled = not args.dry_run
     started_all = time.monotonic()
@@ -174,6 +176,9 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         facts = host_facts.gather(root, environ, watch=watched(cfg), probes=probes(), domain=cfg.domain)
         manifest.load(facts.files.get(manifest.MANIFEST))  # a damaged record stops the run before any change
         decisions = decide(cfg, facts)
+        conflicts = port_conflicts(cfg, facts, decisions) if not cfg.bake else []
+        if conflicts:
+            raise ConfigError(conflicts)
         log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
         pyz, build_id = zipapp_identity(running_zipapp())

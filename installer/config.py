@@ -77,19 +77,35 @@ def parse_email(raw: str) -> str:
     return value
 
 
-def parse_port(raw: str) -> int:
+_NUMBER = re.compile(r"[0-9]{1,9}\Z", re.ASCII)  # ASCII digits only ("²" and "٣" are digits to str.isdigit)
+
+
+def whole_number(raw: str) -> Optional[int]:
+    """The value of a plain decimal number of at most nine ASCII digits, else None."""
     value = raw.strip()
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    return int(value) if _NUMBER.match(value) else None
+
+
+def parse_port(raw: str) -> int:
+    value = whole_number(raw)
+    if value is None or not 1 <= value <= 65535:
         raise Invalid(f"{raw!r} is not a port number")
-    return int(value)
+    if value in RESERVED_PORTS:
+        raise Invalid(f"{value} is {RESERVED_PORTS[value]}")
+    return value
+
+
+#: Ports Vector may not take in any mode: SSH, and port 80, where certbot answers Let's Encrypt's
+#: http-01 challenge for the first certificate and every renewal.
+RESERVED_PORTS = {22: "SSH's port", 80: "the port Let's Encrypt's http-01 challenge and renewals use"}
 
 
 def days(ceiling: int) -> Callable[[str], int]:
     def parse_days(raw: str) -> int:
-        value = raw.strip()
-        if not value.isdigit() or not 1 <= int(value) <= ceiling:
+        value = whole_number(raw)
+        if value is None or not 1 <= value <= ceiling:
             raise Invalid(f"{raw!r} is not a whole number of days in range")
-        return int(value)
+        return value
 
     parse_days.ceiling = ceiling  # type: ignore[attr-defined]
     return parse_days
@@ -112,10 +128,15 @@ def parse_client_name(raw: str) -> str:
     return raw
 
 
+_PATH_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\'\\$;{}#]')  # what nginx (or a shell) would not read literally
+
+
 def parse_abs_path(raw: str) -> str:
     value = raw.strip()
-    if not value.startswith("/") or "\x00" in value or "/../" in value + "/" or "\n" in value:
+    if not value.startswith("/") or "/../" in value + "/" or "/./" in value + "/":
         raise Invalid(f"{raw!r} is not an absolute path")
+    if _PATH_UNSAFE.search(value):
+        raise Invalid(f"{raw!r} holds a character a configuration file cannot take literally")
     return value.rstrip("/") or "/"
 
 
@@ -177,9 +198,10 @@ VARIABLES: Tuple[Variable, ...] = (
              "Use standalone mode even when a web server is detected (wins over ACTVT_INSTALL_MODE).", BOOL),
     Variable("ACTVT_VECTOR_PORT", parse_port, "4096",
              "Port of Vector's WebSocket server (public in standalone mode, 127.0.0.1 in proxy mode).",
-             "a port number from 1 to 65535"),
+             "a port number from 1 to 65535, not 22 (SSH) or 80 (Let's Encrypt), and not 443 in proxy mode (nginx)"),
     Variable("ACTVT_NGINX_WEBROOT", parse_abs_path, "/var/www/html",
-             "Webroot nginx serves for certbot's http-01 challenge in proxy mode.", "an absolute path"),
+             "Webroot nginx serves for certbot's http-01 challenge in proxy mode.",
+             "an absolute path without quotes, backslashes, '$', ';', '{', '}', '#' or control characters"),
     Variable("ACTVT_CONFIGURE_FIREWALL", parse_bool, "yes",
              "Open the mode's ports in ufw, firewalld or iptables (rules added are recorded for uninstall).",
              BOOL),
@@ -289,9 +311,33 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
     # The domain and e-mail are the server's own: an image being baked does not have them yet.
     if require_install_fields and not values.get("bake"):
         problems = missing + problems
+    if not problems:
+        problems = contradictions(values, explicit)
     if problems:
         raise ConfigError(problems)
     return Config(explicit=frozenset(explicit), **values)
+
+
+def contradictions(values: Mapping[str, Any], explicit) -> list:
+    """Variables that are each allowed but not together (one line each)."""
+    found = []
+    if values.get("install_mode") == "proxy" and values.get("vector_port") == 443:
+        found.append(port_taken_by_nginx())
+    return found
+
+
+def warnings(config) -> Tuple[str, ...]:
+    """Settings that are allowed together but probably not what was meant."""
+    found = []
+    if config.force_standalone and config.install_mode == "proxy" and config.is_set("ACTVT_INSTALL_MODE"):
+        found.append("ACTVT_FORCE_STANDALONE=yes wins over ACTVT_INSTALL_MODE=proxy: installing in standalone mode "
+                     "(Vector serves clients itself; unset one of the two to silence this)")
+    return tuple(found)
+
+
+def port_taken_by_nginx() -> str:
+    return ("ACTVT_VECTOR_PORT: 443 is nginx's port in proxy mode; allowed: "
+            + BY_NAME["ACTVT_VECTOR_PORT"].allowed)
 
 
 def defaults():

@@ -16,6 +16,21 @@ Files (all root:root unless said):
 - directories 0755; ``generate-client.sh`` 0755, a wrapper around ``actvt client issue``.
 
 When ``ACTVT_ENABLE_MTLS`` is off nothing is planned: existing material is left alone.
+
+A CA written half-way (a run killed between ``ca.key`` and ``ca.crt``) is repaired only when it is
+provably that run's own unfinished work: before a new CA is written, ``.ca-pending.json`` records
+the SHA-256 of the new key's public part and of the new certificate; the key is written, then the
+certificate, then the record is removed. A lone half (or a key that does not match the certificate
+beside it) that matches the record never had a complete CA, so no client can hold a certificate of
+it: the next run makes the CA again, as the interrupted run meant to. Any other incomplete or
+mismatched CA is someone's CA whose clients may be in use: the run stops and says how to restore
+it, and never replaces it by itself.
+
+Revocation and replacement: ``crl.pem`` lists every certificate of this CA that is revoked
+(``client revoke``) or superseded (re-issued under the same name: ``ACTVT_REGEN_CLIENT_CERT=yes``,
+``client issue NAME --force``), so nginx refuses the old one; a serial an existing CRL lists is never
+dropped from it. A revoked name is never issued again by a re-run (only ``client issue NAME`` or
+another ``ACTVT_MTLS_CLIENT_CN`` does that), and no client certificate outlives its CA.
 """
 
 import dataclasses
@@ -25,12 +40,13 @@ import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import __version__, paths, pki
-from .actions import Directory, File, Step
+from .actions import Absent, Directory, File, Step
 from .context import answer
 from .errors import ActvtError
 
 INDEX = f"{paths.MTLS_DIR}/index.json"
 CRL = f"{paths.MTLS_DIR}/crl.pem"
+CA_PENDING = f"{paths.MTLS_DIR}/.ca-pending.json"  # a new CA being written (see the module's docstring)
 WATCH = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR)
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "generate-client.sh")
 ACTIVE, REPLACED, REVOKED = "active", "replaced", "revoked"
@@ -74,16 +90,16 @@ def existing_clients(files: Mapping[str, bytes]) -> List[str]:
 def read_files(root) -> Dict[str, bytes]:
     """The mTLS files under ``root`` (what ``facts.gather`` reads for ``WATCH``), without the rest
     of the host facts: ``actvt client`` needs only these."""
+    from .facts import _read
+    from .fsafe import Tree, walk_files
+
+    tree = Tree(root)
     files: Dict[str, bytes] = {}
     for folder in WATCH:
-        host = root.host(folder)
-        if not os.path.isdir(host):
-            continue
-        for name in sorted(os.listdir(host)):
-            path = f"{folder}/{name}"
-            if os.path.isfile(root.host(path)) and not os.path.islink(root.host(path)):
-                with open(root.host(path), "rb") as handle:
-                    files[path] = handle.read()
+        for path in walk_files(tree, folder):
+            content = _read(root, path)
+            if content is not None:
+                files[path] = content
     return files
 
 
@@ -117,12 +133,58 @@ def new_ca(days: int, now: datetime.datetime, note: str) -> CA:
     return CA(cert, key, pki.cert_pem(cert), pki.key_pem(key), "new", note)
 
 
+def _spki_sha256(public_key) -> str:
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def pending_record(ca: CA) -> bytes:
+    return (json.dumps({"key_spki_sha256": _spki_sha256(ca.cert.public_key()),
+                        "cert_sha256": pki.fingerprint(ca.cert)}, indent=1) + "\n").encode()
+
+
+def unfinished_ca(files: Mapping[str, bytes]) -> Optional[str]:
+    """What is left of a CA an interrupted run was writing, when that is provable (see the module's
+    docstring): a description, or None."""
+    record = files.get(CA_PENDING)
+    cert_data, key_data = files.get(paths.CA_CERT), files.get(paths.CA_KEY)
+    if record is None or (cert_data is None and key_data is None):
+        return None
+    try:
+        pending = json.loads(record.decode("utf-8"))
+        key_hash, cert_hash = pending["key_spki_sha256"], pending["cert_sha256"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    key = cert = None
+    try:
+        key = pki.load_key(key_data) if key_data is not None else None
+        cert = pki.load_cert(cert_data) if cert_data is not None else None
+    except pki.PKIError:
+        return None
+    complete = key is not None and cert is not None and pki.key_matches(cert, key)
+    if complete:
+        return None  # the record outlived a CA that was written whole: nothing to repair
+    if key is not None and _spki_sha256(key.public_key()) == key_hash:
+        return f"{paths.CA_KEY} of a CA whose certificate was never written"
+    if cert is not None and pki.fingerprint(cert) == cert_hash:
+        return f"{paths.CA_CERT} of a CA whose key was never written"
+    return None
+
+
 def load_ca(files: Mapping[str, bytes], now: datetime.datetime) -> Optional[CA]:
     """The existing CA (adopted when it lacks the extensions strict verifiers need), or None when
     there is none. Stops with MTLSError when it cannot be used."""
     cert_data, key_data = files.get(paths.CA_CERT), files.get(paths.CA_KEY)
     if cert_data is None and key_data is None:
         return None
+    unfinished = unfinished_ca(files)
+    if unfinished:
+        raise MTLSError(f"mTLS CA: an interrupted run left {unfinished}; run the installer again to finish it "
+                        "(nothing was changed)")
     if cert_data is None or key_data is None:
         missing = paths.CA_CERT if cert_data is None else paths.CA_KEY
         raise MTLSError(f"mTLS CA: {missing} is missing; restore it (see /var/lib/actvt/backups), or set "
@@ -145,22 +207,32 @@ def load_ca(files: Mapping[str, bytes], now: datetime.datetime) -> Optional[CA]:
 
 
 def resolve_ca(files: Mapping[str, bytes], reuse: bool, days: int, now: datetime.datetime) -> CA:
-    """The reuse/regeneration matrix: keep (or adopt) the CA, or make a new one."""
+    """The reuse/regeneration matrix: keep (or adopt) the CA, or make a new one; finish a CA an
+    interrupted run left half-written."""
     if not reuse and (paths.CA_CERT in files or paths.CA_KEY in files):
         return new_ca(days, now, "ACTVT_REUSE_MTLS_CA=no: a new CA replaces the old one (backed up)")
+    unfinished = unfinished_ca(files)
+    if unfinished:
+        return new_ca(days, now, f"made again: an interrupted run left {unfinished}")
     existing = load_ca(files, now)
     return existing or new_ca(days, now, "first mTLS setup")
 
 
 def ca_files(ca: CA) -> Tuple:
+    """The CA's folders and files. A new CA is written key first, between a record of what is being
+    written and its removal, so that a run killed half-way can be told apart from a damaged CA."""
     reason = {"new": ca.note, "adopted": ca.note}.get(ca.state, "the mTLS CA")
+    pair = (
+        File(paths.CA_KEY, ca.key_pem, 0o600, sensitive=True, reason="CA private key (root only)"),
+        # ca.crt stays root:root 0644 (world-readable, so Vector and nginx can read it)
+        File(paths.CA_CERT, ca.cert_pem, 0o644, reason=reason),
+    )
+    if ca.state == "new":
+        pair = (File(CA_PENDING, pending_record(ca), 0o600, reason="a new CA is being written"),) + pair
     return (
         Directory(paths.MTLS_DIR, 0o755, reason="mTLS CA and client bundles"),
         Directory(paths.MTLS_CLIENTS_DIR, 0o755, reason="client certificates"),
-        # ca.crt stays root:root 0644 (world-readable, so Vector and nginx can read it)
-        File(paths.CA_CERT, ca.cert_pem, 0o644, reason=reason),
-        File(paths.CA_KEY, ca.key_pem, 0o600, sensitive=True, reason="CA private key (root only)"),
-    )
+    ) + pair + (Absent(CA_PENDING, reason="the CA is complete"),)
 
 
 # --- clients --------------------------------------------------------------------------------------
@@ -246,19 +318,57 @@ def usable(files: Mapping[str, bytes], name: str, ca: CA) -> bool:
 
 
 def load_index(files: Mapping[str, bytes]) -> dict:
+    """``index.json``, each entry checked; MTLSError naming the file (and the entry) when damaged."""
+    from .facts import damaged
+
     data = files.get(INDEX)
     if data is None:
         return {"version": 1, "crl_number": 0, "certificates": []}
+    hint = (" (or move it away: it is then rebuilt from clients/, without earlier revocations, which stay in "
+            "crl.pem)")
     try:
         index = json.loads(data.decode("utf-8"))
-        if not isinstance(index, dict) or not isinstance(index.get("certificates"), list):
-            raise ValueError("no certificate list")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MTLSError(f"{INDEX} is not readable ({exc}); restore it from /var/lib/actvt/backups or "
-                        "move it away (it is then rebuilt from clients/, without earlier revocations); "
-                        "nothing was changed") from None
-    index.setdefault("crl_number", 0)
+        raise damaged(INDEX, f"not JSON: {exc}", hint) from None
+    if not isinstance(index, dict) or not isinstance(index.get("certificates"), list):
+        raise damaged(INDEX, "it has no certificate list", hint)
+    if not isinstance(index.setdefault("crl_number", 0), int):
+        raise damaged(INDEX, "crl_number is not a number", hint)
+    for number, item in enumerate(index["certificates"], start=1):
+        problem = _entry_problem(item)
+        if problem:
+            raise damaged(INDEX, f"certificate entry {number}: {problem}", hint)
     return index
+
+
+def _entry_problem(item) -> Optional[str]:
+    from .config import Invalid, parse_client_name
+
+    if not isinstance(item, dict):
+        return "not an object"
+    for key in ("name", "serial", "fingerprint_sha256", "not_before", "not_after", "ca", "status"):
+        if not isinstance(item.get(key), str):
+            return f"{key} is missing or not text"
+    try:
+        parse_client_name(item["name"])
+    except Invalid:
+        return "name is not a client name"
+    try:
+        int(item["serial"], 16)
+        for key in ("not_before", "not_after"):
+            parse_time(item[key])
+        if item.get("replaced_at") is not None:
+            parse_time(item["replaced_at"])
+    except (ValueError, TypeError):
+        return "serial or a date cannot be read"
+    if item["status"] not in (ACTIVE, REPLACED, REVOKED):
+        return f"status is not {ACTIVE}, {REPLACED} or {REVOKED}"
+    if item["status"] == REVOKED:
+        try:
+            parse_time(item["revoked_at"])
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return "a revoked certificate without a readable revoked_at"
+    return None
 
 
 def index_bytes(index: dict) -> bytes:
@@ -280,10 +390,12 @@ def entry(name: str, cert, ca: CA) -> dict:
 
 
 def record_issue(index: dict, name: str, cert, ca: CA) -> dict:
-    """Add a newly issued certificate; earlier active ones of the same name become ``replaced``."""
+    """Add a newly issued certificate; earlier active ones of the same name become ``replaced`` (and
+    are listed in the CRL as superseded)."""
     for item in index["certificates"]:
         if item["name"] == name and item["status"] == ACTIVE:
             item["status"] = REPLACED
+            item["replaced_at"] = iso(cert.not_valid_before_utc)
     new = entry(name, cert, ca)
     index["certificates"].append(new)
     return new
@@ -346,20 +458,45 @@ def index_file(index: dict) -> File:
     return File(INDEX, index_bytes(index), 0o644, reason="index of issued client certificates")
 
 
+def denied(index: dict, ca: CA) -> Dict[int, Tuple[datetime.datetime, object]]:
+    """Serials of this CA that must not connect: revoked ones, and the ones a newer certificate of the
+    same name superseded (serial -> (time, CRL reason))."""
+    found = {}
+    for item in index["certificates"]:
+        if item["ca"] != ca.id:
+            continue
+        if item["status"] == REVOKED:
+            found[int(item["serial"], 16)] = (parse_time(item["revoked_at"]), pki.REVOKED_REASON)
+        elif item["status"] == REPLACED:
+            found[int(item["serial"], 16)] = (parse_time(item.get("replaced_at") or item["not_before"]),
+                                              pki.SUPERSEDED)
+    return found
+
+
 def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.datetime) -> File:
-    """``crl.pem`` listing this CA's revoked certificates. An existing CRL that this CA signed, that
-    lists exactly those and that stays current is kept as it is; otherwise a new one is signed and
-    ``index["crl_number"]`` counts up."""
-    revoked = {int(item["serial"], 16): parse_time(item["revoked_at"]) for item in index["certificates"]
-               if item["status"] == REVOKED and item["ca"] == ca.id}
+    """``crl.pem`` listing what ``denied`` gives, and every serial the existing CRL of this CA already
+    lists (a revocation is never undone by a rewrite, e.g. after index.json was put back from an older
+    backup). An existing CRL that lists exactly those and stays current is kept as it is; otherwise a
+    new one is signed and ``index["crl_number"]`` counts up. A CRL that cannot be read stops the run."""
+    from .facts import damaged
+
+    wanted = denied(index, ca)
     existing = files.get(CRL)
-    info = pki.read_crl(existing, ca.cert) if existing is not None else None
-    if info is not None and info.serials == frozenset(revoked) and info.next_update > now + datetime.timedelta(days=1):
+    info = None
+    if existing is not None:
+        try:
+            info = pki.read_crl(existing, ca.cert)  # None: another CA's (the CA was replaced)
+        except pki.PKIError as exc:
+            raise damaged(CRL, str(exc), " (or move it away: it is then rebuilt from index.json's revocations)") \
+                from None
+    if info is not None:
+        wanted = {**info.entries, **wanted}
+    if info is not None and info.serials == frozenset(wanted) and info.next_update > now + datetime.timedelta(days=1):
         index["crl_number"] = max(index["crl_number"], info.number)
-        return File(CRL, existing, 0o644, reason="revoked client certificates")
+        return File(CRL, existing, 0o644, reason="revoked and superseded client certificates")
     index["crl_number"] = max(index["crl_number"], info.number if info else 0) + 1
-    crl = pki.make_crl(ca.cert, ca.key, revoked.items(), index["crl_number"], now)
-    return File(CRL, pki.crl_pem(crl), 0o644, reason="revoked client certificates (signed by the CA)")
+    crl = pki.make_crl(ca.cert, ca.key, wanted, index["crl_number"], now)
+    return File(CRL, pki.crl_pem(crl), 0o644, reason="revoked and superseded client certificates (signed by the CA)")
 
 
 # --- generate-client.sh ---------------------------------------------------------------------------
@@ -377,21 +514,28 @@ def script_text() -> bytes:
 
 
 
-def config_allowed(name: str) -> str:
-    from .config import BY_NAME
+def revoked_name(index: dict, name: str) -> bool:
+    """The newest certificate issued under ``name`` was revoked (and none is active): a re-run must not
+    bring it back by itself."""
+    entries = [item for item in index["certificates"] if item["name"] == name]
+    if not entries or any(item["status"] == ACTIVE for item in entries):
+        return False
+    return max(entries, key=lambda item: item["not_before"])["status"] == REVOKED
 
-    return BY_NAME[name].allowed
 
+def _revoked_first_note(name: str) -> str:
+    return (f"{name} was revoked; the installer does not issue it again by itself: set ACTVT_MTLS_CLIENT_CN to "
+            f"another name, or run `actvt client issue {name}` to issue a new certificate under that name")
+
+
+def _superseded_note(name: str, until: str) -> str:
+    return (f"the previous certificate of {name} stays valid until {until}: in standalone mode Vector cannot check "
+            "a CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
 
 
 def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     if not config.enable_mtls:
         return []
-    if "\n" in config.mtls_client_cn:  # `$` in the declared pattern matches before a final newline
-        from .errors import UsageError
-
-        raise UsageError(f"ACTVT_MTLS_CLIENT_CN: {config.mtls_client_cn!r} is not a valid client name; "
-                         f"allowed: {config_allowed('ACTVT_MTLS_CLIENT_CN')}")
     now = ctx.moment
     files = facts.files
     owner = facts.sudo_user or "root"
@@ -402,7 +546,16 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     first = config.mtls_client_cn
     actions: List = []
     reissued = []
-    for name in sorted(set(existing_clients(files)) | {first}):
+    names = set(existing_clients(files))
+    if first in names or not revoked_name(index, first):
+        names.add(first)
+    elif decisions.mode == "proxy":
+        from .errors import UsageError
+
+        raise UsageError(f"ACTVT_MTLS_CLIENT_CN: {first} was revoked, and in proxy mode nginx presents this "
+                         f"client's certificate to Vector; allowed: another client name (or `actvt client issue "
+                         f"{first}` first)")
+    for name in sorted(names):
         exists = cert_path(name) in files
         if ca.state == "new" and exists:
             reason = "re-issued under the new CA"
@@ -423,12 +576,52 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     title = "Setting up mTLS client certificates"
     if reissued:
         title += f" (re-issuing {len(reissued)} under the new CA: hand their bundles out again)"
+    found = notes(config, facts, decisions, ctx)
+    if found:
+        title += " - note: " + "; ".join(found)
     return [
         Step("Setting up the mTLS certificate authority", ca_files(ca)),
         Step(title, tuple(actions) + (index_file(index), crl,
                                       File(paths.GENERATE_CLIENT, script_text(), 0o755,
                                            reason="issues more client certificates (calls `actvt client issue`)"))),
     ]
+
+
+def notes(config, facts, decisions, ctx) -> List[str]:
+    """What the summary says about mTLS that is not an action: a revoked first client that is not
+    issued again; a replaced certificate that stays valid where nothing checks a CRL; client
+    certificates that would outlive their CA (cut to the CA's end)."""
+    if not config.enable_mtls:
+        return []
+    found = []
+    try:
+        index = load_index(facts.files)
+    except ActvtError:
+        return []  # the planner stops the run with the reason
+    first = config.mtls_client_cn
+    if cert_path(first) not in facts.files and revoked_name(index, first) and decisions.mode != "proxy":
+        found.append(_revoked_first_note(first))
+    previous = [item for item in index["certificates"] if item["name"] == first and item["status"] == ACTIVE]
+    if cert_path(first) in facts.files and answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT") and previous \
+            and decisions.mode != "proxy":
+        found.append(_superseded_note(first, previous[-1]["not_after"]))
+    ca_end = _ca_not_after(config, facts, ctx)
+    if ca_end is not None and ctx.moment + datetime.timedelta(days=config.mtls_client_days) > ca_end:
+        found.append(f"ACTVT_MTLS_CLIENT_DAYS={config.mtls_client_days} outlives the CA (it ends on {iso(ca_end)}): "
+                     "client certificates issued now end with the CA")
+    return found
+
+
+def _ca_not_after(config, facts, ctx) -> Optional[datetime.datetime]:
+    """When the CA this run keeps or makes expires (no key is made to tell)."""
+    keep = answer(config, ctx, "ACTVT_REUSE_MTLS_CA") and unfinished_ca(facts.files) is None
+    data = facts.files.get(paths.CA_CERT)
+    if keep and data is not None:
+        try:
+            return pki.load_cert(data).not_valid_after_utc
+        except pki.PKIError:
+            return None
+    return pki.utc(ctx.moment) + datetime.timedelta(days=config.mtls_ca_days)
 
 
 # --- for the summary ------------------------------------------------------------------------------

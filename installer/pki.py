@@ -18,7 +18,7 @@ import datetime
 import gzip
 import io
 import tarfile
-from typing import Iterable, List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -257,7 +257,7 @@ def sign_csr(csr: x509.CertificateSigningRequest, ca_cert: x509.Certificate, ca_
                .subject_name(csr.subject).issuer_name(ca_cert.subject)
                .public_key(public)
                .serial_number(x509.random_serial_number())
-               .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
+               .not_valid_before(now).not_valid_after(client_not_after(ca_cert, days, now))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
                                             key_encipherment=False, data_encipherment=False,
@@ -267,6 +267,12 @@ def sign_csr(csr: x509.CertificateSigningRequest, ca_cert: x509.Certificate, ca_
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
                .add_extension(_authority_key_id(ca_cert), critical=False))
     return builder.sign(ca_key, _hash_for(ca_key))
+
+
+def client_not_after(ca_cert: x509.Certificate, days: int, now: datetime.datetime) -> datetime.datetime:
+    """``now`` + ``days``, but never after the CA itself expires: a client certificate cannot be
+    verified longer than the CA that signed it."""
+    return min(utc(now) + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
 
 
 def issue_client(ca_cert: x509.Certificate, ca_key, name: str, days: int, key_type: str = "rsa",
@@ -288,10 +294,15 @@ def issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
 # --- revocation -----------------------------------------------------------------------------------
 
 
-def make_crl(ca_cert: x509.Certificate, ca_key, revoked: Iterable[Tuple[int, datetime.datetime]],
+#: Why a serial is in the CRL: revoked by the user, or superseded by a new certificate of the same name.
+REVOKED_REASON = x509.ReasonFlags.unspecified
+SUPERSEDED = x509.ReasonFlags.superseded
+
+
+def make_crl(ca_cert: x509.Certificate, ca_key, revoked: Mapping[int, Tuple[datetime.datetime, x509.ReasonFlags]],
              number: int, now: Optional[datetime.datetime] = None) -> x509.CertificateRevocationList:
-    """A CRL signed by the CA listing ``revoked`` (serial, revocation time). Its next update is the
-    CA's expiry: nginx refuses every client once a CRL is out of date, and nothing renews it on a timer."""
+    """A CRL signed by the CA listing ``revoked`` (serial -> (revocation time, reason)). Its next update
+    is the CA's expiry: nginx refuses every client once a CRL is out of date, and nothing renews it on a timer."""
     now = utc(now or now_utc())
     next_update = max(ca_cert.not_valid_after_utc, now + datetime.timedelta(days=1))
     builder = (x509.CertificateRevocationListBuilder()
@@ -299,9 +310,11 @@ def make_crl(ca_cert: x509.Certificate, ca_key, revoked: Iterable[Tuple[int, dat
                .last_update(now).next_update(next_update)
                .add_extension(x509.CRLNumber(number), critical=False)
                .add_extension(_authority_key_id(ca_cert), critical=False))
-    for serial, when in sorted(revoked):
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(utc(when)).build())
+    for serial, (when, reason) in sorted(revoked.items()):
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(utc(when))
+        if reason != x509.ReasonFlags.unspecified:  # RFC 5280 5.3.1: unspecified is left out
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
     return builder.sign(ca_key, _hash_for(ca_key))
 
 
@@ -312,24 +325,42 @@ def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
 @dataclasses.dataclass(frozen=True)
 class CRLInfo:
     number: int
-    serials: frozenset
+    entries: Mapping[int, Tuple[datetime.datetime, x509.ReasonFlags]]  # serial -> (time, reason)
     next_update: datetime.datetime
+
+    @property
+    def serials(self) -> frozenset:
+        return frozenset(self.entries)
+
+
+def load_crl(data: bytes) -> x509.CertificateRevocationList:
+    try:
+        return x509.load_pem_x509_crl(data)
+    except ValueError:
+        raise PKIError("it is not a PEM CRL") from None
 
 
 def read_crl(data: bytes, ca_cert: x509.Certificate) -> Optional[CRLInfo]:
-    """What a CRL lists, when it is a PEM CRL signed by ``ca_cert``; else None."""
+    """What a CRL lists, when it is signed by ``ca_cert``; None when another CA signed it. PKIError
+    when it is not a readable CRL."""
+    crl = load_crl(data)
     try:
-        crl = x509.load_pem_x509_crl(data)
         if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
             return None
-        try:
-            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-        except x509.ExtensionNotFound:
-            number = 0
-        next_update = crl.next_update_utc
     except (ValueError, TypeError):
         return None
-    return CRLInfo(number, frozenset(item.serial_number for item in crl), next_update or ca_cert.not_valid_after_utc)
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = 0
+    entries = {}
+    for item in crl:
+        try:
+            reason = item.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        except x509.ExtensionNotFound:
+            reason = x509.ReasonFlags.unspecified
+        entries[item.serial_number] = (utc(item.revocation_date_utc), reason)
+    return CRLInfo(number, entries, crl.next_update_utc or ca_cert.not_valid_after_utc)
 
 
 # --- the bundle -----------------------------------------------------------------------------------

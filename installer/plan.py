@@ -27,6 +27,23 @@ def decide(config, facts: Facts) -> Decisions:
     return Decisions(mode=mode, webserver=webserver)
 
 
+def port_conflicts(config, facts: Facts, decisions: Decisions) -> List[str]:
+    """Why Vector cannot have its port on this host (one line each, naming ACTVT_VECTOR_PORT): nginx's
+    443 in proxy mode (auto may choose proxy only now, from the facts), or another program listening."""
+    from .config import BY_NAME, port_taken_by_nginx
+
+    port = int(config.vector_port)
+    if decisions.mode == "proxy" and port == 443:
+        return [port_taken_by_nginx()]
+    wanted = "127.0.0.1" if decisions.mode == "proxy" else None
+    others = sorted({item.process or "an unknown program" for item in facts.listening_on(port)
+                     if item.process != "vector" and (wanted is None or item.address in (wanted, "0.0.0.0", "::"))})
+    if others:
+        return [f"ACTVT_VECTOR_PORT: port {port} is already used by {', '.join(others)}; allowed: a free port ("
+                + BY_NAME["ACTVT_VECTOR_PORT"].allowed + ")"]
+    return []
+
+
 def connection_url(config, decisions: Decisions) -> str:
     if decisions.mode == "proxy":
         return f"wss://{config.domain}/actvt"
@@ -62,6 +79,13 @@ def plan_state(config, facts: Facts, decisions: Decisions, ctx: Context) -> List
         File(paths.STATE_FILE, state_text(config, facts, decisions, ctx).encode(), 0o644,
              reason="mode and mTLS of this installation"),
     ))]
+
+
+def notes(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[str]:
+    """What the user should know about the configuration as a whole."""
+    from .config import warnings
+
+    return list(warnings(config))
 
 
 # --- the installer kept on the server -------------------------------------------------------------

@@ -265,6 +265,8 @@ def test_revoke_records_removes_and_updates_the_crl(tree, no_terminal):
     behind_nginx(tree)
     client(tree, "issue", "laptop")
     client(tree, "issue", "laptop", "--force")  # the holder may still have the first one too
+    ca = pki.load_cert(read(tree, paths.CA_CERT))
+    superseded = pki.read_crl(read(tree, mtls.CRL), ca)
     crt = read(tree, cert_path("laptop"))
     (tree / "laptop.crt").write_bytes(crt)
     status, out, _ = client(tree, "revoke", "laptop", "--yes")
@@ -273,9 +275,11 @@ def test_revoke_records_removes_and_updates_the_crl(tree, no_terminal):
         assert not os.path.exists(host(tree, path))
     entries = [e for e in json.loads(read(tree, mtls.INDEX))["certificates"] if e["name"] == "laptop"]
     assert [e["status"] for e in entries] == ["revoked", "revoked"] and all(e["revoked_at"] for e in entries)
-    ca = pki.load_cert(read(tree, paths.CA_CERT))
     info = pki.read_crl(read(tree, mtls.CRL), ca)
-    assert info.serials == {int(e["serial"], 16) for e in entries} and info.number == 2
+    # the replaced one was in the CRL already (superseded, CRL 2); the revocation signs CRL 3
+    assert superseded.serials == {int(entries[0]["serial"], 16)} and superseded.number == 2
+    assert list(superseded.entries.values())[0][1] == pki.SUPERSEDED
+    assert info.serials == {int(e["serial"], 16) for e in entries} and info.number == 3
     # openssl, given the CRL as nginx's ssl_crl would, refuses the revoked certificate
     result = subprocess.run(["openssl", "verify", "-x509_strict", "-crl_check", "-CRLfile", host(tree, mtls.CRL),
                              "-CAfile", host(tree, paths.CA_CERT), str(tree / "laptop.crt")], capture_output=True, text=True)

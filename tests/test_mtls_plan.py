@@ -262,7 +262,7 @@ def test_an_unreadable_index_stops_the_run(tmp_path):
     install(tmp_path)
     with open(host(tmp_path, mtls.INDEX), "w") as handle:
         handle.write("{not json")
-    with pytest.raises(ActvtError, match="index.json is not readable"):
+    with pytest.raises(ActvtError, match="index.json is damaged \\(not JSON"):
         install(tmp_path)
 
 

@@ -215,7 +215,7 @@ def test_crl_is_signed_by_the_ca_and_makes_openssl_refuse_the_revoked_client(tmp
     ca_key, ca_cert = ca
     k1, revoked = pki.issue_client(ca_cert, ca_key, "gone", 365, "ecdsa")
     k2, kept = pki.issue_client(ca_cert, ca_key, "kept", 365, "ecdsa")
-    crl = pki.make_crl(ca_cert, ca_key, [(revoked.serial_number, NOW)], number=3)
+    crl = pki.make_crl(ca_cert, ca_key, {revoked.serial_number: (NOW, pki.REVOKED_REASON)}, number=3)
     (tmp_path / "crl.pem").write_bytes(pki.crl_pem(crl))
     info = pki.read_crl(pki.crl_pem(crl), ca_cert)
     assert info.number == 3 and info.serials == {revoked.serial_number}
@@ -229,7 +229,8 @@ def test_crl_is_signed_by_the_ca_and_makes_openssl_refuse_the_revoked_client(tmp
         assert (result.returncode == 0) == ok, result.stdout + result.stderr
     other_key, other_ca = pki.make_ca(10, key=pki.new_key("ecdsa"))
     assert pki.read_crl(pki.crl_pem(crl), other_ca) is None
-    assert pki.read_crl(b"nonsense", ca_cert) is None
+    with pytest.raises(pki.PKIError):
+        pki.read_crl(b"nonsense", ca_cert)
 
 
 # --- the bundle -----------------------------------------------------------------------------------
@@ -347,8 +348,8 @@ def test_tls_handshake_seed_client_refused_by_strict_check_until_the_ca_is_adopt
 def test_tls_handshake_refuses_a_revoked_client_when_the_crl_is_loaded(tmp_path, ca):
     ca_key, ca_cert = ca
     key, cert = pki.issue_client(ca_cert, ca_key, "gone", 365, "ecdsa")
-    crl = pki.crl_pem(pki.make_crl(ca_cert, ca_key, [(cert.serial_number, pki.now_utc())], 1))
-    empty = pki.crl_pem(pki.make_crl(ca_cert, ca_key, [], 2))
+    crl = pki.crl_pem(pki.make_crl(ca_cert, ca_key, {cert.serial_number: (pki.now_utc(), pki.REVOKED_REASON)}, 1))
+    empty = pki.crl_pem(pki.make_crl(ca_cert, ca_key, {}, 2))
     assert handshake(tmp_path, pki.cert_pem(ca_cert), pki.cert_pem(cert), pki.key_pem(key), crl=empty), LAST
     assert not handshake(tmp_path, pki.cert_pem(ca_cert), pki.cert_pem(cert), pki.key_pem(key), crl=crl)
 
