@@ -95,6 +95,7 @@ def _command(name: str):
 def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     environ = os.environ if environ is None else environ
+    os.umask(os.umask(0o022) | 0o022)  # as the launcher: never looser than 022 (a stricter one is kept)
     stdout = stdout or sys.stdout
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):

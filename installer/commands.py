@@ -136,6 +136,16 @@ def summary_json(items, config, decisions, dry_run, root, log, result=None, erro
 # --- install --------------------------------------------------------------------------------------
 
 
+def check_ports(cfg, root: Root) -> None:
+    """ACTVT_VECTOR_PORT against what listens now (the mode follows from the listeners too): exit 2."""
+    if cfg.bake:
+        return
+    listening = host_facts.Facts(listeners=host_facts.gather_listeners(root))
+    conflicts = port_conflicts(cfg, listening, decide(cfg, listening))
+    if conflicts:
+        raise ConfigError(conflicts)
+
+
 def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool, log) -> None:
     """Stop before planning when this host cannot be installed on."""
     if root.is_host and not dry_run and not cfg.bake and not facts.systemd_running:
@@ -171,14 +181,12 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     log = out.log
     log.enabled = not args.dry_run
     started_all = time.monotonic()
+    check_ports(cfg, root)  # before the lock: a refused value writes nothing, not even the lock file
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
         facts = host_facts.gather(root, environ, watch=watched(cfg), probes=probes(), domain=cfg.domain)
         manifest.load(facts.files.get(manifest.MANIFEST))  # a damaged record stops the run before any change
         decisions = decide(cfg, facts)
-        conflicts = port_conflicts(cfg, facts, decisions) if not cfg.bake else []
-        if conflicts:
-            raise ConfigError(conflicts)
         log("INFO", f"actvt-installer {__version__}: domain {cfg.domain}, e-mail {configuration.mask_email(cfg.email)}, "
                     f"root {root.root}{' (dry run)' if args.dry_run else ''}")
         pyz, build_id = zipapp_identity(running_zipapp())

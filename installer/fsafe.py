@@ -77,9 +77,10 @@ class Tree:
         return os.open(self.root.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _walk(self, parts: List[str], shown: str, create: Optional[int] = None,
-              created: Optional[List[str]] = None) -> int:
+              created: Optional[List[str]] = None, last_mode: Optional[int] = None) -> int:
         """A descriptor of the folder reached by ``parts`` (each a name), following only trusted links.
-        ``create``: mode for missing folders (each recorded in ``created`` as a server path)."""
+        ``create``: mode for missing folders (each recorded in ``created`` as a server path);
+        ``last_mode``: the mode of the last one, when it is made."""
         top = self._open_top()
         stack = [top]  # descriptors from the root down; stack[0] is the root
         names: List[str] = []  # server path of stack[-1], as names
@@ -105,7 +106,7 @@ class Tree:
                     self._check_writable(fd, "/" + "/".join(names))
                     os.mkdir(name, 0o700, dir_fd=fd)
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                    os.fchmod(child, create)
+                    os.fchmod(child, last_mode if last_mode is not None and not todo else create)
                     stack.append(child)
                     names.append(name)
                     if created is not None:
@@ -335,31 +336,16 @@ class Tree:
 
     def make_dir(self, path: str, mode: int, ids: Optional[Tuple[int, int]] = None,
                  created: Optional[List[str]] = None, parents: int = 0o755) -> None:
-        """A folder with exactly ``mode`` (and owner), made when missing (its parents with ``parents``)."""
-        parent, name = self.parent(path, create=parents, created=created, writable=True)
+        """A folder with exactly ``mode`` (and owner), made when missing (its parents with ``parents``);
+        a trusted link to a folder is followed, any other link refused."""
+        folders, name = self._split(path)
+        fd = self._walk(folders + [name], path, create=parents, created=created, last_mode=mode)
         try:
-            try:
-                os.mkdir(name, 0o700, dir_fd=parent)
-                if created is not None:
-                    created.append(path)
-            except FileExistsError:
-                pass
-            try:
-                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-                    raise UnsafePath(f"{path} is a {_kind(st.st_mode)}, not a directory; move it away and run again"
-                                     if not stat.S_ISLNK(st.st_mode) else self._link_message(path, st, path)) from None
-                raise
-            try:
-                if ids is not None:
-                    os.fchown(fd, *ids)
-                os.fchmod(fd, mode)
-            finally:
-                os.close(fd)
+            if ids is not None:
+                os.fchown(fd, *ids)
+            os.fchmod(fd, mode)
         finally:
-            os.close(parent)
+            os.close(fd)
 
     def symlink(self, path: str, target: str, created: Optional[List[str]] = None) -> None:
         """``path`` -> ``target``, replacing what is there atomically (a temporary link, renamed)."""

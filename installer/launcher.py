@@ -57,12 +57,18 @@ def check_platform(machine=None, version=None, libc=None, system=None, implement
 
 
 def _usable(path, create=True):
-    """A folder we own, can write to and can execute from (a noexec /tmp cannot load extensions)."""
+    """A real folder (not a link) we own, that nobody else can write, that we can write to and
+    execute from (a noexec /tmp cannot load extensions)."""
+    import stat
+
     try:
-        if create and not os.path.isdir(path):
+        if create and not os.path.lexists(path):
             os.makedirs(path, 0o700)
-        st = os.stat(path)
-        if st.st_uid != os.geteuid() or not os.access(path, os.W_OK | os.X_OK):
+            os.chmod(path, 0o700)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return False
+        if not os.access(path, os.W_OK | os.X_OK):
             return False
         return not (os.statvfs(path).f_flag & getattr(os, "ST_NOEXEC", 8))
     except OSError:
@@ -86,7 +92,7 @@ def cache_root(environ=None):
     for path in candidates:
         if _usable(path):
             if uid == 0:
-                os.chmod(path, 0o755)
+                os.chmod(path, 0o755)  # readable by all: the `actvt` command of other users runs from it
             return path
     fail("found no writable folder that allows running code for its cache (tried %s)" % ", ".join(candidates))
 
@@ -117,8 +123,12 @@ def unpack(root, payload):
 
     folder = os.path.join(root, "pyz")
     target = os.path.join(folder, PAYLOAD_SHA256[:16], PYZ_NAME)
+    for path in (folder, os.path.dirname(target)):
+        if not os.path.isdir(path):
+            os.mkdir(path, 0o755)
+            os.chmod(path, 0o755)
+    remove_stale_copies(os.path.dirname(target))
     if not os.path.isfile(target):
-        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
         tmp = "%s.%d.tmp" % (target, os.getpid())
         digest = hashlib.sha256()
         try:
@@ -145,6 +155,30 @@ def unpack(root, payload):
     return target
 
 
+def remove_stale_copies(folder):
+    """Half-written copies (``actvt.pyz.<pid>.tmp``) of launchers that were killed: their process is gone."""
+    for name in os.listdir(folder):
+        parts = name.split(".")
+        if len(parts) == 4 and name.startswith(PYZ_NAME + ".") and parts[-1] == "tmp" and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+                continue  # another launcher is writing it now
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+def safe_umask():
+    """Never looser than 022: with a umask of 000, the extraction (and whatever the installer's
+    commands make) would be writable by every user; a stricter umask (077) is kept."""
+    os.umask(os.umask(0o022) | 0o022)
+
+
 def kept_command_root():
     """The `actvt` command: the system cache when it already holds this build (readable by all)."""
     if os.geteuid() == 0 or os.path.isdir(site_packages(os.path.join(SYSTEM_CACHE, "shiv"))):
@@ -154,6 +188,7 @@ def kept_command_root():
 
 def main(payload):
     check_platform()
+    safe_umask()
     if payload is None:
         root = kept_command_root()
         run(KEPT_PYZ, os.path.join(root, "shiv"))

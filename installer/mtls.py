@@ -579,8 +579,11 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     found = notes(config, facts, decisions, ctx)
     if found:
         title += " - note: " + "; ".join(found)
+    ca_title = "Setting up the mTLS certificate authority"
+    if ca.note and ca.state in ("new", "adopted") and ca.note != "first mTLS setup":
+        ca_title += f" ({ca.note})"
     return [
-        Step("Setting up the mTLS certificate authority", ca_files(ca)),
+        Step(ca_title, ca_files(ca)),
         Step(title, tuple(actions) + (index_file(index), crl,
                                       File(paths.GENERATE_CLIENT, script_text(), 0o755,
                                            reason="issues more client certificates (calls `actvt client issue`)"))),

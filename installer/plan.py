@@ -8,7 +8,7 @@ what the run does.
 from typing import List, Optional
 
 from . import paths
-from .actions import Copy, Directory, File, Plan, Step
+from .actions import Command, Copy, Directory, File, Plan, Step
 from .context import Context, Decisions
 from .facts import Facts
 
@@ -88,6 +88,23 @@ def notes(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[str]
     return list(warnings(config))
 
 
+# --- a package installation an earlier run was stopped in --------------------------------------
+
+DPKG_UPDATES = "/var/lib/dpkg/updates"  # dpkg's journal: files here mean an install was interrupted
+
+
+def plan_dpkg_repair(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[Step]:
+    """A run stopped while apt ran (SIGTERM, SIGKILL, a reboot) leaves dpkg's journal, and every apt
+    install after it fails ("dpkg was interrupted"): finish it first, as apt's message asks."""
+    pending = [path for path in facts.files if path.startswith(DPKG_UPDATES + "/")]
+    if not pending or facts.package_manager != "apt":
+        return []
+    return [Step("Finishing an interrupted package installation", (
+        Command(("dpkg", "--configure", "-a"), timeout=1800,
+                reason=f"dpkg was interrupted ({len(pending)} pending entr{'y' if len(pending) == 1 else 'ies'} "
+                       f"in {DPKG_UPDATES})"),))]
+
+
 # --- the installer kept on the server -------------------------------------------------------------
 
 
@@ -120,6 +137,7 @@ from .vector import plan_vector_config, plan_vector_package, plan_vector_service
 #: certbot runs before anything that points at its files is written or enabled, so a failed
 #: certificate leaves no half-configured service.
 PLANNERS = (
+    plan_dpkg_repair,
     plan_vector_package,
     plan_nginx_challenge,
     plan_certbot,
@@ -141,10 +159,10 @@ def plan_certbot_package(config, facts: Facts, decisions: Decisions, ctx: Contex
 
 
 #: Bake mode (ACTVT_BAKE): what an image may hold; nothing unique to one server.
-BAKE_PLANNERS = (plan_vector_package, plan_certbot_package, plan_self, plan_firstboot)
+BAKE_PLANNERS = (plan_dpkg_repair, plan_vector_package, plan_certbot_package, plan_self, plan_firstboot)
 
 #: Paths (files or folders) whose content the planners read from ``Facts.files``.
-WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE, f"{paths.STATE_DIR}/manifest.json")
+WATCH = (paths.STATE_FILE, paths.DOMAIN_FILE, f"{paths.STATE_DIR}/manifest.json", DPKG_UPDATES)
 
 
 def _declared(name: str) -> list:

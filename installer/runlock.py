@@ -1,5 +1,5 @@
 """The one lock every changing command holds (install, uninstall, ``actvt client``): a second run is
-refused, not queued.
+refused, not queued. A run refused here writes nothing, not even a log line (``errors.Refused``).
 
 It lives in ``/run/actvt/`` (made 0755 by root; ``/run/lock`` is world-writable, so another user could
 plant a link or a file there), is opened with ``O_NOFOLLOW``, and a lock file that is not a regular
@@ -15,7 +15,7 @@ import re
 import stat
 
 from . import paths
-from .errors import LockedError
+from .errors import LockedError, Refused
 from .fsafe import Tree, UnsafePath, trusted_uids
 
 _PID = re.compile(rb"\A([0-9]{1,10})\n?\Z")
@@ -25,23 +25,26 @@ _PID = re.compile(rb"\A([0-9]{1,10})\n?\Z")
 def hold(root):
     """Hold the run lock under ``root`` (a ``paths.Root``) for the ``with`` block."""
     tree = Tree(root)
-    tree.make_dir(paths.LOCK_DIR, 0o755)
+    try:
+        tree.make_dir(paths.LOCK_DIR, 0o755)
+    except UnsafePath as exc:
+        raise Refused(str(exc)) from None
     folder, name = tree.parent(paths.LOCK_FILE, writable=True)
     try:
         fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600,
                      dir_fd=folder)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO):
-            raise UnsafePath(f"{paths.LOCK_FILE} is a symbolic link or a FIFO, not the installer's lock; "
-                             "remove it and run again") from None
+            raise Refused(f"{paths.LOCK_FILE} is a symbolic link or a FIFO, not the installer's lock; "
+                          "remove it and run again") from None
         raise
     finally:
         os.close(folder)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid not in trusted_uids():
-            raise UnsafePath(f"{paths.LOCK_FILE} is not the installer's lock (not a regular file of root's); "
-                             "remove it and run again")
+            raise Refused(f"{paths.LOCK_FILE} is not the installer's lock (not a regular file of root's); "
+                          "remove it and run again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

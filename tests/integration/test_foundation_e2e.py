@@ -26,7 +26,7 @@ REFERENCE_VARIABLES = (
     "ACTVT_MTLS_CLIENT_DAYS", "ACTVT_MTLS_CLIENT_CN", "ACTVT_REUSE_MTLS_CA", "ACTVT_REGEN_CLIENT_CERT",
     "ACTVT_NON_INTERACTIVE",
 )
-LOCK = "/run/lock/actvt-install.lock"
+LOCK = "/run/actvt/install.lock"
 REFUSED = "another actvt installer is running"
 
 
@@ -139,6 +139,7 @@ def test_second_installer_is_refused_while_the_lock_is_held(new_server):
     server = new_server()
     before = server.snapshot()
     # hold the installer's lock with util-linux flock, as a running installer does
+    server.sh(["mkdir", "-p", "-m", "0755", "/run/actvt"])
     server.container.exec_run(["flock", "-x", LOCK, "sleep", "120"], detach=True)
     deadline = time.time() + 10
     while server.exec(["flock", "-n", LOCK, "true"]).rc == 0:
