@@ -84,8 +84,9 @@ class Runner:
         full_env.update(env or {})
         full_env.setdefault("DEBIAN_FRONTEND", "noninteractive")
         try:
+            # its own process group: a stop reaches the command and what it started (apt and its dpkg)
             child = subprocess.Popen(list(argv), env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, errors="replace")
+                                     stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         except FileNotFoundError:
             raise ApplyError(f"{argv[0]} is not installed (needed for: {shown})") from None
         try:
@@ -112,13 +113,19 @@ class Runner:
 
 
 def _end(child: subprocess.Popen) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL."""
+    """SIGTERM to the command's process group, a bounded wait, then SIGKILL."""
+    def signal_group(signum):
+        try:
+            os.killpg(child.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     if child.poll() is None:
-        child.terminate()
+        signal_group(signal.SIGTERM)
         try:
             child.communicate(timeout=CHILD_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            child.kill()
+            signal_group(signal.SIGKILL)
             child.communicate()
 
 

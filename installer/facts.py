@@ -42,6 +42,12 @@ class Listener:
     port: int
     address: str
     process: str = ""  # the listening program's name, when it could be found
+    user: str = ""  # the socket's owner (from /proc/net/tcp: known even where /proc/<pid>/fd is not readable)
+
+    def is_program(self, name: str) -> bool:
+        """Held by ``name``: its process, or (when the process cannot be told, as for root without
+        CAP_SYS_PTRACE in a container) a socket of the user of the same name (``vector``)."""
+        return self.process == name or (not self.process and self.user == name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,15 +137,15 @@ def parse_dpkg_status(text: str) -> Dict[str, str]:
     return installed
 
 
-def parse_proc_net_tcp(text: str, ipv6: bool = False) -> Tuple[Tuple[int, str, str], ...]:
-    """Listening sockets from ``/proc/net/tcp`` or ``tcp6``: (port, address, inode)."""
+def parse_proc_net_tcp(text: str, ipv6: bool = False) -> Tuple[Tuple[int, str, str, int], ...]:
+    """Listening sockets from ``/proc/net/tcp`` or ``tcp6``: (port, address, inode, uid)."""
     found = []
     for line in text.splitlines()[1:]:
         cols = line.split()
         if len(cols) < 10 or cols[3] != "0A":  # 0A = LISTEN
             continue
         address_hex, _, port_hex = cols[1].partition(":")
-        found.append((int(port_hex, 16), _address(address_hex, ipv6), cols[9]))
+        found.append((int(port_hex, 16), _address(address_hex, ipv6), cols[9], int(cols[7])))
     return tuple(found)
 
 
@@ -271,6 +277,15 @@ def _socket_owners(proc: str) -> Dict[str, str]:
     return owners
 
 
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def gather_listeners(root: Root) -> Tuple[Listener, ...]:
     sockets = []
     for name, ipv6 in (("tcp", False), ("tcp6", True)):
@@ -282,11 +297,11 @@ def gather_listeners(root: Root) -> Tuple[Listener, ...]:
     owners = _socket_owners(root.host("/proc"))
     seen = set()
     listeners = []
-    for port, address, inode in sockets:
+    for port, address, inode, uid in sockets:
         key = (port, address)
         if key not in seen:
             seen.add(key)
-            listeners.append(Listener(port, address, owners.get(inode, "")))
+            listeners.append(Listener(port, address, owners.get(inode, ""), _user_name(uid)))
     return tuple(sorted(listeners, key=lambda item: (item.port, item.address)))
 
 

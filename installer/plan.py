@@ -36,8 +36,8 @@ def port_conflicts(config, facts: Facts, decisions: Decisions) -> List[str]:
     if decisions.mode == "proxy" and port == 443:
         return [port_taken_by_nginx()]
     wanted = "127.0.0.1" if decisions.mode == "proxy" else None
-    others = sorted({item.process or "an unknown program" for item in facts.listening_on(port)
-                     if item.process != "vector" and (wanted is None or item.address in (wanted, "0.0.0.0", "::"))})
+    others = sorted({item.process or f"a program of user {item.user or 'unknown'}" for item in facts.listening_on(port)
+                     if not item.is_program("vector") and (wanted is None or item.address in (wanted, "0.0.0.0", "::"))})
     if others:
         return [f"ACTVT_VECTOR_PORT: port {port} is already used by {', '.join(others)}; allowed: a free port ("
                 + BY_NAME["ACTVT_VECTOR_PORT"].allowed + ")"]

@@ -534,6 +534,22 @@ def test_vector_itself_on_its_port_is_no_conflict(root):
     assert install(root)[0] == 0
 
 
+def test_a_socket_of_the_vector_user_whose_process_cannot_be_seen_is_vectors():
+    """In a container root may not read /proc/<pid>/fd of another user: the socket's owner tells."""
+    from installer.facts import Facts, Listener
+    from installer.plan import decide, port_conflicts
+
+    from helpers import make_config
+
+    cfg = make_config()
+    for listener, conflict in ((Listener(4096, "0.0.0.0", "", "vector"), False),
+                               (Listener(4096, "0.0.0.0", "", "www-data"), True)):
+        facts = Facts(listeners=(listener,))
+        found = port_conflicts(cfg, facts, decide(cfg, facts))
+        assert bool(found) == conflict
+    assert "used by a program of user www-data" in found[0]
+
+
 def test_force_standalone_with_an_explicit_proxy_mode_warns(root):
     status, out = install(root, dict(ENV, ACTVT_FORCE_STANDALONE="yes", ACTVT_INSTALL_MODE="proxy"))
     assert status == 0 and "ACTVT_FORCE_STANDALONE=yes wins over ACTVT_INSTALL_MODE=proxy" in out
@@ -603,3 +619,58 @@ def test_folders_get_their_stated_modes_whatever_the_umask(root, umask):
     for path in ("/a", "/a/b", "/a/b/c"):
         assert stat.S_IMODE(os.stat(host(root / "direct", path)).st_mode) == 0o755, path
     assert stat.S_IMODE(os.stat(host(root / "direct", "/a/b/c/file")).st_mode) == 0o640
+
+
+# --- the launcher's cache, and a package installation stopped half-way ----------------------------------
+
+
+def test_the_launcher_removes_copies_of_killed_launchers_only(tmp_path):
+    from installer import launcher
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    names = [f"actvt.pyz.{dead.pid}.tmp", f"actvt.pyz.{os.getpid()}.tmp", "actvt.pyz", "other.tmp"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    launcher.remove_stale_copies(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
+
+
+def test_the_launcher_cache_must_be_a_real_folder_nobody_else_can_write(tmp_path):
+    from installer import launcher
+
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    os.symlink(real, tmp_path / "link")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    assert launcher._usable(str(real)) and not launcher._usable(str(tmp_path / "link"))
+    assert not launcher._usable(str(shared))
+
+
+def test_the_umask_is_never_looser_than_022():
+    from installer import launcher
+
+    previous = os.umask(0o000)
+    try:
+        launcher.safe_umask()
+        assert os.umask(0o077) == 0o022
+        launcher.safe_umask()
+        assert os.umask(previous) == 0o077  # a stricter one is kept
+    finally:
+        os.umask(previous)
+
+
+def test_an_interrupted_dpkg_is_finished_before_any_package_is_installed():
+    from installer.plan import Context, build_plan
+
+    from helpers import make_config, make_facts
+
+    facts = make_facts(files={"/var/lib/dpkg/updates/0003": b"Package: vector\n"})
+    plan = build_plan(make_config(), facts, Context(version="1.0.0", now="2026-12-01T00:00:00Z"))
+    first = plan.steps[0]
+    assert first.title == "Finishing an interrupted package installation"
+    assert first.actions[0].argv == ("dpkg", "--configure", "-a")
+    assert build_plan(make_config(), make_facts(), Context(version="1.0.0", now="2026-12-01T00:00:00Z")) \
+        .steps[0].title != first.title

@@ -1,0 +1,101 @@
+"""A real install stopped with SIGTERM half-way, as cloud-init, systemd or `timeout` stop it (issue 10).
+
+The installer gets SIGTERM while apt (first install) or certbot (an update) runs: it stops the command
+with SIGTERM, puts back what it wrote, exits 128 + 15 and says a re-run is safe. The re-run converges
+(a dpkg the stop interrupted is finished first), with the same CA, and the app keeps connecting.
+"""
+import time
+
+import pytest
+
+import harness as H
+from test_wiring_e2e import MTLS, MTLS_DIR, App, FIRST, assert_no_changes, install, main_pid
+
+pytestmark = pytest.mark.e2e
+
+# What the installer itself writes (the packages' own files are dpkg's: a stopped apt leaves dpkg's
+# journal, which the next run finishes first).
+OURS = ("/etc/vector/vector.toml", "/etc/vector/certs", "/var/lib/actvt", "/usr/local/lib/actvt", "/usr/local/bin/actvt",
+        "/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh", "/etc/apt/sources.list.d/vector.list",
+        "/usr/share/keyrings/actvt-vector-")
+
+
+def start_in_background(server, env, tag):
+    """The pipe command in the background; its exit status lands in /tmp/<tag>.rc."""
+    exports = " ".join("%s=%s" % (k, H.shlex.quote(v)) for k, v in server.installer_env(env).items())
+    script = ("curl -fsSL %s | env %s python3 - --yes >/tmp/%s.out 2>&1; echo $? >/tmp/%s.rc"
+              % (H.PIPE_URL, exports, tag, tag))
+    server.container.exec_run(["sh", "-c", script], detach=True)
+
+
+def stop_when_running(server, pattern, tag, timeout=240):
+    """SIGTERM to the installer (only its own process, as `timeout` sends it) once `pattern` runs."""
+    deadline = time.time() + timeout
+    while server.exec(["pgrep", "-f", "[%s]%s" % (pattern[0], pattern[1:])]).rc != 0:
+        assert time.time() < deadline, "%s never ran:\n%s" % (pattern, server.exec(["cat", "/tmp/%s.out" % tag]).out)
+        assert not server.exists("/tmp/%s.rc" % tag), "the run ended before %s:\n%s" % (
+            pattern, server.read_text("/tmp/%s.out" % tag))
+        time.sleep(0.2)
+    # the launcher's process (it runs the zipapp itself once extracted, else execs it with -s); "[p]"
+    # keeps the pattern from matching the command line of the `timeout` that runs pgrep
+    pid = server.sh(["pgrep", "-of", r"^\S*[p]ython3 (-s \S*actvt\.pyz|-) --yes"]).out.split()[0]
+    server.sh(["kill", "-TERM", pid])
+    deadline = time.time() + 120
+    while not server.exists("/tmp/%s.rc" % tag):
+        assert time.time() < deadline, "the stopped installer did not end"
+        time.sleep(0.3)
+    return int(server.read_text("/tmp/%s.rc" % tag)), server.read_text("/tmp/%s.out" % tag)
+
+
+def ours(snapshot):
+    return {path: value for path, value in snapshot.items()
+            if path.startswith(OURS) and not path.startswith("/var/lib/actvt/backups")}
+
+
+def our_defaults_line(server):
+    """The installer's line in /etc/default/vector (dpkg owns the file itself)."""
+    if not server.exists("/etc/default/vector"):
+        return None
+    return "VECTOR_CONFIG=/etc/vector/vector.toml" in server.read_text("/etc/default/vector")
+
+
+def test_sigterm_in_a_real_install_rolls_back_and_the_rerun_converges_with_the_same_ca(harness, new_server):
+    server = new_server()
+    server.trust_acme_ca()
+    before = ours(server.snapshot())
+    server.sh("mkdir -p /usr/share/keyrings")
+
+    # 1. a first install, stopped while apt installs a package
+    start_in_background(server, MTLS, "first")
+    rc, out = stop_when_running(server, "apt-get install", "first")
+    assert rc == 143, out
+    assert "stopped by SIGTERM" in out and "put back" in out and "running the installer again is safe" in out, out
+    assert ours(server.snapshot()) == before, "the stopped first install left files of its own"
+    assert not server.exists("/etc/vector/vector.toml") and not our_defaults_line(server)
+
+    # 2. the re-run converges (dpkg, if the stop interrupted it, is finished first)
+    r, summary = install(server, MTLS)
+    assert summary["status"] == "ok", r
+    ca = server.sha256(MTLS_DIR + "/ca.crt")
+    app = App(harness, "hardening")
+    bundle = app.take_bundle(server, FIRST)
+    app.metrics("wss://%s:4096" % H.DOMAIN, bundle)
+
+    # 3. an update stopped while certbot renews: every file of ours is as it was
+    settled = ours(server.snapshot())
+    settled_defaults = server.read_text("/etc/default/vector")
+    pid = main_pid(server)
+    start_in_background(server, dict(MTLS, ACTVT_REUSE_CERT="no", ACTVT_VECTOR_PORT="4097"), "update")
+    rc, out = stop_when_running(server, "certbot certonly", "update")
+    assert rc == 143, out
+    assert "stopped by SIGTERM" in out and "running the installer again is safe" in out, out
+    assert ours(server.snapshot()) == settled and server.read_text("/etc/default/vector") == settled_defaults
+    assert main_pid(server) == pid, "Vector was restarted by a run that was stopped"
+
+    # 4. the re-run converges with the same CA, and the app's bundle still connects
+    r, summary = install(server, MTLS)
+    assert summary["status"] == "ok", r
+    assert server.sha256(MTLS_DIR + "/ca.crt") == ca
+    r, summary = install(server, MTLS)
+    assert_no_changes(server, summary, main_pid(server))
+    app.metrics("wss://%s:4096" % H.DOMAIN, bundle)
