@@ -160,7 +160,7 @@ def nginx_reload(state: dict) -> tuple:
     """In proxy mode nginx reads ca.crt, crl.pem and the first client's certificate and key (which it
     presents to Vector): when this command changes one of them, ``nginx -t`` and a reload follow
     (``nginx.test_and_reload``; listed, not run, under --root)."""
-    if state.get("mode") != "proxy" or state.get("webserver") != "nginx":
+    if not crl_enforced(state):
         return ()
     from .nginx import test_and_reload
 
@@ -200,8 +200,9 @@ def cmd_issue(run: _Run, ns) -> int:
     with run.lock():
         now = pki.now_utc()
         files, ca, index = run.load(now)
+        previous = mtls.active(index, name, ca)
         exists = any(path in files for path in (mtls.cert_path(name), mtls.key_path(name), mtls.bundle_path(name))) \
-            or bool(mtls.active(index, name, ca))
+            or bool(previous)
         if exists and not ns.force:
             answer = None if run.yes else confirm(f"Certificate for {name} already exists. Overwrite?", out)
             if answer is None:
@@ -234,6 +235,11 @@ def cmd_issue(run: _Run, ns) -> int:
     out.plain(f"✓ Bundle: {mtls.bundle_path(name)}")
     for line in cert_details(cert):
         out.plain(f"  {line}")
+    if previous:
+        if crl_enforced(run.state()):
+            out.plain(f"✓ The previous certificate of {name} is in {mtls.CRL} (superseded): nginx refuses it")
+        else:
+            out.plain(f"⚠ {mtls._superseded_note(name, previous[-1]['not_after'])}")
     out.plain("Download the bundle from your Mac:")
     out.plain(f"  {mtls.download_command(run.domain(), name, run.environ.get('SUDO_USER'))}")
     if run.json:
@@ -245,8 +251,10 @@ def cmd_issue(run: _Run, ns) -> int:
 
 
 def crl_enforced(state: dict) -> bool:
-    """nginx in front (proxy mode) checks the CRL; Vector alone (standalone) cannot."""
-    return state.get("mode") == "proxy" and state.get("webserver") == "nginx"
+    """nginx in front (proxy mode) checks the CRL; Vector alone (standalone) cannot. Proxy mode is
+    always nginx (another web server is refused), also when the installer installed nginx itself and
+    install.state says ``webserver=none`` (what listened before)."""
+    return state.get("mode") == "proxy"
 
 
 def cmd_revoke(run: _Run, ns) -> int:

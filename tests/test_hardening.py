@@ -674,3 +674,14 @@ def test_an_interrupted_dpkg_is_finished_before_any_package_is_installed():
     assert first.actions[0].argv == ("dpkg", "--configure", "-a")
     assert build_plan(make_config(), make_facts(), Context(version="1.0.0", now="2026-12-01T00:00:00Z")) \
         .steps[0].title != first.title
+
+
+def test_replacing_a_client_with_client_issue_says_what_happens_to_the_old_certificate(root):
+    assert install(root, MTLS)[0] == 0
+    assert install(root, MTLS, "client", "issue", "laptop")[0] == 0
+    status, out = install(root, MTLS, "client", "issue", "laptop", "--force")
+    assert status == 0 and "the previous certificate of laptop stays valid until" in out  # standalone
+    with open(host(root, paths.STATE_FILE), "a") as handle:
+        handle.write("mode=proxy\n")
+    status, out = install(root, MTLS, "client", "issue", "laptop", "--force")
+    assert status == 0 and f"The previous certificate of laptop is in {mtls.CRL} (superseded)" in out
