@@ -8,11 +8,11 @@ and ``curl … | python3 -``.
    3.9 to 3.14.
 3. ``build/site``: our package and ``_actvt_platform/<arch>/`` holding the
    compiled parts (cryptography, and ``_cffi_backend.cpython-3XY-<arch>-linux-gnu.so`` for each minor,
-   which Python tells apart by name); ``installer.platform_libs`` puts the machine's folder on
+   which Python tells apart by name); ``installer.launcher.platform_libs`` puts the machine's folder on
    ``sys.path`` at run time.
 4. shiv packs it (``--reproducible``; SOURCE_DATE_EPOCH is honoured) into ``build/actvt.pyz``,
    uncompressed.
-5. The launcher (``installer/launcher.py``) carries that zipapp xz-compressed, as base64 text:
+5. The launcher (``installer/launcher/launcher.py``) carries that zipapp xz-compressed, as base64 text:
    ``dist/install.pyz`` and ``dist/install.pyz.sha256``.
 
 Same sources, same bytes: the wheels are pinned and every timestamp and file mode is fixed.
@@ -43,7 +43,7 @@ CFFI = "cffi==2.0.0"
 # download of the repository key) uses urllib with the system's CA store, as apt and certbot do.
 ARCHES = ("x86_64", "aarch64")
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-ENTRY_POINT = "installer.cli:main"
+ENTRY_POINT = "installer.commands.cli:main"
 
 
 def log(message: str) -> None:
@@ -147,7 +147,7 @@ def shiv(python: Path, site: Path) -> Path:
 def launcher(pyz: Path) -> Path:
     sys.path.insert(0, str(HERE))
     from installer import __version__
-    from installer.launcher_source import render_launcher
+    from installer.launcher.render import render_launcher
 
     data = pyz.read_bytes()
     with zipfile.ZipFile(pyz) as archive:

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import cryptography  # noqa: E402
 
-from installer import pki  # noqa: E402
+from installer.concerns import pki  # noqa: E402
 
 
 def write(path, data, mode):

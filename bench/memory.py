@@ -43,7 +43,7 @@ arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(os.uname().machine, os.uname(
 sys.path[:0] = [site, os.path.join(site, "_actvt_platform", arch)]
 tracemalloc.start()
 sys.argv = [pyz, "--yes", "--root", root]
-from installer.cli import main
+from installer.commands.cli import main
 try:
     rc = main()
 except SystemExit as exc:

@@ -2,7 +2,7 @@
 
 import os as _os
 
-from . import platform_libs as _platform_libs
+from installer.launcher import platform_libs as _platform_libs
 
 __version__ = "1.0.0"
 

@@ -13,7 +13,7 @@ START, END = "<!-- variables:start -->\n", "<!-- variables:end -->\n"
 
 
 def render(readme: str) -> str:
-    from installer.config import markdown_table
+    from installer.core.config import markdown_table
 
     head, _, rest = readme.partition(START)
     _, _, tail = rest.partition(END)

@@ -4,8 +4,8 @@ import hashlib
 import os
 import subprocess
 
-from installer import config
-from installer.facts import Facts, Listener, OSInfo
+from installer.core import config
+from installer.core.facts import Facts, Listener, OSInfo
 
 DOMAIN, EMAIL = "monitor.example.com", "admin@example.com"
 DEBIAN = OSInfo(id="debian", version_id="12", pretty_name="Debian GNU/Linux 12 (bookworm)")
@@ -50,7 +50,7 @@ class RecordingRunner:
         self.fail_on = fail_on
 
     def run(self, argv, env=None, check=True, display=None, timeout=None, secrets=()):
-        from installer.errors import ApplyError
+        from installer.core.errors import ApplyError
 
         self.calls.append(tuple(argv))
         key = " ".join(argv)

@@ -15,7 +15,8 @@ import re
 
 import pytest
 
-from installer import cli, pki
+from installer.commands import cli
+from installer.concerns import pki
 
 from helpers import DOMAIN, EMAIL
 
@@ -52,7 +53,7 @@ def normalise(text: str) -> str:
 
 def with_gpu(monkeypatch, on: bool) -> None:
     """The GPU is a fact read on the host only: stand it in for --root."""
-    from installer import facts
+    from installer.core import facts
 
     monkeypatch.setattr(facts, "detect_gpu", lambda root: on)
 

@@ -11,11 +11,13 @@ import subprocess
 
 import pytest
 
-from installer import certbot, nginx, paths
-from installer.actions import Command, Copy, File, Packages
-from installer.certbot import CertbotError, plan_certbot
-from installer.facts import OSInfo
-from installer.plan import Context, decide
+from installer.concerns import certbot
+from installer.concerns import nginx
+from installer.core import paths
+from installer.core.actions import Command, Copy, File, Packages
+from installer.concerns.certbot import CertbotError, plan_certbot
+from installer.core.facts import OSInfo
+from installer.plans.registry import Context, decide
 
 from helpers import DOMAIN, EMAIL, make_config, make_facts
 
@@ -210,7 +212,7 @@ def test_reuse_title_and_notes():
 
 
 def test_watch_names_the_lineage_and_prompts_see_it():
-    from installer import prompts
+    from installer.ui import prompt as prompts
 
     cfg = make_config()
     assert certbot.WATCH(cfg) == (LIVE, f"{LIVE}/fullchain.pem", f"/etc/letsencrypt/renewal/{DOMAIN}.conf")

@@ -8,8 +8,11 @@ import re
 
 import pytest
 
-from installer import cli, commands, config, paths
-from installer.paths import Root
+from installer.commands import cli
+from installer.commands import install as commands
+from installer.core import config
+from installer.core import paths
+from installer.core.paths import Root
 
 from helpers import DOMAIN, EMAIL, tree_digest
 
@@ -142,7 +145,7 @@ def test_real_host_without_root_is_refused(monkeypatch, capsys):
 
 
 def test_no_colour_without_a_terminal_or_with_no_color():
-    from installer.output import use_colour
+    from installer.ui.console import use_colour
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -195,7 +198,7 @@ def test_bake_mode_prepares_an_image_without_anything_unique(root):
 
 
 def test_without_systemd_the_message_names_bake_mode(monkeypatch):
-    from installer import facts as host_facts
+    from installer.core import facts as host_facts
 
     if os.geteuid() != 0:
         monkeypatch.setattr(os, "geteuid", lambda: 0)
@@ -209,7 +212,7 @@ def test_without_systemd_the_message_names_bake_mode(monkeypatch):
 
 def test_a_stop_while_planning_still_answers_json(root, monkeypatch):
     """apache2 on 80 stops the run while planning (e2e: the summary was missing with --json)."""
-    from installer.errors import ActvtError
+    from installer.core.errors import ActvtError
 
     def stop(*args, **kwargs):
         raise ActvtError("proxy mode needs nginx, but apache2 serves ports 80/443 on this host")

@@ -2,7 +2,7 @@
 
 generate-client.sh calls ``${ACTVT_INTERNAL_COMMAND:-/usr/local/bin/actvt}`` and, when
 ``ACTVT_INTERNAL_ROOT`` is set, passes ``--root``: the tests point the first at a wrapper that runs
-this checkout's ``installer.cli``, the second at the test tree.
+this checkout's ``installer.commands.cli``, the second at the test tree.
 """
 
 import datetime
@@ -16,10 +16,13 @@ import sys
 
 import pytest
 
-from installer import clients, mtls, paths, pki
-from installer.cli import main
-from installer.mtls import bundle_path, cert_path, key_path
-from installer.paths import Root
+from installer.commands import client as clients
+from installer.concerns import mtls
+from installer.core import paths
+from installer.concerns import pki
+from installer.commands.cli import main
+from installer.concerns.mtls import bundle_path, cert_path, key_path
+from installer.core.paths import Root
 
 from helpers import tree_digest
 
@@ -315,7 +318,7 @@ def test_revoking_the_certificate_nginx_presents_needs_force(tmp_path, no_termin
 @pytest.fixture
 def planned(monkeypatch):
     """Every item the engine checks from now on (what a command planned, run or listed)."""
-    from installer import engine
+    from installer.engine import engine
 
     seen = []
     real_check = engine.Engine.check
@@ -330,7 +333,7 @@ def planned(monkeypatch):
 
 
 def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, no_terminal, planned):
-    from installer import engine
+    from installer.engine import engine
 
     behind_nginx(tree)
     client(tree, "issue", "other")
@@ -415,7 +418,7 @@ def script(tree, tmp_path_factory):
     """(argv prefix, environment) to run the installed generate-client.sh against ``tree``."""
     bin_dir = tmp_path_factory.mktemp("bin")
     wrapper = bin_dir / "actvt"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m installer.cli \"$@\"\n")
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m installer.commands.cli \"$@\"\n")
     wrapper.chmod(0o755)
     env = {key: value for key, value in os.environ.items() if not key.startswith("ACTVT_")}
     env.update(ACTVT_INTERNAL_COMMAND=str(wrapper), ACTVT_INTERNAL_ROOT=str(tree))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from installer import config
-from installer.errors import ConfigError
+from installer.core import config
+from installer.core.errors import ConfigError
 
 BASE = {"ACTVT_DOMAIN": "monitor.example.com", "ACTVT_EMAIL": "admin@example.com"}
 

@@ -5,10 +5,11 @@ import stat
 
 import pytest
 
-from installer import engine, paths
-from installer.actions import Absent, Command, Copy, Directory, File, Plan, Service, Step, Symlink
-from installer.errors import ApplyError
-from installer.paths import Root
+from installer.engine import engine
+from installer.core import paths
+from installer.core.actions import Absent, Command, Copy, Directory, File, Plan, Service, Step, Symlink
+from installer.core.errors import ApplyError
+from installer.core.paths import Root
 
 from helpers import RecordingRunner, tree_digest
 

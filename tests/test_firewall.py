@@ -5,10 +5,10 @@ import dataclasses
 
 import pytest
 
-from installer import firewall
-from installer.actions import Command, Directory, File
-from installer.facts import Listener, Probe
-from installer.plan import Context, Decisions
+from installer.concerns import firewall
+from installer.core.actions import Command, Directory, File
+from installer.core.facts import Listener, Probe
+from installer.plans.registry import Context, Decisions
 
 from helpers import make_config, make_facts
 

@@ -19,10 +19,15 @@ import time
 
 import pytest
 
-from installer import cli, engine, fsafe, mtls, paths, pki
-from installer.actions import Command, File, Plan, Step
-from installer.errors import Interrupted
-from installer.paths import Root
+from installer.commands import cli
+from installer.engine import engine
+from installer.core import fs as fsafe
+from installer.concerns import mtls
+from installer.core import paths
+from installer.concerns import pki
+from installer.core.actions import Command, File, Plan, Step
+from installer.core.errors import Interrupted
+from installer.core.paths import Root
 
 from helpers import DOMAIN, EMAIL, RecordingRunner, tree_digest
 
@@ -201,7 +206,7 @@ def test_a_lock_file_of_another_user_is_refused(root):
 
 
 def test_a_held_lock_prints_only_a_pid_never_the_files_content(root):
-    from installer import runlock
+    from installer.engine import lock as runlock
 
     with runlock.hold(Root(str(root))):
         with open(host(root, paths.LOCK_FILE), "w") as handle:
@@ -291,7 +296,9 @@ def test_the_running_command_gets_sigterm_and_time_to_end(tmp_path):
 DRIVER = r"""
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-from installer import cli, fsafe, pki
+from installer.commands import cli
+from installer.core import fs as fsafe
+from installer.concerns import pki
 pki.CA_RSA_BITS = 2048
 count = [0]
 real = fsafe.Tree.write
@@ -494,7 +501,7 @@ def test_a_dry_run_writes_nothing_at_all(root):
 
 
 def test_a_refused_run_writes_nothing_into_the_running_runs_log(root, capsys):
-    from installer import runlock
+    from installer.engine import lock as runlock
 
     assert install(root)[0] == 0
     log_before = open(host(root, paths.LOG_FILE)).read()
@@ -536,8 +543,8 @@ def test_vector_itself_on_its_port_is_no_conflict(root):
 
 def test_a_socket_of_the_vector_user_whose_process_cannot_be_seen_is_vectors():
     """In a container root may not read /proc/<pid>/fd of another user: the socket's owner tells."""
-    from installer.facts import Facts, Listener
-    from installer.plan import decide, port_conflicts
+    from installer.core.facts import Facts, Listener
+    from installer.plans.registry import decide, port_conflicts
 
     from helpers import make_config
 
@@ -625,7 +632,7 @@ def test_folders_get_their_stated_modes_whatever_the_umask(root, umask):
 
 
 def test_the_launcher_removes_copies_of_killed_launchers_only(tmp_path):
-    from installer import launcher
+    from installer.launcher import launcher
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -637,7 +644,7 @@ def test_the_launcher_removes_copies_of_killed_launchers_only(tmp_path):
 
 
 def test_the_launcher_cache_must_be_a_real_folder_nobody_else_can_write(tmp_path):
-    from installer import launcher
+    from installer.launcher import launcher
 
     real = tmp_path / "real"
     real.mkdir(mode=0o700)
@@ -650,7 +657,7 @@ def test_the_launcher_cache_must_be_a_real_folder_nobody_else_can_write(tmp_path
 
 
 def test_the_umask_is_never_looser_than_022():
-    from installer import launcher
+    from installer.launcher import launcher
 
     previous = os.umask(0o000)
     try:
@@ -663,7 +670,7 @@ def test_the_umask_is_never_looser_than_022():
 
 
 def test_an_interrupted_dpkg_is_finished_before_any_package_is_installed():
-    from installer.plan import Context, build_plan
+    from installer.plans.registry import Context, build_plan
 
     from helpers import make_config, make_facts
 

@@ -9,7 +9,8 @@ import tempfile
 
 import pytest
 
-from installer import config, launcher
+from installer.core import config
+from installer.launcher import launcher
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYZ = os.path.join(HERE, "dist", "install.pyz")

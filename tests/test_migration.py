@@ -5,11 +5,13 @@ import os
 
 import pytest
 
-from installer import facts, migration, paths
-from installer.actions import Absent, Command
-from installer.engine import Engine
-from installer.paths import Root
-from installer.plan import PLANNERS, Context, build_plan
+from installer.core import facts
+from installer.concerns import migration
+from installer.core import paths
+from installer.core.actions import Absent, Command
+from installer.engine.engine import Engine
+from installer.core.paths import Root
+from installer.plans.registry import PLANNERS, Context, build_plan
 
 from helpers import DOMAIN, EMAIL, RecordingRunner, make_config, make_facts
 
@@ -82,7 +84,7 @@ def test_plan_removes_the_old_override_then_reloads_systemd():
 
 def test_migration_runs_before_vector_starts_and_the_override_is_watched():
     assert PLANNERS.index(migration.plan_migration) < [p.__name__ for p in PLANNERS].index("plan_vector_service")
-    from installer.plan import watched
+    from installer.plans.registry import watched
 
     assert migration.OVERRIDE in watched(make_config())
 
@@ -98,7 +100,7 @@ def test_engine_backs_up_and_removes_the_override_and_reloads(tmp_path):
     assert step
     runner = RecordingRunner()
     engine = Engine(root, runner, manage_owner=False)
-    from installer.actions import Plan
+    from installer.core.actions import Plan
 
     items = engine.check(Plan(tuple(step)))
     result = engine.apply(items, lambda item: None, lambda item: None)
@@ -115,7 +117,8 @@ def test_engine_backs_up_and_removes_the_override_and_reloads(tmp_path):
 def test_bash_installer_files_are_at_the_paths_we_write():
     """The old nginx site, its link, the renewal hook and vector.toml are replaced (and backed up) by the
     ordinary file actions because the bash script used the same paths."""
-    from installer import nginx, certbot
+    from installer.concerns import nginx
+    from installer.concerns import certbot
 
     assert paths.NGINX_SITE == "/etc/nginx/sites-available/actvt-vector"
     assert paths.NGINX_SITE_LINK == "/etc/nginx/sites-enabled/actvt-vector"
@@ -123,7 +126,7 @@ def test_bash_installer_files_are_at_the_paths_we_write():
     assert paths.VECTOR_CONFIG == "/etc/vector/vector.toml"
     assert nginx and certbot
 def test_install_under_root_takes_the_recorded_settings(tmp_path):
-    from installer import cli
+    from installer.commands import cli
 
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
@@ -148,7 +151,8 @@ def test_install_under_root_takes_the_recorded_settings(tmp_path):
 def test_the_bash_installers_files_are_adopted_so_uninstall_removes_them(tmp_path):
     """Seen in the migration scenario's design: recorded as 'replaced', uninstall would put the bash
     installer's vector.toml and renewal hook back."""
-    from installer import cli, manifest
+    from installer.commands import cli
+    from installer.core import manifest
 
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')

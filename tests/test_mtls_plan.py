@@ -10,13 +10,16 @@ import subprocess
 
 import pytest
 
-from installer import engine, mtls, paths, pki
-from installer.cli import main
-from installer.errors import ActvtError, UsageError
-from installer.facts import gather
-from installer.mtls import bundle_path, cert_path, key_path
-from installer.paths import Root
-from installer.plan import Context, build_plan, watched
+from installer.engine import engine
+from installer.concerns import mtls
+from installer.core import paths
+from installer.concerns import pki
+from installer.commands.cli import main
+from installer.core.errors import ActvtError, UsageError
+from installer.core.facts import gather
+from installer.concerns.mtls import bundle_path, cert_path, key_path
+from installer.core.paths import Root
+from installer.plans.registry import Context, build_plan, watched
 
 from helpers import RecordingRunner, make_config, tree_digest
 

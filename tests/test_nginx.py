@@ -17,11 +17,13 @@ import time
 
 import pytest
 
-from installer import mtls, nginx, paths
-from installer.actions import Absent, File, Packages, Service, Symlink
-from installer.facts import Probe
-from installer.nginx import NginxError, plan_nginx_challenge, plan_nginx_site
-from installer.plan import Context, decide
+from installer.concerns import mtls
+from installer.concerns import nginx
+from installer.core import paths
+from installer.core.actions import Absent, File, Packages, Service, Symlink
+from installer.core.facts import Probe
+from installer.concerns.nginx import NginxError, plan_nginx_challenge, plan_nginx_site
+from installer.plans.registry import Context, decide
 
 from helpers import DOMAIN, make_config, make_facts
 
@@ -296,7 +298,7 @@ def material(tmp_path_factory):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from installer import pki
+    from installer.concerns import pki
 
     base = tmp_path_factory.mktemp("nginx-material")
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -506,7 +508,7 @@ SERVED_ON_80 = ("/etc/nginx/sites-enabled/site",
 def test_the_challenge_goes_to_the_webroot_of_the_site_that_serves_the_domain():
     """e2e (server-nginx-domain): certbot wrote to /var/www/html while the existing port-80 server of
     the domain served /var/www/site, so Pebble's http-01 check failed."""
-    from installer import certbot
+    from installer.concerns import certbot
 
     probe = dump(("/etc/nginx/nginx.conf", "http { include /etc/nginx/sites-enabled/*; }"), SERVED_ON_80)
     cfg, facts = make_config(install_mode="proxy"), facts_for(probe=probe)

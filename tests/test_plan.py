@@ -5,10 +5,11 @@ import itertools
 
 import pytest
 
-from installer import engine, paths
-from installer.paths import Root
-from installer.facts import gather
-from installer.plan import Context, build_plan, connection_url, decide, watched
+from installer.engine import engine
+from installer.core import paths
+from installer.core.paths import Root
+from installer.core.facts import gather
+from installer.plans.registry import Context, build_plan, connection_url, decide, watched
 
 from helpers import RecordingRunner, make_config, make_facts
 

@@ -2,9 +2,9 @@
 
 import io
 
-from installer import paths
-from installer.context import Context, answer
-from installer.prompts import Prompter, answers
+from installer.core import paths
+from installer.core.context import Context, answer
+from installer.ui.prompt import Prompter, answers
 
 from helpers import make_config, make_facts
 

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from installer import reach, vector
-from installer.actions import Command, Fetch, File, Plan, Step
+from installer.core import http as reach
+from installer.concerns import vector
+from installer.core.actions import Command, Fetch, File, Plan, Step
 
 from helpers import make_config
 

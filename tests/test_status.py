@@ -3,7 +3,7 @@
 import io
 import json
 
-from installer import cli
+from installer.commands import cli
 
 from helpers import DOMAIN, EMAIL, tree_digest
 

@@ -4,7 +4,9 @@ import io
 import json
 import os
 
-from installer import cli, manifest, paths
+from installer.commands import cli
+from installer.core import manifest
+from installer.core import paths
 
 from helpers import DOMAIN, EMAIL, tree_digest
 

@@ -12,11 +12,13 @@ import tomllib
 
 import pytest
 
-from installer import engine, paths, vector
-from installer.actions import Absent, Fetch, Packages, Plan, Service
-from installer.facts import Probe, gather
-from installer.paths import Root
-from installer.plan import Context, Decisions
+from installer.engine import engine
+from installer.core import paths
+from installer.concerns import vector
+from installer.core.actions import Absent, Fetch, Packages, Plan, Service
+from installer.core.facts import Probe, gather
+from installer.core.paths import Root
+from installer.plans.registry import Context, Decisions
 
 from helpers import RecordingRunner, make_config
 from helpers import make_facts as _make_facts

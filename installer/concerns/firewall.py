@@ -28,8 +28,8 @@ import re
 import shlex
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
-from . import paths
-from .actions import Command, Directory, File, Step
+from installer.core import paths
+from installer.core.actions import Command, Directory, File, Step
 
 RECORD = f"{paths.STATE_DIR}/firewall.added"
 IPTABLES_DIR = "/etc/iptables"

@@ -11,8 +11,8 @@ failure leaves no marker, shows in the journal and the log, and the next boot tr
 
 from typing import List
 
-from . import paths
-from .actions import Directory, File, Step, Symlink
+from installer.core import paths
+from installer.core.actions import Directory, File, Step, Symlink
 
 ENV_DIR = "/etc/actvt"
 ENV_FILE = "/etc/actvt/install.env"

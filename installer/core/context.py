@@ -41,7 +41,7 @@ class Decisions:
 def answer(config, ctx: Context, name: str) -> bool:
     """A yes/no variable's value for this run: the variable when set, else the prompt's answer
     (asked only on a terminal), else its default."""
-    from .config import BY_NAME
+    from installer.core.config import BY_NAME
 
     if not config.is_set(name) and name in ctx.answers:
         return bool(ctx.answers[name])

@@ -7,7 +7,7 @@ script itself, so ``/dev/tty`` is opened instead when there is one; else the def
 
 from typing import IO, Callable, Optional
 
-from .config import BY_NAME
+from installer.core.config import BY_NAME
 
 
 def _open_tty() -> Optional[IO[str]]:
@@ -64,7 +64,7 @@ class Prompter:
 
 
 def _lineage(config) -> str:
-    from . import paths
+    from installer.core import paths
 
     return f"{paths.LETSENCRYPT_LIVE}/{config.domain}"
 
@@ -82,13 +82,13 @@ QUESTIONS = (
 
 
 def _ca_exists(facts) -> bool:
-    from . import paths
+    from installer.core import paths
 
     return paths.CA_CERT in facts.files
 
 
 def _client_exists(config, facts) -> bool:
-    from . import paths
+    from installer.core import paths
 
     return f"{paths.MTLS_CLIENTS_DIR}/{config.mtls_client_cn}.crt" in facts.files
 

@@ -39,10 +39,12 @@ import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import __version__, paths, pki
-from .actions import Absent, Directory, File, Step
-from .context import answer
-from .errors import ActvtError
+from installer import __version__
+from installer.core import paths
+from installer.concerns import pki
+from installer.core.actions import Absent, Directory, File, Step
+from installer.core.context import answer
+from installer.core.errors import ActvtError
 
 INDEX = f"{paths.MTLS_DIR}/index.json"
 CRL = f"{paths.MTLS_DIR}/crl.pem"
@@ -74,7 +76,7 @@ def bundle_path(name: str) -> str:
 
 def existing_clients(files: Mapping[str, bytes]) -> List[str]:
     """Names that have a certificate in ``clients/`` (only well-formed names)."""
-    from .config import Invalid, parse_client_name
+    from installer.core.config import Invalid, parse_client_name
 
     prefix = paths.MTLS_CLIENTS_DIR + "/"
     names = []
@@ -90,8 +92,8 @@ def existing_clients(files: Mapping[str, bytes]) -> List[str]:
 def read_files(root) -> Dict[str, bytes]:
     """The mTLS files under ``root`` (what ``facts.gather`` reads for ``WATCH``), without the rest
     of the host facts: ``actvt client`` needs only these."""
-    from .facts import _read
-    from .fsafe import Tree, walk_files
+    from installer.core.facts import _read
+    from installer.core.fs import Tree, walk_files
 
     tree = Tree(root)
     files: Dict[str, bytes] = {}
@@ -319,7 +321,7 @@ def usable(files: Mapping[str, bytes], name: str, ca: CA) -> bool:
 
 def load_index(files: Mapping[str, bytes]) -> dict:
     """``index.json``, each entry checked; MTLSError naming the file (and the entry) when damaged."""
-    from .facts import damaged
+    from installer.core.facts import damaged
 
     data = files.get(INDEX)
     if data is None:
@@ -342,7 +344,7 @@ def load_index(files: Mapping[str, bytes]) -> dict:
 
 
 def _entry_problem(item) -> Optional[str]:
-    from .config import Invalid, parse_client_name
+    from installer.core.config import Invalid, parse_client_name
 
     if not isinstance(item, dict):
         return "not an object"
@@ -478,7 +480,7 @@ def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.date
     lists (a revocation is never undone by a rewrite, e.g. after index.json was put back from an older
     backup). An existing CRL that lists exactly those and stays current is kept as it is; otherwise a
     new one is signed and ``index["crl_number"]`` counts up. A CRL that cannot be read stops the run."""
-    from .facts import damaged
+    from installer.core.facts import damaged
 
     wanted = denied(index, ca)
     existing = files.get(CRL)
@@ -550,7 +552,7 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     if first in names or not revoked_name(index, first):
         names.add(first)
     elif decisions.mode == "proxy":
-        from .errors import UsageError
+        from installer.core.errors import UsageError
 
         raise UsageError(f"ACTVT_MTLS_CLIENT_CN: {first} was revoked, and in proxy mode nginx presents this "
                          f"client's certificate to Vector; allowed: another client name (or `actvt client issue "

@@ -14,9 +14,9 @@ import os
 import re
 import stat
 
-from . import paths
-from .errors import LockedError, Refused
-from .fsafe import Tree, UnsafePath, trusted_uids
+from installer.core import paths
+from installer.core.errors import LockedError, Refused
+from installer.core.fs import Tree, UnsafePath, trusted_uids
 
 _PID = re.compile(rb"\A([0-9]{1,10})\n?\Z")
 

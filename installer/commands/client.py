@@ -17,10 +17,14 @@ import os
 import sys
 from typing import IO, Callable, List, Optional
 
-from . import config as configuration, engine, mtls, paths, pki
-from .actions import Absent, Plan, Step
-from .errors import ActvtError, UsageError
-from .paths import Root
+from installer.core import config as configuration
+from installer.engine import engine
+from installer.concerns import mtls
+from installer.core import paths
+from installer.concerns import pki
+from installer.core.actions import Absent, Plan, Step
+from installer.core.errors import ActvtError, UsageError
+from installer.core.paths import Root
 
 NAME_ALLOWED = configuration.BY_NAME["ACTVT_MTLS_CLIENT_CN"].allowed
 
@@ -119,7 +123,7 @@ class _Run:
     def lock(self):
         import contextlib
 
-        from .commands import install_lock
+        from installer.commands.install import install_lock
 
         return contextlib.nullcontext() if self.dry_run else install_lock(self.root)
 
@@ -146,12 +150,12 @@ class _Run:
         return items
 
     def domain(self) -> str:
-        from .facts import _read, read_domain
+        from installer.core.facts import _read, read_domain
 
         return read_domain(_read(self.root, paths.DOMAIN_FILE)) or "YOUR-SERVER"
 
     def state(self) -> dict:
-        from .facts import _read, read_state
+        from installer.core.facts import _read, read_state
 
         return read_state(_read(self.root, paths.STATE_FILE))
 
@@ -162,7 +166,7 @@ def nginx_reload(state: dict) -> tuple:
     (``nginx.test_and_reload``; listed, not run, under --root)."""
     if not crl_enforced(state):
         return ()
-    from .nginx import test_and_reload
+    from installer.concerns.nginx import test_and_reload
 
     first = state.get("mtls_client_cn")
     inputs = (paths.CA_CERT, mtls.CRL) + ((mtls.cert_path(first), mtls.key_path(first)) if first else ())
@@ -301,7 +305,7 @@ def cmd_revoke(run: _Run, ns) -> int:
         crl = mtls.crl_file(index, ca, files, now)
         restart = ()
         if rotate and state.get("mtls") == "enabled":
-            from .actions import Service
+            from installer.core.actions import Service
 
             restart = (Service("vector", restart_when_changed=(paths.CA_CERT,), wait_seconds=30,
                                reason="Vector loads the CA only when it starts"),)

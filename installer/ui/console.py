@@ -11,9 +11,9 @@ import sys
 import time
 from typing import IO, List, Mapping, Optional
 
-from . import paths
-from .fsafe import Tree, UnsafePath, trusted_uids
-from .paths import Root
+from installer.core import paths
+from installer.core.fs import Tree, UnsafePath, trusted_uids
+from installer.core.paths import Root
 
 _COLOURS = {"ok": "32", "warn": "33", "fail": "31", "head": "1;36", "dim": "2"}
 

@@ -30,7 +30,7 @@ def render_launcher(version: str, build_id: str, payload_sha256: str, payload_b6
 
 
 def render_command(kept_pyz: str, build_id: str) -> bytes:
-    from . import __version__
+    from installer import __version__
 
     text = _fill(_template(), version=__version__, build_id=build_id, payload_sha256="", kept_pyz=kept_pyz)
     return text.encode("utf-8")

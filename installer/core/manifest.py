@@ -10,8 +10,8 @@ across runs. It is written after a successful apply, only when it changes.
 import json
 from typing import Dict, Mapping, Optional
 
-from . import paths
-from .actions import Copy, Directory, Fetch, File, Plan, Symlink
+from installer.core import paths
+from installer.core.actions import Copy, Directory, Fetch, File, Plan, Symlink
 
 MANIFEST = f"{paths.STATE_DIR}/manifest.json"
 CREATED, REPLACED, ADOPTED = "created", "replaced", "adopted"
@@ -22,7 +22,7 @@ def load(data: Optional[bytes]) -> Dict[str, dict]:
     """The entries of ``manifest.json`` ({} when there is none). A damaged manifest is never taken as
     empty (uninstall would then treat a user's replaced file as the installer's and delete it): it
     stops the run with a message naming the file and what to do."""
-    from .facts import damaged
+    from installer.core.facts import damaged
 
     if data is None:
         return {}

@@ -7,10 +7,10 @@ what the run does.
 
 from typing import List, Optional
 
-from . import paths
-from .actions import Command, Copy, Directory, File, Plan, Step
-from .context import Context, Decisions
-from .facts import Facts
+from installer.core import paths
+from installer.core.actions import Command, Copy, Directory, File, Plan, Step
+from installer.core.context import Context, Decisions
+from installer.core.facts import Facts
 
 
 def decide(config, facts: Facts) -> Decisions:
@@ -30,7 +30,7 @@ def decide(config, facts: Facts) -> Decisions:
 def port_conflicts(config, facts: Facts, decisions: Decisions) -> List[str]:
     """Why Vector cannot have its port on this host (one line each, naming ACTVT_VECTOR_PORT): nginx's
     443 in proxy mode (auto may choose proxy only now, from the facts), or another program listening."""
-    from .config import BY_NAME, port_taken_by_nginx
+    from installer.core.config import BY_NAME, port_taken_by_nginx
 
     port = int(config.vector_port)
     if decisions.mode == "proxy" and port == 443:
@@ -56,7 +56,7 @@ def connection_url(config, decisions: Decisions) -> str:
 def state_text(config, facts: Facts, decisions: Decisions, ctx: Context) -> str:
     """``install.state`` as the reference writes it. ``installed_at`` keeps the first install's time,
     so that a re-run with nothing to change rewrites nothing."""
-    from .facts import read_state
+    from installer.core.facts import read_state
 
     previous = read_state(facts.files.get(paths.STATE_FILE))
     lines = [
@@ -83,7 +83,7 @@ def plan_state(config, facts: Facts, decisions: Decisions, ctx: Context) -> List
 
 def notes(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[str]:
     """What the user should know about the configuration as a whole."""
-    from .config import warnings
+    from installer.core.config import warnings
 
     return list(warnings(config))
 
@@ -110,7 +110,7 @@ def plan_dpkg_repair(config, facts: Facts, decisions: Decisions, ctx: Context) -
 
 def command_text(build_id: Optional[str]) -> bytes:
     """``/usr/local/bin/actvt``: the launcher, pointed at the kept zipapp."""
-    from .launcher_source import render_command
+    from installer.launcher.render import render_command
 
     return render_command(paths.PERSISTED_PYZ, build_id or "")
 
@@ -125,13 +125,13 @@ def plan_self(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[
     ))]
 
 
-from .certbot import plan_certbot  # noqa: E402  (the planners import plan's helpers lazily)
-from .firewall import plan_firewall  # noqa: E402
-from .lifecycle import plan_firstboot  # noqa: E402
-from .migration import plan_migration  # noqa: E402
-from .mtls import plan_mtls  # noqa: E402
-from .nginx import plan_nginx_challenge, plan_nginx_site  # noqa: E402
-from .vector import plan_vector_config, plan_vector_package, plan_vector_service  # noqa: E402
+from installer.concerns.certbot import plan_certbot  # noqa: E402  (the planners import plan's helpers lazily)
+from installer.concerns.firewall import plan_firewall  # noqa: E402
+from installer.concerns.lifecycle import plan_firstboot  # noqa: E402
+from installer.concerns.migration import plan_migration  # noqa: E402
+from installer.concerns.mtls import plan_mtls  # noqa: E402
+from installer.concerns.nginx import plan_nginx_challenge, plan_nginx_site  # noqa: E402
+from installer.concerns.vector import plan_vector_config, plan_vector_package, plan_vector_service  # noqa: E402
 
 #: The planners in the order their steps run. Each is ``(config, facts, decisions, ctx) -> [Step]``.
 #: certbot runs before anything that points at its files is written or enabled, so a failed
@@ -153,7 +153,7 @@ PLANNERS = (
 
 def plan_certbot_package(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[Step]:
     """Bake mode: certbot is installed now; the certificate is made on first boot."""
-    from .certbot import install_certbot
+    from installer.concerns.certbot import install_certbot
 
     return [Step("Installing certbot", tuple(install_certbot(facts)))]
 

@@ -10,7 +10,7 @@ import difflib
 import re
 from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
-from .errors import ConfigError
+from installer.core.errors import ConfigError
 
 PREFIX = "ACTVT_"
 

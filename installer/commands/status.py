@@ -9,10 +9,17 @@ import datetime
 import subprocess
 from typing import Dict, List, Optional
 
-from . import __version__, config as configuration, engine, facts as host_facts, migration, mtls, paths, pki
-from .context import Context
-from .paths import Root
-from .plan import build_plan, connection_url, decide, probes, watched
+from installer import __version__
+from installer.core import config as configuration
+from installer.engine import engine
+from installer.core import facts as host_facts
+from installer.concerns import migration
+from installer.concerns import mtls
+from installer.core import paths
+from installer.concerns import pki
+from installer.core.context import Context
+from installer.core.paths import Root
+from installer.plans.registry import build_plan, connection_url, decide, probes, watched
 
 NOT_INSTALLED = 3
 

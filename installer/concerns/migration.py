@@ -21,8 +21,8 @@ What that script left, and what happens to it here:
 import re
 from typing import Dict, List, Mapping, Tuple
 
-from . import paths
-from .actions import Absent, Command, Step
+from installer.core import paths
+from installer.core.actions import Absent, Command, Step
 
 OVERRIDE_DIR = "/etc/systemd/system/vector.service.d"
 OVERRIDE = f"{OVERRIDE_DIR}/override.conf"
@@ -37,7 +37,7 @@ def state_defaults(files: Mapping[str, bytes], environ: Mapping[str, str]) -> Tu
     """The variables to add to ``environ`` from the recorded state, and one line for each.
 
     ``files``: server path -> content of ``install.state`` and ``domain`` (absent: not there)."""
-    from .facts import read_domain, read_state
+    from installer.core.facts import read_domain, read_state
 
     state = read_state(files.get(paths.STATE_FILE))
     domain = read_domain(files.get(paths.DOMAIN_FILE))
@@ -81,7 +81,7 @@ BASH_FILES = (paths.VECTOR_CONFIG, paths.SERVER_CERT, paths.SERVER_KEY, paths.DE
 
 def bash_files(facts) -> tuple:
     """``BASH_FILES`` when this run adopts a bash-installed server, else ()."""
-    from .manifest import MANIFEST
+    from installer.core.manifest import MANIFEST
 
     return BASH_FILES if paths.STATE_FILE in facts.files and MANIFEST not in facts.files else ()
 
@@ -110,7 +110,7 @@ def notes(config, facts, decisions, ctx) -> List[str]:
 def with_state_defaults(root, environ: Mapping[str, str], out) -> Mapping[str, str]:
     """``environ`` plus the values ``state_defaults`` takes from the server under ``root`` (a
     ``paths.Root``); each value taken is shown with ``out.ok``."""
-    from .facts import _read
+    from installer.core.facts import _read
 
     files = {path: _read(root, path) for path in (paths.STATE_FILE, paths.DOMAIN_FILE)}
     files = {path: data for path, data in files.items() if data is not None}

@@ -31,9 +31,11 @@ import os
 import re
 from typing import Iterable, List, Optional, Tuple
 
-from . import __version__, mtls, paths
-from .actions import Absent, Command, File, Packages, Service, Step, Symlink
-from .errors import ActvtError
+from installer import __version__
+from installer.concerns import mtls
+from installer.core import paths
+from installer.core.actions import Absent, Command, File, Packages, Service, Step, Symlink
+from installer.core.errors import ActvtError
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 SITES_AVAILABLE = "/etc/nginx/sites-available"
@@ -152,7 +154,7 @@ def mtls_server_lines(config) -> List[str]:
 
 def render_site(config, ipv6: bool) -> bytes:
     domain = _check_domain(config.domain)
-    from .certbot import fullchain, privkey
+    from installer.concerns.certbot import fullchain, privkey
 
     return _render("nginx-site.conf", {
         "VERSION": __version__,
@@ -360,7 +362,7 @@ def ipv6(facts) -> bool:
 def check_proxy_possible(config, decisions) -> None:
     if decisions.mode != "proxy" or decisions.webserver in ("nginx", "none"):
         return
-    from .certbot import _instructions_other_web_server
+    from installer.concerns.certbot import _instructions_other_web_server
 
     raise NginxError(_instructions_other_web_server(config, decisions))
 
@@ -462,7 +464,7 @@ def plan_nginx_challenge(config, facts, decisions, ctx) -> List[Step]:
 def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
     """After certbot and mTLS: the 443 server (or the snippet); in standalone mode, removal of what
     an earlier proxy-mode run left."""
-    from .certbot import fullchain, privkey
+    from installer.concerns.certbot import fullchain, privkey
 
     if decisions.mode != "proxy":
         leftovers = _remove(OUR_FILES, facts, "standalone mode: Vector serves clients itself")

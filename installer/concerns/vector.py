@@ -44,9 +44,9 @@ import re
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from . import paths
-from .actions import Absent, Command, Fetch, File, Packages, Service, Step
-from .context import answer
+from installer.core import paths
+from installer.core.actions import Absent, Command, Fetch, File, Packages, Service, Step
+from installer.core.context import answer
 
 PACKAGE = "vector"
 APT_LIST = "/etc/apt/sources.list.d/vector.list"

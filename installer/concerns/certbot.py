@@ -36,10 +36,11 @@ import datetime
 import os
 from typing import List, Optional, Tuple
 
-from . import __version__, paths
-from .actions import Command, Copy, Directory, File, Packages, Step
-from .context import answer
-from .errors import ActvtError
+from installer import __version__
+from installer.core import paths
+from installer.core.actions import Command, Copy, Directory, File, Packages, Step
+from installer.core.context import answer
+from installer.core.errors import ActvtError
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "certbot-deploy-hook.sh")
 RENEWAL_DIR = "/etc/letsencrypt/renewal"
@@ -92,7 +93,7 @@ def certificate_expiry(facts, domain: str) -> Optional[datetime.datetime]:
     data = facts.files.get(fullchain(domain))
     if not data:
         return None
-    from . import pki
+    from installer.concerns import pki
 
     try:
         return pki.load_cert(data).not_valid_after_utc
@@ -146,7 +147,7 @@ def authenticator(config, facts, decisions) -> Tuple[str, ...]:
     """certbot's authenticator arguments for this host, or CertbotError with what to do instead."""
     if decisions.mode == "proxy":
         if decisions.webserver in ("nginx", "none"):  # "none": nginx is installed and set up by nginx.py
-            from .nginx import challenge_webroot
+            from installer.concerns.nginx import challenge_webroot
 
             return ("--webroot", "-w", challenge_webroot(config, facts))
         raise CertbotError(_instructions_other_web_server(config, decisions))
@@ -163,7 +164,7 @@ def certonly_argv(config, auth: Tuple[str, ...], force: bool) -> Tuple[str, ...]
 
 
 def masked(argv: Tuple[str, ...], email: str) -> str:
-    from .config import mask_email
+    from installer.core.config import mask_email
 
     return " ".join(mask_email(email) if part == email else part for part in argv)
 
@@ -211,7 +212,7 @@ def hook_text(domain: str, cert_dir: str = paths.VECTOR_CERT_DIR, group: str = V
 
 
 def _challenge_paths() -> Tuple[str, ...]:
-    from . import nginx
+    from installer.concerns import nginx
 
     return nginx.CHALLENGE_FILES
 

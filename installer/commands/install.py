@@ -13,12 +13,20 @@ import time
 import zipfile
 from typing import Optional
 
-from . import __version__, config as configuration, engine, facts as host_facts, manifest, migration, paths, prompts, runlock
-from .errors import ActvtError, ConfigError, Refused, UsageError
-from .fsafe import Tree
-from .output import Console
-from .paths import Root
-from .plan import Context, build_plan, collect_notes, connection_url, decide, port_conflicts, probes, watched
+from installer import __version__
+from installer.core import config as configuration
+from installer.engine import engine
+from installer.core import facts as host_facts
+from installer.core import manifest
+from installer.concerns import migration
+from installer.core import paths
+from installer.ui import prompt as prompts
+from installer.engine import lock as runlock
+from installer.core.errors import ActvtError, ConfigError, Refused, UsageError
+from installer.core.fs import Tree
+from installer.ui.console import Console
+from installer.core.paths import Root
+from installer.plans.registry import Context, build_plan, collect_notes, connection_url, decide, port_conflicts, probes, watched
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -47,7 +55,9 @@ def zipapp_identity(path: Optional[str]):
 
 def remove_old_extractions(build_id: Optional[str]) -> None:
     """shiv keeps one extraction per build; keep only the one this process runs from (root's cache)."""
-    package = os.path.dirname(os.path.abspath(__file__))  # <shiv root>/actvt.pyz_<id>/site-packages/installer
+    import installer
+
+    package = os.path.dirname(os.path.abspath(installer.__file__))  # <shiv root>/actvt.pyz_<id>/site-packages/installer
     extraction = os.path.dirname(os.path.dirname(package))
     shiv_root = os.path.dirname(extraction)
     if not build_id or os.geteuid() != 0 or os.path.basename(extraction) != f"actvt.pyz_{build_id}" \
@@ -199,7 +209,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
             ctx = Context(version=__version__, now=now, pyz=pyz, build_id=build_id, answers=asked)
             plan = build_plan(cfg, facts, ctx)
             if root.is_host and not args.dry_run:
-                from . import reach
+                from installer.core import http as reach
 
                 reach.check(plan, cfg, environ, log)  # the endpoints the plan needs, before any change
         except UsageError:
@@ -319,7 +329,7 @@ def apply_plan(eng: engine.Engine, plan, items, out: Console, total: int, step_s
 
 
 def print_summary(cfg, decisions, result, out: Console, facts, notes_found) -> None:
-    from . import mtls
+    from installer.concerns import mtls
 
     out.plain()
     changed = len(result.changed)
@@ -349,7 +359,7 @@ def print_summary(cfg, decisions, result, out: Console, facts, notes_found) -> N
 
 
 def cmd_status(args, environ, out: Console, stdout) -> int:
-    from . import status
+    from installer.commands import status
 
     root = Root(args.root)
     if not os.path.isdir(root.root):
@@ -363,7 +373,7 @@ def cmd_status(args, environ, out: Console, stdout) -> int:
 
 
 def cmd_uninstall(args, environ, out: Console, stdout) -> int:
-    from . import uninstall
+    from installer.plans import uninstall
 
     root = Root(args.root)
     if not os.path.isdir(root.root):
@@ -374,7 +384,7 @@ def cmd_uninstall(args, environ, out: Console, stdout) -> int:
     lock = contextlib.nullcontext() if args.dry_run else install_lock(root)
     with lock:
         entries = manifest.load(Tree(root).read(manifest.MANIFEST, follow=False))
-        from .firewall import RECORD
+        from installer.concerns.firewall import RECORD
 
         facts = host_facts.gather(root, environ, watch=uninstall.STATE_FILES + (RECORD,) + uninstall.watch(entries))
         if paths.STATE_FILE not in facts.files and not (args.purge and entries):
@@ -417,10 +427,10 @@ def cmd_uninstall(args, environ, out: Console, stdout) -> int:
 def uninstall_extra_steps(facts) -> list:
     """Steps other concerns add to an uninstall (the firewall rules the installer added)."""
     try:
-        from . import firewall
+        from installer.concerns import firewall
     except ImportError:
         return []
-    from .actions import Absent, Command, Step
+    from installer.core.actions import Absent, Command, Step
 
     record = facts.files.get(firewall.RECORD)
     if not record:

@@ -107,7 +107,7 @@ def run(pyz, shiv_root):
     if BUILD_ID and os.path.isdir(site) and not os.environ.get("SHIV_FORCE_EXTRACT"):
         sys.argv[0] = pyz
         sys.path.insert(0, site)
-        from installer.cli import main
+        from installer.commands.cli import main
 
         sys.exit(main())
     os.environ["SHIV_ROOT"] = shiv_root

@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from typing import List, Mapping, Optional, Tuple
 
-from .actions import Command, Fetch, File
-from .errors import ActvtError
+from installer.core.actions import Command, Fetch, File
+from installer.core.errors import ActvtError
 
 TIMEOUT = 20
 
@@ -29,7 +29,7 @@ class UnreachableError(ActvtError):
 
 def endpoints(plan, config) -> List[Tuple[str, str, str]]:
     """(what, URL to ask, the variable that names it) for each endpoint the plan will use."""
-    from . import vector
+    from installer.concerns import vector
 
     found = []
     for action in plan.actions:

@@ -13,9 +13,10 @@
 
 from typing import List, Mapping, Optional
 
-from . import manifest, paths
-from .actions import Absent, Command, File, Plan, Service, Step
-from .facts import Facts
+from installer.core import manifest
+from installer.core import paths
+from installer.core.actions import Absent, Command, File, Plan, Service, Step
+from installer.core.facts import Facts
 
 STATE_FILES = (paths.STATE_FILE, paths.DOMAIN_FILE, manifest.MANIFEST)
 KEPT = (paths.STATE_DIR, paths.BACKUP_DIR)  # the backups stay, and the folder that holds them

@@ -27,7 +27,7 @@ import secrets
 import stat
 from typing import Callable, Iterator, List, Optional, Tuple
 
-from .errors import ActvtError
+from installer.core.errors import ActvtError
 
 MAX_LINKS = 40
 TMP_MARK = ".actvt-tmp-"  # in every temporary name, so that a later run recognises and removes them

@@ -11,10 +11,10 @@ import shutil
 import subprocess
 from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 
-from . import paths
-from .errors import ActvtError
-from .fsafe import Tree, UnsafePath, walk_files
-from .paths import Root
+from installer.core import paths
+from installer.core.errors import ActvtError
+from installer.core.fs import Tree, UnsafePath, walk_files
+from installer.core.paths import Root
 
 #: Server paths whose content the planners look at; planner modules add theirs through ``watch=``
 #: (their ``WATCH`` tuples, collected by ``plan.watched``). For a folder, its files are read.
@@ -194,7 +194,7 @@ def read_state(data: Optional[bytes]) -> Dict[str, str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise damaged(paths.STATE_FILE, "it is not text", _STATE_HINT) from None
-    from .config import Invalid, parse_client_name
+    from installer.core.config import Invalid, parse_client_name
 
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -220,7 +220,7 @@ def read_domain(data: Optional[bytes]) -> Optional[str]:
     """The domain recorded in ``/var/lib/actvt/domain`` (None when there is none); StateError when damaged."""
     if data is None:
         return None
-    from .config import is_hostname
+    from installer.core.config import is_hostname
 
     try:
         value = data.decode("utf-8").strip().rstrip(".").lower()

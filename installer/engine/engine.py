@@ -25,11 +25,11 @@ import subprocess
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import paths
-from .actions import FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages, Plan, Service, Symlink
-from .errors import ApplyError, Interrupted, Stopped
-from .fsafe import TMP_MARK, Tree, UnsafePath
-from .paths import Root
+from installer.core import paths
+from installer.core.actions import FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages, Plan, Service, Symlink
+from installer.core.errors import ApplyError, Interrupted, Stopped
+from installer.core.fs import TMP_MARK, Tree, UnsafePath
+from installer.core.paths import Root
 
 CHANGE, OK, SKIP = "change", "ok", "skip"
 HOST_ONLY = (Fetch, Packages, Command, Service)  # listed, not run, under --root
@@ -559,7 +559,7 @@ class Engine:
 
     def _wait_active(self, action: Service) -> None:
         """Wait for the unit to be active; if it is not, say why (journal, diagnosis commands)."""
-        from .facts import gather_listeners
+        from installer.core.facts import gather_listeners
 
         deadline = time.monotonic() + action.wait_seconds
         state, missing = "", list(action.ports)
@@ -587,7 +587,7 @@ class Engine:
 
 
 def _kind_word(st: os.stat_result) -> str:
-    from .fsafe import _kind
+    from installer.core.fs import _kind
 
     return _kind(st.st_mode)
 
@@ -604,7 +604,7 @@ def _same_blocks(first, second, size: int = 1 << 16) -> bool:
 def fetch(url: str, timeout: float = 30) -> bytes:
     """GET ``url`` (proxy variables and the system's CA store, as apt and certbot); a clear error
     when it cannot."""
-    from .reach import FetchError, get
+    from installer.core.http import FetchError, get
 
     try:
         return get(url, os.environ, timeout)

@@ -14,10 +14,11 @@ import sys
 import traceback
 from typing import List, Optional
 
-from . import __version__, config as configuration
-from .errors import ActvtError, Refused, Stopped, UsageError
-from .output import Console, Log, use_colour
-from .paths import Root
+from installer import __version__
+from installer.core import config as configuration
+from installer.core.errors import ActvtError, Refused, Stopped, UsageError
+from installer.ui.console import Console, Log, use_colour
+from installer.core.paths import Root
 
 COMMANDS = ("install", "status", "client", "uninstall")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -83,10 +84,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 def _command(name: str):
     """The handler of a command, imported on use."""
     if name == "client":
-        from .clients import cmd_client
+        from installer.commands.client import cmd_client
 
         return cmd_client
-    from . import commands
+    from installer.commands import install as commands
 
     return {"install": commands.cmd_install, "status": commands.cmd_status,
             "uninstall": commands.cmd_uninstall}[name]
