@@ -17,7 +17,8 @@ from installer.core import paths
 from installer.core.actions import Command, Copy, File, Packages
 from installer.concerns.certbot import CertbotError, plan_certbot
 from installer.core.facts import OSInfo
-from installer.plans.registry import Context, decide
+from installer.core.errors import ActvtError
+from installer.plans.registry import Context, ModeError, build_plan, decide
 
 from helpers import DOMAIN, EMAIL, make_config, make_facts
 
@@ -128,9 +129,11 @@ STOPS = [
 
 @pytest.mark.parametrize("name,values,facts,words", STOPS, ids=[case[0] for case in STOPS])
 def test_clear_stops_before_anything_changes(name, values, facts, words):
+    """Whether the mode decision refuses the host (another web server) or certbot's planner does."""
     cfg = make_config(**values)
-    with pytest.raises(CertbotError) as caught:
-        plan(cfg, facts)
+    with pytest.raises(ActvtError) as caught:
+        build_plan(cfg, facts, CTX)
+    assert isinstance(caught.value, (CertbotError, ModeError))
     message = str(caught.value)
     for word in words:
         assert word in message
@@ -202,9 +205,10 @@ def test_order_and_the_renewal_check():
 
 
 def test_reuse_title_and_notes():
-    steps = plan(make_config(), lineage_facts(domain_addresses=()))
+    facts = lineage_facts(domain_addresses=())
+    steps = plan(make_config(), facts)
     assert "reusing the existing certificate" in steps[1].title
-    assert "does not resolve" in steps[1].title
+    assert any("does not resolve" in note for note in certbot.notes(make_config(), facts, decide(make_config(), facts), CTX))
     conf = {f"/etc/letsencrypt/renewal/{DOMAIN}.conf": b"version = 2.1.0\n[renewalparams]\nauthenticator = standalone\n"}
     cfg = make_config(install_mode="proxy")
     facts = lineage_facts(web="nginx", files=conf)
@@ -215,8 +219,8 @@ def test_watch_names_the_lineage_and_prompts_see_it():
     from installer.ui import prompt as prompts
 
     cfg = make_config()
-    assert certbot.WATCH(cfg) == (LIVE, f"{LIVE}/fullchain.pem", f"/etc/letsencrypt/renewal/{DOMAIN}.conf")
-    assert certbot.WATCH(None) == ()
+    assert certbot.reads(cfg) == (LIVE, f"{LIVE}/fullchain.pem", f"/etc/letsencrypt/renewal/{DOMAIN}.conf")
+    assert certbot.reads(None) == ()
     applies = dict(prompts.QUESTIONS)["ACTVT_REUSE_CERT"]
     assert applies(cfg, lineage_facts()) and not applies(cfg, make_facts())
 

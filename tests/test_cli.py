@@ -13,6 +13,7 @@ from installer.commands import install as commands
 from installer.core import config
 from installer.core import paths
 from installer.core.paths import Root
+from installer.engine import lock
 
 from helpers import DOMAIN, EMAIL, tree_digest
 
@@ -112,7 +113,7 @@ def test_log_has_the_reference_format_and_no_full_email(root):
 
 
 def test_a_second_concurrent_run_is_refused(root, capsys):
-    with commands.install_lock(Root(str(root))):
+    with lock.hold(Root(str(root))):
         status, out = run(["--root", str(root)])
     assert status == 1 and "another actvt installer is running" in out
     assert not (root / "var/lib/actvt").exists()
@@ -217,7 +218,7 @@ def test_a_stop_while_planning_still_answers_json(root, monkeypatch):
     def stop(*args, **kwargs):
         raise ActvtError("proxy mode needs nginx, but apache2 serves ports 80/443 on this host")
 
-    monkeypatch.setattr(commands, "build_plan", stop)
+    monkeypatch.setattr(commands.registry, "build", stop)
     status, out = run(["--root", str(root), "--json"])
     summary = json.loads(out)
     assert status == 1 and summary["status"] == "failed" and "apache2" in summary["error"]

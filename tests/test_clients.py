@@ -17,11 +17,12 @@ import sys
 import pytest
 
 from installer.commands import client as clients
+from installer.ui import prompt
 from installer.concerns import mtls
 from installer.core import paths
 from installer.concerns import pki
 from installer.commands.cli import main
-from installer.concerns.mtls import bundle_path, cert_path, key_path
+from installer.core.paths import client_bundle as bundle_path, client_cert as cert_path, client_key as key_path
 from installer.core.paths import Root
 
 from helpers import tree_digest
@@ -102,7 +103,7 @@ class Terminal:
 
 @pytest.fixture
 def no_terminal(monkeypatch):
-    monkeypatch.setattr(clients, "_open_terminal", lambda: None)
+    monkeypatch.setattr(prompt, "open_tty", lambda: None)
 
 
 # --- issue ----------------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def test_issue_prints_the_seeds_lines_and_writes_the_seeds_files(tree, no_termin
         assert stat.S_IMODE(os.stat(host(tree, path)).st_mode) == want
     listing = subprocess.run(["tar", "-tzf", host(tree, bundle_path("actvt-client-002"))], capture_output=True, text=True)
     assert listing.stdout.splitlines() == ["clients/actvt-client-002.crt", "clients/actvt-client-002.key"]
-    entries = json.loads(read(tree, mtls.INDEX))["certificates"]
+    entries = json.loads(read(tree, paths.MTLS_INDEX))["certificates"]
     assert [e["name"] for e in entries] == [FIRST, "actvt-client-002"]
 
 
@@ -149,24 +150,24 @@ def test_ecdsa_option(tree, no_terminal):
 
 def test_an_existing_name_is_replaced_only_when_confirmed_or_forced(tree, monkeypatch):
     before = etc(tree)
-    monkeypatch.setattr(clients, "_open_terminal", lambda: None)
+    monkeypatch.setattr(prompt, "open_tty", lambda: None)
     status, out, _ = client(tree, "issue", FIRST)
     assert status == 1 and "--force" in out and etc(tree) == before
     status, out, _ = client(tree, "issue", FIRST, "--yes")  # never prompt: the default is no
     assert status == 1 and etc(tree) == before
     no = Terminal("n")
-    monkeypatch.setattr(clients, "_open_terminal", lambda: no)
+    monkeypatch.setattr(prompt, "open_tty", lambda: no)
     status, out, _ = client(tree, "issue", FIRST)
     assert status == 1 and "[y/N]" in no.asked and "Aborted" in out and etc(tree) == before
     old = pki.load_cert(read(tree, cert_path(FIRST))).serial_number
-    monkeypatch.setattr(clients, "_open_terminal", lambda: Terminal("y"))
+    monkeypatch.setattr(prompt, "open_tty", lambda: Terminal("y"))
     assert client(tree, "issue", FIRST)[0] == 0
     new = pki.load_cert(read(tree, cert_path(FIRST))).serial_number
     assert new != old and verify(tree, FIRST).returncode == 0
-    monkeypatch.setattr(clients, "_open_terminal", lambda: None)
+    monkeypatch.setattr(prompt, "open_tty", lambda: None)
     assert client(tree, "issue", FIRST, "--force")[0] == 0
     assert pki.load_cert(read(tree, cert_path(FIRST))).serial_number != new
-    statuses = [e["status"] for e in json.loads(read(tree, mtls.INDEX))["certificates"] if e["name"] == FIRST]
+    statuses = [e["status"] for e in json.loads(read(tree, paths.MTLS_INDEX))["certificates"] if e["name"] == FIRST]
     assert statuses == ["replaced", "replaced", "active"]
     # the replaced files were backed up
     assert list((tree / "var/lib/actvt/backups").glob("*" + key_path(FIRST)))
@@ -269,26 +270,26 @@ def test_revoke_records_removes_and_updates_the_crl(tree, no_terminal):
     client(tree, "issue", "laptop")
     client(tree, "issue", "laptop", "--force")  # the holder may still have the first one too
     ca = pki.load_cert(read(tree, paths.CA_CERT))
-    superseded = pki.read_crl(read(tree, mtls.CRL), ca)
+    superseded = pki.read_crl(read(tree, paths.MTLS_CRL), ca)
     crt = read(tree, cert_path("laptop"))
     (tree / "laptop.crt").write_bytes(crt)
     status, out, _ = client(tree, "revoke", "laptop", "--yes")
     assert status == 0 and out.count("✓ Revoked laptop") == 2
     for path in (cert_path("laptop"), key_path("laptop"), bundle_path("laptop")):
         assert not os.path.exists(host(tree, path))
-    entries = [e for e in json.loads(read(tree, mtls.INDEX))["certificates"] if e["name"] == "laptop"]
+    entries = [e for e in json.loads(read(tree, paths.MTLS_INDEX))["certificates"] if e["name"] == "laptop"]
     assert [e["status"] for e in entries] == ["revoked", "revoked"] and all(e["revoked_at"] for e in entries)
-    info = pki.read_crl(read(tree, mtls.CRL), ca)
+    info = pki.read_crl(read(tree, paths.MTLS_CRL), ca)
     # the replaced one was in the CRL already (superseded, CRL 2); the revocation signs CRL 3
     assert superseded.serials == {int(entries[0]["serial"], 16)} and superseded.number == 2
     assert list(superseded.entries.values())[0][1] == pki.SUPERSEDED
     assert info.serials == {int(e["serial"], 16) for e in entries} and info.number == 3
     # openssl, given the CRL as nginx's ssl_crl would, refuses the revoked certificate
-    result = subprocess.run(["openssl", "verify", "-x509_strict", "-crl_check", "-CRLfile", host(tree, mtls.CRL),
+    result = subprocess.run(["openssl", "verify", "-x509_strict", "-crl_check", "-CRLfile", host(tree, paths.MTLS_CRL),
                              "-CAfile", host(tree, paths.CA_CERT), str(tree / "laptop.crt")], capture_output=True, text=True)
     assert result.returncode != 0 and "revoked" in (result.stdout + result.stderr)
-    assert verify(tree, FIRST, "-crl_check", "-CRLfile", host(tree, mtls.CRL)).returncode == 0
-    assert pki.serial_hex(pki.load_cert(crt)) not in mtls.active_serials(json.loads(read(tree, mtls.INDEX)), pki.key_id(ca))
+    assert verify(tree, FIRST, "-crl_check", "-CRLfile", host(tree, paths.MTLS_CRL)).returncode == 0
+    assert pki.serial_hex(pki.load_cert(crt)) not in mtls.active_serials(json.loads(read(tree, paths.MTLS_INDEX)), pki.key_id(ca))
     # issuing a revoked name again works
     assert client(tree, "issue", "laptop")[0] == 0 and verify(tree, "laptop").returncode == 0
     assert client(tree, "revoke", "laptop", "--yes")[0] == 0
@@ -296,13 +297,13 @@ def test_revoke_records_removes_and_updates_the_crl(tree, no_terminal):
 
 
 def test_revoke_asks_first(tree, monkeypatch):
-    monkeypatch.setattr(clients, "_open_terminal", lambda: None)
+    monkeypatch.setattr(prompt, "open_tty", lambda: None)
     before = etc(tree)
     status, out, _ = client(tree, "revoke", FIRST)
     assert status == 1 and "--yes" in out and etc(tree) == before
-    monkeypatch.setattr(clients, "_open_terminal", lambda: Terminal("n"))
+    monkeypatch.setattr(prompt, "open_tty", lambda: Terminal("n"))
     assert client(tree, "revoke", FIRST)[0] == 1 and etc(tree) == before
-    monkeypatch.setattr(clients, "_open_terminal", lambda: Terminal("y"))
+    monkeypatch.setattr(prompt, "open_tty", lambda: Terminal("y"))
     assert client(tree, "revoke", FIRST)[0] == 0 and not os.path.exists(host(tree, cert_path(FIRST)))
 
 
@@ -341,7 +342,7 @@ def test_in_proxy_mode_nginx_is_tested_and_reloaded_after_the_crl_changes(tree, 
     commands = [(item.action.argv, item.status) for item in planned if hasattr(item.action, "argv")]
     assert commands[-2:] == [(("nginx", "-t"), engine.SKIP), (("systemctl", "reload", "nginx"), engine.SKIP)]
     revoke_commands = [item.action for item in planned[-2:]]
-    assert all(mtls.CRL in action.when_changed for action in revoke_commands)
+    assert all(paths.MTLS_CRL in action.when_changed for action in revoke_commands)
 
 
 def test_standalone_revoke_replaces_the_ca_and_reissues_the_others(tree, no_terminal, planned):
@@ -390,10 +391,10 @@ def test_standalone_revoke_says_what_it_does_and_asks_first(tree, monkeypatch):
     client(tree, "issue", "laptop")
     before = etc(tree)
     terminal = Terminal("n")
-    monkeypatch.setattr(clients, "_open_terminal", lambda: terminal)
+    monkeypatch.setattr(prompt, "open_tty", lambda: terminal)
     assert client(tree, "revoke", "laptop")[0] == 1 and etc(tree) == before
     assert "replaces the mTLS CA" in terminal.asked and FIRST in terminal.asked
-    monkeypatch.setattr(clients, "_open_terminal", lambda: None)
+    monkeypatch.setattr(prompt, "open_tty", lambda: None)
     status, out, _ = client(tree, "revoke", "laptop")
     assert status == 1 and "--yes" in out and etc(tree) == before
     status, out, _ = client(tree, "revoke", "laptop", "--yes")
@@ -403,11 +404,11 @@ def test_standalone_revoke_says_what_it_does_and_asks_first(tree, monkeypatch):
 def test_a_later_install_keeps_revocations(tree, no_terminal):
     client(tree, "issue", "gone")
     client(tree, "revoke", "gone", "--yes")
-    crl = read(tree, mtls.CRL)
+    crl = read(tree, paths.MTLS_CRL)
     env = {"ACTVT_DOMAIN": "monitor.example.com", "ACTVT_EMAIL": "a@example.com", "ACTVT_ENABLE_MTLS": "yes"}
     out = io.StringIO()
     assert main(["--root", str(tree)], env, stdout=out) == 0
-    assert "Nothing to change" in out.getvalue() and read(tree, mtls.CRL) == crl
+    assert "Nothing to change" in out.getvalue() and read(tree, paths.MTLS_CRL) == crl
 
 
 # --- generate-client.sh, for real -----------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from installer.concerns import firewall
 from installer.core.actions import Command, Directory, File
-from installer.core.facts import Listener, Probe
+from installer.core.facts import Listener, ProbeResult
 from installer.plans.registry import Context, Decisions
 
 from helpers import make_config, make_facts
@@ -51,7 +51,7 @@ IPTABLES_CLOSED = """-P INPUT DROP
 
 def facts_with(files=None, listeners=(), **probes):
     return dataclasses.replace(make_facts(files=files),
-                               probes={name: Probe(*value) for name, value in probes.items()},
+                               probes={name: ProbeResult(*value) for name, value in probes.items()},
                                listeners=tuple(listeners))
 
 

@@ -331,7 +331,7 @@ def assert_converged(root, env):
     assert leftovers == []
     files = {path: open(host(root, path), "rb").read() for path in (paths.CA_CERT, paths.CA_KEY)}
     pki.check_ca(files[paths.CA_CERT], files[paths.CA_KEY])
-    assert not os.path.exists(host(root, mtls.CA_PENDING))
+    assert not os.path.exists(host(root, paths.CA_PENDING))
 
 
 @pytest.mark.parametrize("stop_at", [1, 2, 3, 4, 6, 9])
@@ -367,7 +367,7 @@ def test_sigkill_between_the_ca_key_and_its_certificate_is_repaired(root):
     result = stopped_run(fresh, MTLS, stop_at, "SIGKILL")
     assert result.returncode == -signal.SIGKILL
     assert os.path.exists(host(fresh, paths.CA_KEY)) and not os.path.exists(host(fresh, paths.CA_CERT))
-    assert os.path.exists(host(fresh, mtls.CA_PENDING))
+    assert os.path.exists(host(fresh, paths.CA_PENDING))
     status, out = install(fresh, MTLS)
     assert status == 0 and "made again: an interrupted run left /etc/vector/certs/mtls/ca.key" in out
     assert_converged(fresh, MTLS)
@@ -430,9 +430,9 @@ def test_a_damaged_record_stops_the_run_with_the_file_and_what_to_do(root, path,
 
 def test_a_malformed_index_entry_is_reported_not_a_keyerror(root):
     assert install(root, MTLS)[0] == 0
-    index = json.loads(open(host(root, mtls.INDEX)).read())
+    index = json.loads(open(host(root, paths.MTLS_INDEX)).read())
     del index["certificates"][0]["serial"]
-    with open(host(root, mtls.INDEX), "w") as handle:
+    with open(host(root, paths.MTLS_INDEX), "w") as handle:
         json.dump(index, handle)
     status, out = install(root, MTLS)
     assert status == 1 and "index.json is damaged (certificate entry 1: serial is missing or not text)" in out
@@ -568,7 +568,7 @@ def test_client_certificates_do_not_outlive_their_ca(root):
     status, out = install(root, env)
     assert status == 0 and "ACTVT_MTLS_CLIENT_DAYS=365 outlives the CA" in out
     ca = pki.load_cert(open(host(root, paths.CA_CERT), "rb").read())
-    client = pki.load_cert(open(host(root, mtls.cert_path("actvt-client-001")), "rb").read())
+    client = pki.load_cert(open(host(root, paths.client_cert("actvt-client-001")), "rb").read())
     assert client.not_valid_after_utc == ca.not_valid_after_utc
 
 
@@ -582,22 +582,22 @@ def test_a_revoked_first_client_is_not_issued_again_by_a_rerun(root):
     status, out = install(root, MTLS)
     assert status == 0 and "actvt-client-001 was revoked; the installer does not issue it again by itself" in out
     assert "actvt client issue actvt-client-001" in out
-    assert not os.path.exists(host(root, mtls.cert_path("actvt-client-001")))
+    assert not os.path.exists(host(root, paths.client_cert("actvt-client-001")))
     assert install(root, MTLS, "client", "issue", "actvt-client-001")[0] == 0  # asked for explicitly: issued
-    assert os.path.exists(host(root, mtls.cert_path("actvt-client-001")))
+    assert os.path.exists(host(root, paths.client_cert("actvt-client-001")))
 
 
 def test_a_replaced_client_certificate_is_denied_by_the_crl(root):
     assert install(root, MTLS)[0] == 0
-    old = open(host(root, mtls.cert_path("actvt-client-001")), "rb").read()
+    old = open(host(root, paths.client_cert("actvt-client-001")), "rb").read()
     status, out = install(root, dict(MTLS, ACTVT_REGEN_CLIENT_CERT="yes"))
     assert status == 0
     # standalone: Vector reads no CRL, and the output says the old one stays valid
     assert "the previous certificate of actvt-client-001 stays valid until" in out
     ca = pki.load_cert(open(host(root, paths.CA_CERT), "rb").read())
-    info = pki.read_crl(open(host(root, mtls.CRL), "rb").read(), ca)
+    info = pki.read_crl(open(host(root, paths.MTLS_CRL), "rb").read(), ca)
     assert info.entries[pki.load_cert(old).serial_number][1] == pki.SUPERSEDED
-    result = subprocess.run(["openssl", "verify", "-crl_check", "-CRLfile", host(root, mtls.CRL), "-CAfile",
+    result = subprocess.run(["openssl", "verify", "-crl_check", "-CRLfile", host(root, paths.MTLS_CRL), "-CAfile",
                              host(root, paths.CA_CERT), "/dev/stdin"], input=old, capture_output=True)
     assert result.returncode != 0 and b"revoked" in result.stdout + result.stderr
 
@@ -691,4 +691,4 @@ def test_replacing_a_client_with_client_issue_says_what_happens_to_the_old_certi
     with open(host(root, paths.STATE_FILE), "a") as handle:
         handle.write("mode=proxy\n")
     status, out = install(root, MTLS, "client", "issue", "laptop", "--force")
-    assert status == 0 and f"The previous certificate of laptop is in {mtls.CRL} (superseded)" in out
+    assert status == 0 and f"The previous certificate of laptop is in {paths.MTLS_CRL} (superseded)" in out

@@ -5,13 +5,14 @@ import os
 
 import pytest
 
-from installer.core import facts
+from installer.core import records
 from installer.concerns import migration
 from installer.core import paths
 from installer.core.actions import Absent, Command
 from installer.engine.engine import Engine
 from installer.core.paths import Root
-from installer.plans.registry import PLANNERS, Context, build_plan
+from installer.core.concern import Phase
+from installer.plans.registry import Context, build_plan, reads
 
 from helpers import DOMAIN, EMAIL, RecordingRunner, make_config, make_facts
 
@@ -55,7 +56,7 @@ def test_no_state_no_defaults():
 ])
 def test_a_damaged_state_is_reported_not_ignored(path, data, why):
     """Odd values are never silently read as "not set" (the run would then rewrite the record)."""
-    with pytest.raises(facts.StateError) as info:
+    with pytest.raises(records.StateError) as info:
         migration.state_defaults({path: data}, {})
     assert str(info.value).startswith(f"{path} is damaged ({why})")
     assert f"{paths.BACKUP_DIR}/*{path}" in str(info.value) and "nothing was changed" in str(info.value)
@@ -82,11 +83,11 @@ def test_plan_removes_the_old_override_then_reloads_systemd():
     assert "kept" in migration.notes(make_config(), foreign, None, None)[0]
 
 
-def test_migration_runs_before_vector_starts_and_the_override_is_watched():
-    assert PLANNERS.index(migration.plan_migration) < [p.__name__ for p in PLANNERS].index("plan_vector_service")
-    from installer.plans.registry import watched
+def test_migration_runs_before_vector_starts_and_the_override_is_read():
+    [planner] = migration.CONCERN.planners
+    assert planner.plan is migration.plan_migration and planner.phase == Phase.MIGRATION < Phase.SERVICE
 
-    assert migration.OVERRIDE in watched(make_config())
+    assert migration.OVERRIDE in reads(make_config())
 
 
 def test_engine_backs_up_and_removes_the_override_and_reloads(tmp_path):

@@ -17,9 +17,9 @@ from installer.concerns import pki
 from installer.commands.cli import main
 from installer.core.errors import ActvtError, UsageError
 from installer.core.facts import gather
-from installer.concerns.mtls import bundle_path, cert_path, key_path
+from installer.core.paths import client_bundle as bundle_path, client_cert as cert_path, client_key as key_path
 from installer.core.paths import Root
-from installer.plans.registry import Context, build_plan, watched
+from installer.plans.registry import Context, build_plan, reads
 
 from helpers import RecordingRunner, make_config, tree_digest
 
@@ -49,7 +49,7 @@ def mode(root, path) -> int:
 def install(root, answers=None, sudo_user=None, manage_owner=False, **values):
     """Plan from the tree's facts and apply: (plan, checked items)."""
     cfg = make_config(enable_mtls="yes", **values)
-    facts = gather(Root(str(root)), {"SUDO_USER": sudo_user} if sudo_user else {}, watch=watched())
+    facts = gather(Root(str(root)), {"SUDO_USER": sudo_user} if sudo_user else {}, reads=reads(None))
     ctx = Context(version="1.0.0", now=mtls.iso(pki.now_utc()), answers=answers or {})
     plan = build_plan(cfg, facts, ctx)
     eng = engine.Engine(Root(str(root)), RecordingRunner(), manage_owner=manage_owner)
@@ -72,7 +72,7 @@ def serial(root, name) -> int:
 
 
 def index(root) -> dict:
-    return json.loads(read(root, mtls.INDEX))
+    return json.loads(read(root, paths.MTLS_INDEX))
 
 
 # --- first install ---------------------------------------------------------------------------------
@@ -82,8 +82,8 @@ def test_first_install_makes_the_seed_files_with_safe_modes(tmp_path):
     plan, items = install(tmp_path)
     for path, want in ((paths.MTLS_DIR, 0o755), (paths.MTLS_CLIENTS_DIR, 0o755), (paths.CA_CERT, 0o644),
                        (paths.CA_KEY, 0o600), (cert_path(FIRST), 0o644), (key_path(FIRST), 0o600),
-                       (bundle_path(FIRST), 0o600), (paths.GENERATE_CLIENT, 0o755), (mtls.CRL, 0o644),
-                       (mtls.INDEX, 0o644)):
+                       (bundle_path(FIRST), 0o600), (paths.GENERATE_CLIENT, 0o755), (paths.MTLS_CRL, 0o644),
+                       (paths.MTLS_INDEX, 0o644)):
         assert mode(tmp_path, path) == want, path
     assert verify(tmp_path, FIRST).returncode == 0
     ca = pki.load_cert(read(tmp_path, paths.CA_CERT))
@@ -95,7 +95,7 @@ def test_first_install_makes_the_seed_files_with_safe_modes(tmp_path):
     entries = index(tmp_path)["certificates"]
     assert [(e["name"], e["status"], e["serial"]) for e in entries] == [(FIRST, "active", pki.serial_hex(serial(tmp_path, FIRST)))]
     assert entries[0]["fingerprint_sha256"] == pki.fingerprint(pki.load_cert(read(tmp_path, cert_path(FIRST))))
-    crl = pki.read_crl(read(tmp_path, mtls.CRL), ca)
+    crl = pki.read_crl(read(tmp_path, paths.MTLS_CRL), ca)
     assert crl.serials == frozenset() and crl.number == 1
     script = read(tmp_path, paths.GENERATE_CLIENT).decode()
     assert script.startswith("#!/bin/sh") and f'"${{ACTVT_INTERNAL_COMMAND:-{paths.COMMAND}}}"' in script
@@ -117,7 +117,7 @@ def test_mtls_off_plans_nothing_and_leaves_material_alone(tmp_path):
     install(tmp_path)
     before = tree_digest(tmp_path / "etc")
     cfg = make_config(enable_mtls="no")
-    facts = gather(Root(str(tmp_path)), {}, watch=watched())
+    facts = gather(Root(str(tmp_path)), {}, reads=reads(None))
     plan = build_plan(cfg, facts, Context(version="1.0.0", now=mtls.iso(pki.now_utc())))
     assert not [a for a in plan.actions if getattr(a, "path", "").startswith(paths.MTLS_DIR)]
     assert mtls.plan_mtls(cfg, facts, None, None) == []
@@ -157,7 +157,7 @@ def test_matrix(tmp_path, reuse, regen):
         assert members[f"clients/{name}.key"] == read(tmp_path, key_path(name))
     # every replaced file was backed up first
     backups = tmp_path / "var/lib/actvt/backups"
-    replaced = [path for path in changed(items) if path.startswith(paths.MTLS_DIR) and path != mtls.CRL]
+    replaced = [path for path in changed(items) if path.startswith(paths.MTLS_DIR) and path != paths.MTLS_CRL]
     for path in replaced:
         if path in (paths.CA_CERT, paths.CA_KEY, cert_path(FIRST), key_path(FIRST)):
             assert list(backups.glob("*" + path)), path
@@ -263,7 +263,7 @@ def test_the_cli_reports_a_broken_ca_in_one_line_with_exit_1(tmp_path, capsys):
 
 def test_an_unreadable_index_stops_the_run(tmp_path):
     install(tmp_path)
-    with open(host(tmp_path, mtls.INDEX), "w") as handle:
+    with open(host(tmp_path, paths.MTLS_INDEX), "w") as handle:
         handle.write("{not json")
     with pytest.raises(ActvtError, match="index.json is damaged \\(not JSON"):
         install(tmp_path)
@@ -371,7 +371,7 @@ def test_owners_bundle_belongs_to_the_sudo_user_and_keys_to_root(tmp_path):
     install(tmp_path, sudo_user=user, manage_owner=True)
     owner = lambda path: pwd.getpwuid(os.stat(host(tmp_path, path)).st_uid).pw_name  # noqa: E731
     assert owner(bundle_path(FIRST)) == user and mode(tmp_path, bundle_path(FIRST)) == 0o600
-    for path in (paths.CA_KEY, paths.CA_CERT, key_path(FIRST), cert_path(FIRST), mtls.INDEX):
+    for path in (paths.CA_KEY, paths.CA_CERT, key_path(FIRST), cert_path(FIRST), paths.MTLS_INDEX):
         assert owner(path) == "root", path
     lines = mtls.summary_lines(make_config(enable_mtls="yes"), user, [bundle_path(FIRST)])
     assert f"scp {user}@monitor.example.com:{bundle_path(FIRST)} ~/Downloads/" in "\n".join(lines)

@@ -21,9 +21,9 @@ from installer.concerns import mtls
 from installer.concerns import nginx
 from installer.core import paths
 from installer.core.actions import Absent, File, Packages, Service, Symlink
-from installer.core.facts import Probe
-from installer.concerns.nginx import NginxError, plan_nginx_challenge, plan_nginx_site
-from installer.plans.registry import Context, decide
+from installer.core.facts import ProbeResult
+from installer.concerns.nginx import NginxDump, NginxError, plan_nginx_challenge, plan_nginx_site
+from installer.plans.registry import Context, ModeError, build_plan, decide
 
 from helpers import DOMAIN, make_config, make_facts
 
@@ -38,10 +38,18 @@ def dump(*files):
     text = "nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n"
     for path, content in files:
         text += f"# configuration file {path}:\n{content}\n\n"
-    return Probe(0, text)
+    return ProbeResult(0, text)
 
 
 OTHER_SITE = ("/etc/nginx/sites-enabled/monitor", f"server {{\n    listen 443 ssl;\n    server_name www.example.com {DOMAIN};\n}}")
+
+
+def serving_file(output, domain):
+    return NginxDump.parse(ProbeResult(0, output)).serving_file(domain)
+
+
+def served_webroot(output, domain):
+    return NginxDump.parse(ProbeResult(0, output)).served_webroot(domain)
 
 
 def facts_for(web="nginx", probe=None, files=None, **extra):
@@ -97,7 +105,7 @@ def test_proxy_with_nginx_sites_layout():
 def test_mtls_inputs_trigger_the_reload():
     _, site = steps_of(make_config(enable_mtls="yes"), facts_for())
     when = set(site[0].actions[-1].when_changed)
-    assert {paths.CA_CERT, mtls.CRL, mtls.cert_path("actvt-client-001"), mtls.key_path("actvt-client-001")} <= when
+    assert {paths.CA_CERT, paths.MTLS_CRL, paths.client_cert("actvt-client-001"), paths.client_key("actvt-client-001")} <= when
 
 
 DEBIAN_NGINX_CONF = ("/etc/nginx/nginx.conf", "user www-data;\ninclude /etc/nginx/modules-enabled/*.conf;\n"
@@ -160,12 +168,14 @@ def test_explicit_proxy_with_nginx_installed_but_stopped_starts_it():
 @pytest.mark.parametrize("web,values", [("apache2", {}), ("httpd", {"install_mode": "proxy"}),
                                          ("caddy", {"install_mode": "proxy"})])
 def test_another_web_server_stops_with_instructions(web, values):
+    """The mode decision refuses it once, before any planner runs."""
     cfg = make_config(**values)
     facts = make_facts(web=web)
-    for planner in (plan_nginx_challenge, plan_nginx_site):
-        with pytest.raises(NginxError) as caught:
-            planner(cfg, facts, decide(cfg, facts), CTX)
-        assert "Nothing was changed" in str(caught.value)
+    decisions = decide(cfg, facts)
+    assert decisions.mode == "proxy" and decisions.front is None and "Nothing was changed" in decisions.refusal
+    with pytest.raises(ModeError) as caught:
+        build_plan(cfg, facts, CTX)
+    assert str(caught.value) == decisions.refusal
 
 
 def test_domain_already_served_gets_only_the_snippet():
@@ -174,10 +184,9 @@ def test_domain_already_served_gets_only_the_snippet():
     assert not any(isinstance(a, File) for step in challenge for a in step.actions)
     files = [a for step in site for a in step.actions if isinstance(a, File)]
     assert [f.path for f in files] == [paths.NGINX_SNIPPET]
-    assert "include /etc/nginx/snippets/actvt-vector-location.conf" in site[0].title
-    assert "/etc/nginx/sites-enabled/monitor" in site[0].title
     notes = nginx.notes(make_config(), facts_for(probe=probe), decide(make_config(), facts_for(probe=probe)))
-    assert any(paths.NGINX_SNIPPET in note for note in notes)
+    assert any("include /etc/nginx/snippets/actvt-vector-location.conf" in note
+               and "/etc/nginx/sites-enabled/monitor" in note for note in notes)
 
 
 def test_snippet_mode_removes_an_earlier_dedicated_setup():
@@ -190,7 +199,7 @@ def test_snippet_mode_removes_an_earlier_dedicated_setup():
 
 def test_our_own_files_do_not_count_as_the_domain_being_served():
     ours = nginx.render_site(make_config(), False).decode()
-    challenge = nginx.render_challenge(make_config(), False).decode()
+    challenge = nginx.render_challenge(make_config(), "/var/www/html", False).decode()
     probe = dump((paths.NGINX_SITE_LINK, ours), (nginx.CHALLENGE_LINK, challenge), (paths.NGINX_SITE, ours))
     _, site = steps_of(make_config(), facts_for(probe=probe))
     assert paths.NGINX_SITE in by_path(site)
@@ -218,14 +227,15 @@ def test_standalone_after_proxy_removes_our_files():
 ])
 def test_server_name_detection(server_names, served):
     output = dump(("/etc/nginx/conf.d/site.conf", f"server {{\n    listen 443 ssl;\n    {server_names}\n}}")).output
-    assert (nginx.serving_file(output, DOMAIN) == "/etc/nginx/conf.d/site.conf") is served
+    assert (serving_file(output, DOMAIN) == "/etc/nginx/conf.d/site.conf") is served
 
 
 def test_a_failing_probe_is_a_note_not_a_stop():
-    probe = Probe(1, "nginx: [emerg] unknown directive \"bogus\" in /etc/nginx/conf.d/x.conf:1\n"
+    probe = ProbeResult(1, "nginx: [emerg] unknown directive \"bogus\" in /etc/nginx/conf.d/x.conf:1\n"
                      "nginx: configuration file /etc/nginx/nginx.conf test failed\n")
     challenge, site = steps_of(make_config(), facts_for(probe=probe))
-    assert "does not pass `nginx -T`" in challenge[0].title
+    notes = nginx.notes(make_config(), facts_for(probe=probe), decide(make_config(), facts_for(probe=probe)))
+    assert any("does not pass `nginx -T`" in note for note in notes)
     assert paths.NGINX_SITE in by_path(site)
 
 
@@ -240,18 +250,19 @@ def test_ipv6_listens_only_when_the_kernel_has_ipv6():
 def test_paths_nginx_would_misread_are_refused(webroot):
     cfg = dataclasses.replace(make_config(), nginx_webroot=webroot)  # (config itself lets most of these through)
     with pytest.raises(NginxError) as caught:
-        nginx.render_challenge(cfg, False)
+        nginx.render_challenge(cfg, cfg.nginx_webroot, False)
     assert "ACTVT_NGINX_WEBROOT" in str(caught.value)
 
 
 def test_a_webroot_with_a_space_is_quoted():
-    text = nginx.render_challenge(make_config(nginx_webroot="/srv/acme root"), False).decode()
+    text = nginx.render_challenge(make_config(), "/srv/acme root", False).decode()
     assert 'root "/srv/acme root";' in text
 
 
 def test_the_nginx_probe_and_watch_are_declared():
-    assert nginx.PROBES == {"nginx_T": ("nginx", "-T")}
-    assert nginx.SITES_ENABLED in nginx.WATCH and paths.NGINX_SITE in nginx.WATCH
+    assert [(probe.name, probe.argv) for probe in nginx.CONCERN.probes] == [("nginx_T", ("nginx", "-T"))]
+    reads = nginx.CONCERN.reads(None)
+    assert nginx.SITES_ENABLED in reads and paths.NGINX_SITE in reads
 
 
 # --- golden renderings ----------------------------------------------------------------------------
@@ -262,7 +273,7 @@ GOLDEN_CASES = {
                                                             vector_port="9443"), False),
     "snippet-mtls.conf": lambda: nginx.render_snippet(make_config(enable_mtls="yes")),
     "snippet-tls.conf": lambda: nginx.render_snippet(make_config()),
-    "challenge.conf": lambda: nginx.render_challenge(make_config(), True),
+    "challenge.conf": lambda: nginx.render_challenge(make_config(), "/var/www/html", True),
 }
 
 
@@ -331,9 +342,9 @@ def material(tmp_path_factory):
 def localize(text: str, base, https_port=None, http_port=None, crl="crl.pem") -> str:
     """The rendered configuration with the server paths pointed at the test material (and ports)."""
     for server_path, name in ((f"{LIVE}/fullchain.pem", "fullchain.pem"), (f"{LIVE}/privkey.pem", "privkey.pem"),
-                              (paths.CA_CERT, "ca.crt"), (mtls.CRL, crl),
-                              (mtls.cert_path("actvt-client-001"), "actvt-client-001.crt"),
-                              (mtls.key_path("actvt-client-001"), "actvt-client-001.key")):
+                              (paths.CA_CERT, "ca.crt"), (paths.MTLS_CRL, crl),
+                              (paths.client_cert("actvt-client-001"), "actvt-client-001.crt"),
+                              (paths.client_key("actvt-client-001"), "actvt-client-001.key")):
         text = text.replace(f'"{server_path}"', f'"{base / name}"')
     if https_port:
         text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
@@ -365,7 +376,7 @@ def nginx_test(conf):
 def test_real_nginx_accepts_the_rendered_site_and_challenge(tmp_path, material, mtls_on):
     cfg = make_config(install_mode="proxy", enable_mtls=mtls_on, nginx_webroot=str(tmp_path / "webroot"))
     (tmp_path / "site.conf").write_text(localize(nginx.render_site(cfg, True).decode(), material))
-    (tmp_path / "acme.conf").write_bytes(nginx.render_challenge(cfg, True))
+    (tmp_path / "acme.conf").write_bytes(nginx.render_challenge(cfg, cfg.nginx_webroot, True))
     conf = nginx_conf(str(tmp_path / "run"), [f"include {tmp_path}/site.conf;", f"include {tmp_path}/acme.conf;"])
     done = nginx_test(conf)
     assert done.returncode == 0, done.stderr
@@ -516,7 +527,7 @@ def test_the_challenge_goes_to_the_webroot_of_the_site_that_serves_the_domain():
     assert any("/var/www/site/.well-known/acme-challenge/" in note for note in nginx.notes(cfg, facts, decide(cfg, facts)))
     # a location for the challenge wins; ACTVT_NGINX_WEBROOT given wins over both
     with_location = SERVED_ON_80[1].replace("location / {", "location ^~ /.well-known/acme-challenge/ {")
-    assert nginx.served_webroot(dump((SERVED_ON_80[0], with_location)).output, DOMAIN) == "/var/www/elsewhere"
+    assert served_webroot(dump((SERVED_ON_80[0], with_location)).output, DOMAIN) == "/var/www/elsewhere"
     cfg = make_config(install_mode="proxy", nginx_webroot="/srv/acme")
     assert certbot.authenticator(cfg, facts, decide(cfg, facts)) == ("--webroot", "-w", "/srv/acme")
 
@@ -529,4 +540,4 @@ def test_the_challenge_goes_to_the_webroot_of_the_site_that_serves_the_domain():
 ])
 def test_without_a_usable_served_webroot_the_default_is_kept(site):
     output = dump(("/etc/nginx/sites-enabled/site", site)).output
-    assert nginx.served_webroot(output, DOMAIN) is None
+    assert served_webroot(output, DOMAIN) is None

@@ -9,7 +9,7 @@ from installer.engine import engine
 from installer.core import paths
 from installer.core.paths import Root
 from installer.core.facts import gather
-from installer.plans.registry import Context, build_plan, connection_url, decide, watched
+from installer.plans.registry import Context, build_plan, connection_url, decide, reads
 
 from helpers import RecordingRunner, make_config, make_facts
 
@@ -61,7 +61,7 @@ def test_every_combination_plans_applies_and_converges(tmp_path, mode, mtls, gpu
     eng = engine.Engine(Root(str(tmp_path)), RecordingRunner(), manage_owner=False)
     eng.apply(eng.check(plan))
     # feeding the facts after the run back in gives a plan with nothing to change
-    read = gather(Root(str(tmp_path)), {}, watch=watched())
+    read = gather(Root(str(tmp_path)), {}, reads=reads(cfg))
     after = dataclasses.replace(facts, files=read.files, dirs=read.dirs)
     again = eng.check(build_plan(cfg, after, Context(version="1.0.0", now="2030-01-01T00:00:00Z")))
     assert [item.action.describe() for item in again if item.status == engine.CHANGE] == []

@@ -6,9 +6,11 @@ import threading
 
 import pytest
 
+from installer.commands import run
+from installer.concerns import certbot, vector
 from installer.core import http as reach
-from installer.concerns import vector
 from installer.core.actions import Command, Fetch, File, Plan, Step
+from installer.plans.registry import Built, endpoints
 
 from helpers import make_config
 
@@ -38,27 +40,27 @@ def free_port():
 
 
 def plan_for(cfg):
-    return Plan((Step("x", (
-        Fetch("/usr/share/keyrings/k.asc", cfg.vector_key_url),
-        File(vector.APT_LIST, b"deb ..."),
-        Command(("certbot", "certonly", "--webroot", "--server", cfg.acme_server)),
-    )),))
+    """A plan whose steps the concerns that declare the endpoints planned."""
+    return Built(Plan((
+        Step("x", (Fetch("/usr/share/keyrings/k.asc", cfg.vector_key_url), File(vector.APT_LIST, b"deb ..."))),
+        Step("y", (Command(("certbot", "certonly", "--webroot", "--server", cfg.acme_server)),)),
+    )), (vector.CONCERN, certbot.CONCERN))
 
 
 def test_the_plans_endpoints_are_asked(web):
     cfg = make_config(vector_apt_url=f"{web}/repo/", acme_server=f"{web}/dir", vector_key_url=f"{web}/key.asc")
-    assert [url for _, url, _ in reach.endpoints(plan_for(cfg), cfg)] == [
+    assert [url for _, url, _ in endpoints(cfg, plan_for(cfg))] == [
         f"{web}/key.asc", f"{web}/repo/dists/stable/InRelease", f"{web}/dir"]
-    reach.check(plan_for(cfg), cfg, {})
-    assert reach.endpoints(Plan(()), cfg) == []  # nothing to install or certify: nothing asked
+    run.check_endpoints(endpoints(cfg, plan_for(cfg)), {})
+    assert endpoints(cfg, Built(Plan(()), ())) == []  # nothing to install or certify: nothing asked
 
 
 def test_an_unreachable_mirror_or_a_wrong_acme_url_stops_clearly(web):
     """e2e: an unreachable ACTVT_VECTOR_APT_URL ended in apt's 'Unable to locate package vector'."""
     gone = f"http://127.0.0.1:{free_port()}/vector-apt"
     cfg = make_config(vector_apt_url=gone, acme_server=f"{web}/no-such-dir", vector_key_url=f"{web}/key.asc")
-    with pytest.raises(reach.UnreachableError) as caught:
-        reach.check(plan_for(cfg), cfg, {})
+    with pytest.raises(run.UnreachableError) as caught:
+        run.check_endpoints(endpoints(cfg, plan_for(cfg)), {})
     message = str(caught.value)
     assert f"cannot reach Vector's package repository at {gone}/dists/stable/InRelease" in message
     assert "ACTVT_VECTOR_APT_URL" in message and "refused" in message.lower()

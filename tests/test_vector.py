@@ -16,7 +16,7 @@ from installer.engine import engine
 from installer.core import paths
 from installer.concerns import vector
 from installer.core.actions import Absent, Fetch, Packages, Plan, Service
-from installer.core.facts import Probe, gather
+from installer.core.facts import ProbeResult, gather
 from installer.core.paths import Root
 from installer.plans.registry import Context, Decisions
 
@@ -26,8 +26,8 @@ from helpers import make_facts as _make_facts
 CTX = Context(version="1.0.0", now="2026-11-26T00:00:00Z")
 STANDALONE = Decisions(mode="standalone", webserver="none")
 PROXY = Decisions(mode="proxy", webserver="nginx")
-USER_OK = {"vector_user": Probe(0, "vector:x:999:999::/var/lib/vector:/usr/sbin/nologin\n")}
-USER_MISSING = {"vector_user": Probe(2, "")}
+USER_OK = {"vector_user": ProbeResult(0, "vector:x:999:999::/var/lib/vector:/usr/sbin/nologin\n")}
+USER_MISSING = {"vector_user": ProbeResult(2, "")}
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", "vector_standin", "vector")
 
 #: The metrics contract (spec section 4): metric_type -> fields besides metric_type, host, timestamp.
@@ -473,19 +473,19 @@ def test_nvidia_smi_lines_become_gpu_messages(line, expected):
 def test_after_facts_give_an_empty_plan(tmp_path, mode, mtls, gpu):
     cfg = make_config(install_mode=mode, enable_mtls=mtls)
     decisions = Decisions(mode=mode, webserver="none")
-    before = make_facts(gpu=gpu, probes={"vector_user": Probe(2, "")},
+    before = make_facts(gpu=gpu, probes={"vector_user": ProbeResult(2, "")},
                         files={paths.VECTOR_DEFAULTS: PACKAGE_DEFAULTS})
     root = tmp_path / "root"
     (root / "etc/default").mkdir(parents=True)
     (root / "etc/default/vector").write_bytes(PACKAGE_DEFAULTS)
 
     def plan_for(facts):
-        steps = [step for planner in vector.PLANNERS for step in planner(cfg, facts, decisions, CTX)]
+        steps = [step for planner in vector.CONCERN.planners for step in planner.plan(cfg, facts, decisions, CTX)]
         return Plan(tuple(step for step in steps if step.actions))
 
     eng = engine.Engine(Root(str(root)), RecordingRunner(), manage_owner=False)
     eng.apply(eng.check(plan_for(before)))
-    read = gather(Root(str(root)), {}, watch=vector.WATCH)
+    read = gather(Root(str(root)), {}, reads=vector.CONCERN.reads(None))
     after = dataclasses.replace(before, files=read.files, dirs=read.dirs, packages={"vector": "0.50.0-1"},
                                 probes=USER_OK)
     assert vector.plan_vector_package(cfg, after, decisions, CTX) == []

@@ -1,6 +1,6 @@
 """Command line: ``install`` (the default), ``status``, ``client``, ``uninstall``.
 
-Parsing and dispatch only; the commands are in ``commands.py`` and ``clients.py``, imported when
+Parsing and dispatch only; each command is its module in this folder, imported when
 one runs, so that ``--version``, ``--help`` and a refused input start fast (they need neither
 cryptography nor the planners). Human output goes to stdout, or to stderr with ``--json`` (stdout
 then carries only the JSON summary).
@@ -16,12 +16,11 @@ from typing import List, Optional
 
 from installer import __version__
 from installer.core import config as configuration
-from installer.core.errors import ActvtError, Refused, Stopped, UsageError
-from installer.ui.console import Console, Log, use_colour
+from installer.core.errors import EXIT_FAIL, EXIT_USAGE, ActvtError, Refused, Stopped, UsageError
 from installer.core.paths import Root
+from installer.ui.console import Console, Log, use_colour
 
 COMMANDS = ("install", "status", "client", "uninstall")
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 # --- arguments ------------------------------------------------------------------------------------
@@ -87,10 +86,17 @@ def _command(name: str):
         from installer.commands.client import cmd_client
 
         return cmd_client
-    from installer.commands import install as commands
+    if name == "status":
+        from installer.commands.status import cmd_status
 
-    return {"install": commands.cmd_install, "status": commands.cmd_status,
-            "uninstall": commands.cmd_uninstall}[name]
+        return cmd_status
+    if name == "uninstall":
+        from installer.commands.uninstall import cmd_uninstall
+
+        return cmd_uninstall
+    from installer.commands.install import cmd_install
+
+    return cmd_install
 
 
 def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:

@@ -6,25 +6,28 @@
     actvt client revoke NAME [--yes] [--force]   (standalone: replaces the CA, re-issues the others)
 
 Each change is a small plan of File/Absent actions built with ``mtls`` and applied by the same engine
-as the install run (atomic writes, backups, rollback), under the install lock. ``generate-client.sh``
-calls ``actvt client issue``, whose output is the seed's. A name that is not allowed, like any bad
+as the install run (``commands.run.execute``: atomic writes, backups, rollback), under the run lock.
+``generate-client.sh`` calls ``actvt client issue``, whose output is the user guide's (the lines
+``generate-client.sh`` always printed). A name that is not allowed, like any bad
 input, is refused with one line and exit status 2 before anything is read or written.
 """
 
 import argparse
+import contextlib
 import json
-import os
 import sys
-from typing import IO, Callable, List, Optional
+from typing import List
 
+from installer.commands import run as sequence
+from installer.concerns import mtls, pki
 from installer.core import config as configuration
-from installer.engine import engine
-from installer.concerns import mtls
-from installer.core import paths
-from installer.concerns import pki
-from installer.core.actions import Absent, Plan, Step
+from installer.core import paths, records
+from installer.core.actions import Absent, Plan, Service, Step
 from installer.core.errors import ActvtError, UsageError
-from installer.core.paths import Root
+from installer.core.facts import read_file
+from installer.engine import engine, lock
+from installer.plans import registry
+from installer.ui.prompt import confirm
 
 NAME_ALLOWED = configuration.BY_NAME["ACTVT_MTLS_CLIENT_CN"].allowed
 
@@ -67,36 +70,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def client_name(raw: str) -> str:
     try:
-        if "\n" in raw:  # the declared pattern ends in `$`, which also matches before a final newline
-            raise configuration.Invalid(f"{raw!r} is not a valid client name")
         return configuration.parse_client_name(raw)
     except configuration.Invalid as exc:
         raise UsageError(f"client name: {exc}; allowed: {NAME_ALLOWED}") from None
-
-
-def _open_terminal() -> Optional[IO[str]]:
-    """The terminal to ask on: stdin when it is one, else /dev/tty; None without a terminal."""
-    if sys.stdin is not None and sys.stdin.isatty():
-        return sys.stdin
-    try:
-        return open("/dev/tty", "r+", encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def confirm(question: str, out, open_terminal: Callable[[], Optional[IO[str]]] = None) -> Optional[bool]:
-    """``question [y/N]``: True only for y/yes; None when there is no terminal to ask on."""
-    terminal = (open_terminal or _open_terminal)()
-    if terminal is None:
-        return None
-    try:
-        writer = out.stream if terminal is sys.stdin else terminal
-        writer.write(f"{question} [y/N] ")
-        writer.flush()
-        return terminal.readline().strip().lower() in ("y", "yes")
-    finally:
-        if terminal is not sys.stdin:
-            terminal.close()
 
 
 class _Run:
@@ -107,25 +83,18 @@ class _Run:
         self.environ = environ
         self.out = out
         self.stdout = stdout
-        self.root = Root(ns.root if ns.root is not None else getattr(args, "root", "/"))
+        self.root = sequence.root_of(ns if ns.root is not None else args)
         self.yes = bool(ns.yes or getattr(args, "yes", False))
         self.json = bool(ns.json or getattr(args, "json", False))
         self.dry_run = bool(ns.dry_run or getattr(args, "dry_run", False))
-        if not os.path.isdir(self.root.root):
-            raise UsageError(f"--root: {self.root.root} is not a directory; allowed: an existing directory")
         if self.json and out.stream is stdout:
             out.stream = sys.stderr  # stdout carries only the JSON
 
     def need_root(self) -> None:
-        if self.root.is_host and not self.dry_run and os.geteuid() != 0:
-            raise ActvtError("must run as root: use `sudo actvt client …`")
+        sequence.need_root(self.root, self.dry_run, "must run as root: use `sudo actvt client …`")
 
     def lock(self):
-        import contextlib
-
-        from installer.commands.install import install_lock
-
-        return contextlib.nullcontext() if self.dry_run else install_lock(self.root)
+        return contextlib.nullcontext() if self.dry_run else lock.hold(self.root)
 
     def load(self, now):
         files = mtls.read_files(self.root)
@@ -137,40 +106,28 @@ class _Run:
         return files, ca, index
 
     def apply(self, title: str, actions) -> List[engine.Checked]:
-        plan = Plan((Step(title, tuple(actions)),))
-        eng = engine.Engine(self.root, engine.Runner())
-        items = eng.check(plan)
+        outcome = sequence.execute(engine.Engine(self.root, engine.Runner()), Plan((Step(title, tuple(actions)),)),
+                              self.out, self.dry_run, compact=True)
         if self.dry_run:
-            for item in items:
-                if item.status == engine.CHANGE:
-                    self.out.plain(f"  would: {item.action.describe()} ({item.why})")
             self.out.plain("Dry run: nothing was changed.")
-            return items
-        eng.apply(items)
-        return items
+        return outcome.items
 
     def domain(self) -> str:
-        from installer.core.facts import _read, read_domain
-
-        return read_domain(_read(self.root, paths.DOMAIN_FILE)) or "YOUR-SERVER"
+        return records.read_domain(read_file(self.root, paths.DOMAIN_FILE)) or "YOUR-SERVER"
 
     def state(self) -> dict:
-        from installer.core.facts import _read, read_state
-
-        return read_state(_read(self.root, paths.STATE_FILE))
+        return records.read_state(read_file(self.root, paths.STATE_FILE))
 
 
-def nginx_reload(state: dict) -> tuple:
-    """In proxy mode nginx reads ca.crt, crl.pem and the first client's certificate and key (which it
-    presents to Vector): when this command changes one of them, ``nginx -t`` and a reload follow
-    (``nginx.test_and_reload``; listed, not run, under --root)."""
+def front_reload(state: dict) -> tuple:
+    """In proxy mode the front reads ca.crt, crl.pem and the first client's certificate and key (which
+    it presents to Vector): when this command changes one of them, the front's check and reload follow
+    (listed, not run, under --root)."""
     if not crl_enforced(state):
         return ()
-    from installer.concerns.nginx import test_and_reload
-
     first = state.get("mtls_client_cn")
-    inputs = (paths.CA_CERT, mtls.CRL) + ((mtls.cert_path(first), mtls.key_path(first)) if first else ())
-    return test_and_reload(inputs, "the updated mTLS files")
+    inputs = (paths.CA_CERT, paths.MTLS_CRL) + ((paths.client_cert(first), paths.client_key(first)) if first else ())
+    return registry.FRONTS[0].check_and_reload(inputs, "the updated mTLS files")
 
 
 def cert_details(cert) -> List[str]:
@@ -205,7 +162,7 @@ def cmd_issue(run: _Run, ns) -> int:
         now = pki.now_utc()
         files, ca, index = run.load(now)
         previous = mtls.active(index, name, ca)
-        exists = any(path in files for path in (mtls.cert_path(name), mtls.key_path(name), mtls.bundle_path(name))) \
+        exists = any(path in files for path in (paths.client_cert(name), paths.client_key(name), paths.client_bundle(name))) \
             or bool(previous)
         if exists and not ns.force:
             answer = None if run.yes else confirm(f"Certificate for {name} already exists. Overwrite?", out)
@@ -230,18 +187,18 @@ def cmd_issue(run: _Run, ns) -> int:
         new = index["certificates"][-1]
         crl = mtls.crl_file(index, ca, files, now)
         run.apply(f"Issuing client certificate {name}",
-                  mtls.ca_files(ca) + client + (mtls.index_file(index), crl) + nginx_reload(run.state()))
+                  mtls.ca_files(ca) + client + (mtls.index_file(index), crl) + front_reload(run.state()))
     if run.dry_run:
         return 0
     out.plain("✓ Client certificate generated successfully")
-    out.plain(f"✓ Certificate: {mtls.cert_path(name)}")
-    out.plain(f"✓ Private key: {mtls.key_path(name)}")
-    out.plain(f"✓ Bundle: {mtls.bundle_path(name)}")
+    out.plain(f"✓ Certificate: {paths.client_cert(name)}")
+    out.plain(f"✓ Private key: {paths.client_key(name)}")
+    out.plain(f"✓ Bundle: {paths.client_bundle(name)}")
     for line in cert_details(cert):
         out.plain(f"  {line}")
     if previous:
         if crl_enforced(run.state()):
-            out.plain(f"✓ The previous certificate of {name} is in {mtls.CRL} (superseded): nginx refuses it")
+            out.plain(f"✓ The previous certificate of {name} is in {paths.MTLS_CRL} (superseded): nginx refuses it")
         else:
             out.plain(f"⚠ {mtls._superseded_note(name, previous[-1]['not_after'])}")
     out.plain("Download the bundle from your Mac:")
@@ -305,23 +262,21 @@ def cmd_revoke(run: _Run, ns) -> int:
         crl = mtls.crl_file(index, ca, files, now)
         restart = ()
         if rotate and state.get("mtls") == "enabled":
-            from installer.core.actions import Service
-
             restart = (Service("vector", restart_when_changed=(paths.CA_CERT,), wait_seconds=30,
                                reason="Vector loads the CA only when it starts"),)
         run.apply(f"Revoking client certificate {name}" + (" (new CA)" if rotate else ""), rotation + (
-            Absent(mtls.key_path(name), reason="revoked"),
-            Absent(mtls.cert_path(name), reason="revoked"),
-            Absent(mtls.bundle_path(name), reason="revoked"),
+            Absent(paths.client_key(name), reason="revoked"),
+            Absent(paths.client_cert(name), reason="revoked"),
+            Absent(paths.client_bundle(name), reason="revoked"),
             mtls.index_file(index), crl,
-        ) + nginx_reload(state) + restart)
+        ) + front_reload(state) + restart)
     if run.dry_run:
         return 0
     for item in revoked:
         out.plain(f"✓ Revoked {name}: serial {item['serial']} (revoked at {item['revoked_at']})")
     out.plain("✓ Removed its key, certificate and bundle")
     if not rotate:
-        out.plain(f"✓ {mtls.CRL} lists "
+        out.plain(f"✓ {paths.MTLS_CRL} lists "
                   f"{sum(1 for item in index['certificates'] if item['status'] == mtls.REVOKED and item['ca'] == ca.id)}"
                   " revoked certificate(s); nginx refuses them")
     else:
@@ -371,7 +326,7 @@ def cmd_list(run: _Run, ns) -> int:
             and item["status"] != mtls.REPLACED]
     rows.sort(key=lambda row: (row["name"], row["not_before"]))
     for row in rows:
-        row["on_server"] = mtls.cert_path(row["name"]) in files
+        row["on_server"] = paths.client_cert(row["name"]) in files
     # the old guide said "to revoke, delete the files": that denies nobody
     deleted = sorted({row["name"] for row in rows if row["status"] == mtls.ACTIVE and not row["on_server"]})
     if run.json:
@@ -395,13 +350,13 @@ def cmd_show(run: _Run, ns) -> int:
     name = client_name(ns.name)
     files, ca, index, now = _read_only(run)
     entries = [item for item in index["certificates"] if item["name"] == name]
-    cert_data = files.get(mtls.cert_path(name))
+    cert_data = files.get(paths.client_cert(name))
     if not entries and cert_data is None:
         raise ActvtError(f"no certificate named {name} (see `actvt client list`)")
     current = ([item for item in entries if item["status"] == mtls.ACTIVE] or entries or [None])[-1]
     report = {"name": name, "certificate": _row(current, now) if current else None,
               "history": [_row(item, now) for item in entries],
-              "files": [path for path in (mtls.cert_path(name), mtls.key_path(name), mtls.bundle_path(name))
+              "files": [path for path in (paths.client_cert(name), paths.client_key(name), paths.client_bundle(name))
                         if path in files]}
     if run.json:
         run.stdout.write(json.dumps(report, indent=2) + "\n")
@@ -416,7 +371,7 @@ def cmd_show(run: _Run, ns) -> int:
             for line in cert_details(pki.load_cert(cert_data)):
                 out.plain(f"  {line}")
         except pki.PKIError as exc:
-            out.warn(f"{mtls.cert_path(name)}: {exc}")
+            out.warn(f"{paths.client_cert(name)}: {exc}")
     elif current:
         out.plain(f"  serial={current['serial']}  notAfter={current['not_after']}")
     for path in report["files"]:

@@ -10,18 +10,16 @@ import subprocess
 from typing import Dict, List, Optional
 
 from installer import __version__
+from installer.commands import run
+from installer.concerns import migration, mtls, pki
 from installer.core import config as configuration
-from installer.engine import engine
 from installer.core import facts as host_facts
-from installer.concerns import migration
-from installer.concerns import mtls
-from installer.core import paths
-from installer.concerns import pki
+from installer.core import paths, records
 from installer.core.context import Context
+from installer.core.errors import EXIT_OK, NOT_INSTALLED
 from installer.core.paths import Root
-from installer.plans.registry import build_plan, connection_url, decide, probes, watched
-
-NOT_INSTALLED = 3
+from installer.engine import engine
+from installer.plans.registry import build_plan, connection_url, decide, probes, reads
 
 
 def _expiry(data: Optional[bytes], now: datetime.datetime) -> Optional[dict]:
@@ -77,12 +75,12 @@ def rerun_changes(cfg, root: Root, facts) -> List[dict]:
 
 def report(root: Root, environ, out) -> dict:
     environ = migration.with_state_defaults(root, environ, _Quiet())
-    files = host_facts.gather(root, environ, watch=(paths.STATE_FILE,)).files
-    state = host_facts.read_state(files.get(paths.STATE_FILE))
+    files = host_facts.gather(root, environ, reads=(paths.STATE_FILE,)).files
+    state = records.read_state(files.get(paths.STATE_FILE))
     if not state:
         return {"installed": False}
     cfg = configuration.parse(environ, require_install_fields=False)
-    facts = host_facts.gather(root, environ, watch=watched(cfg) + (paths.SERVER_CERT, mtls.CRL),
+    facts = host_facts.gather(root, environ, reads=reads(cfg) + (paths.SERVER_CERT, paths.MTLS_CRL),
                               probes=probes())
     now = datetime.datetime.now(datetime.timezone.utc)
     decisions = decide(cfg, facts)
@@ -98,7 +96,7 @@ def report(root: Root, environ, out) -> dict:
         "certificates": {
             "server": _expiry(facts.files.get(paths.SERVER_CERT), now),
             "ca": _expiry(facts.files.get(paths.CA_CERT), now),
-            "crl": _crl(facts.files.get(mtls.CRL), now),
+            "crl": _crl(facts.files.get(paths.MTLS_CRL), now),
             "clients": [
                 {"name": item["name"], "serial": item.get("serial"), "not_after": item.get("not_after"),
                  "status": mtls.display_status(item, now)}
@@ -159,3 +157,13 @@ def show(result: dict, out) -> None:
             out.plain(f"    {change['action']} ({change['why']})")
     else:
         out.ok("a re-run would change nothing")
+
+
+def cmd_status(args, environ, out, stdout) -> int:
+    root = run.root_of(args)
+    result = report(root, environ, out)
+    if args.json:
+        run.write_json(stdout, result)
+    else:
+        show(result, out)
+    return EXIT_OK if result["installed"] else NOT_INSTALLED

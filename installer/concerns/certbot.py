@@ -1,9 +1,10 @@
 """The Let's Encrypt certificate: certbot, the lineage, the copies Vector reads, the deploy hook.
 
-``plan_certbot`` runs after nginx's challenge server (``nginx.plan_nginx_challenge``, so that webroot
-validation is really answered on port 80) and before the mTLS files, the Vector configuration and
-the nginx site: when certbot fails, nothing that would point at missing certificate files has been
-written or enabled yet, and the engine puts back the files this run wrote.
+``plan_certbot`` (``Phase.CERTIFICATE``) runs after the front's challenge server (proxy mode: the
+front answers ``/.well-known/acme-challenge/`` on port 80 from ``decisions.webroot``) and before the
+mTLS files, the Vector configuration and the front's site: when certbot fails, nothing that would
+point at missing certificate files has been written or enabled yet, and the engine puts back the
+files this run wrote.
 
 Decisions (each a test in ``tests/test_certbot.py``):
 
@@ -12,17 +13,17 @@ Decisions (each a test in ``tests/test_certbot.py``):
   note only;
 - ``/etc/letsencrypt/live/<domain>/`` exists: reuse it (no certbot run), or, with ACTVT_REUSE_CERT=no,
   ``certonly --force-renewal``; an expired certificate is renewed the same way;
-- a new certificate: proxy mode with nginx uses ``certonly --webroot -w <webroot>``; proxy mode with
-  another web server stops with instructions; standalone uses ``certonly --standalone``, which needs
-  port 80 free (else: stop with instructions);
+- a new certificate: proxy mode uses ``certonly --webroot -w <the decided webroot>`` (another web server
+  than the front is refused by the mode decision, before any planner runs); standalone uses
+  ``certonly --standalone``, which needs port 80 free (else: stop with instructions);
 - always ``--cert-name <domain>`` (the lineage keeps the domain's name), ``--agree-tos
   --non-interactive --no-eff-email --email … --server <ACME directory>``; the e-mail is masked in
   everything shown or logged; the caller's environment (REQUESTS_CA_BUNDLE, proxies) reaches certbot
   through the engine's runner.
 
 Files for Vector (owners decided here): ``/etc/vector/certs/server.crt`` 0644 and
-``/etc/vector/certs/server.key`` 0640, both **root:vector**. The reference says "owner vector";
-group vector is what Vector needs to read the key, and root ownership keeps the Vector process from
+``/etc/vector/certs/server.key`` 0640, both **root:vector**. The bash installer made them owned by
+vector; group vector is what Vector needs to read the key, and root ownership keeps the Vector process from
 replacing or loosening its own TLS identity (as the mTLS CA key is root's, not vector's). The deploy
 hook gives renewed copies the same modes and owners.
 
@@ -33,17 +34,16 @@ and reloads nginx after ``nginx -t`` when nginx runs.
 """
 
 import datetime
-import os
 from typing import List, Optional, Tuple
 
 from installer import __version__
 from installer.core import paths
 from installer.core.actions import Command, Copy, Directory, File, Packages, Step
+from installer.core.concern import BAKE, Concern, Endpoint, Phase, Planner, Undo, Uninstaller, UninstallOptions
 from installer.core.context import answer
 from installer.core.errors import ActvtError
+from installer.core.render import render_file
 
-TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "certbot-deploy-hook.sh")
-RENEWAL_DIR = "/etc/letsencrypt/renewal"
 VECTOR_GROUP = "vector"
 CERT_MODE, KEY_MODE = 0o644, 0o640
 CERTBOT_TIMEOUT = 600  # seconds; certbot itself gives up on a challenge well before this
@@ -54,56 +54,37 @@ class CertbotError(ActvtError):
     """The certificate cannot be obtained as configured; nothing was changed."""
 
 
-# --- paths ----------------------------------------------------------------------------------------
-
-
-def lineage(domain: str) -> str:
-    return f"{paths.LETSENCRYPT_LIVE}/{domain}"
-
-
-def fullchain(domain: str) -> str:
-    return f"{lineage(domain)}/fullchain.pem"
-
-
-def privkey(domain: str) -> str:
-    return f"{lineage(domain)}/privkey.pem"
-
-
-def renewal_conf(domain: str) -> str:
-    return f"{RENEWAL_DIR}/{domain}.conf"
-
-
-def WATCH(config) -> Tuple[str, ...]:  # noqa: N802 (the name plan.watched looks for)
+def reads(config) -> Tuple[str, ...]:
     """The lineage folder (its README; the live files are links, which folders do not list), the
     certificate itself (read through its link, public) and the renewal configuration."""
     if config is None or not getattr(config, "domain", None):
         return ()
-    return (lineage(config.domain), fullchain(config.domain), renewal_conf(config.domain))
+    return (paths.lineage(config.domain), paths.fullchain(config.domain), paths.renewal_conf(config.domain))
 
 
 # --- facts as the planner needs them --------------------------------------------------------------
 
 
 def lineage_exists(config, facts) -> bool:
-    return lineage(config.domain) in facts.dirs or fullchain(config.domain) in facts.files
+    return paths.lineage(config.domain) in facts.dirs or paths.fullchain(config.domain) in facts.files
 
 
 def certificate_expiry(facts, domain: str) -> Optional[datetime.datetime]:
     """notAfter of the lineage's certificate, or None when it is absent or unreadable."""
-    data = facts.files.get(fullchain(domain))
+    data = facts.files.get(paths.fullchain(domain))
     if not data:
         return None
     from installer.concerns import pki
 
     try:
         return pki.load_cert(data).not_valid_after_utc
-    except Exception:  # noqa: BLE001 - an unreadable certificate is treated like an absent one
+    except pki.PKIError:  # an unreadable certificate is treated like an absent one
         return None
 
 
 def renewal_authenticator(facts, domain: str) -> Optional[str]:
     """``authenticator = …`` of certbot's renewal configuration for the lineage."""
-    text = facts.files.get(renewal_conf(domain), b"").decode(errors="replace")
+    text = facts.files.get(paths.renewal_conf(domain), b"").decode(errors="replace")
     for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == "authenticator":
@@ -114,22 +95,6 @@ def renewal_authenticator(facts, domain: str) -> Optional[str]:
 
 
 # --- what to do -------------------------------------------------------------------------------------
-
-
-def _instructions_other_web_server(config, decisions) -> str:
-    server = {"apache": "apache2", "httpd": "httpd"}.get(decisions.webserver, "another web server")
-    return (
-        f"proxy mode needs nginx, but {server} serves ports 80/443 on this host; the installer does not "
-        f"configure {server}, and certbot's standalone mode cannot use port 80 while it runs. Either:\n"
-        f"  1. obtain the certificate with {server}'s help, e.g. `certbot certonly --webroot -w <its document root> "
-        f"--cert-name {config.domain} -d {config.domain}` (or `certbot certonly --apache -d {config.domain}`), then "
-        f"re-run with ACTVT_FORCE_STANDALONE=yes: the certificate is reused and Vector serves "
-        f"wss://{config.domain}:{config.vector_port} itself (open that port); or\n"
-        f"  2. forward wss://{config.domain}/actvt from {server} to https://127.0.0.1:{config.vector_port} yourself "
-        f"(WebSocket upgrade, TLS upstream), after a standalone install; or\n"
-        f"  3. serve the domain with nginx instead of {server}.\n"
-        "Nothing was changed."
-    )
 
 
 def _instructions_port_80(config, facts) -> str:
@@ -145,12 +110,8 @@ def _instructions_port_80(config, facts) -> str:
 
 def authenticator(config, facts, decisions) -> Tuple[str, ...]:
     """certbot's authenticator arguments for this host, or CertbotError with what to do instead."""
-    if decisions.mode == "proxy":
-        if decisions.webserver in ("nginx", "none"):  # "none": nginx is installed and set up by nginx.py
-            from installer.concerns.nginx import challenge_webroot
-
-            return ("--webroot", "-w", challenge_webroot(config, facts))
-        raise CertbotError(_instructions_other_web_server(config, decisions))
+    if decisions.front is not None:  # the front answers the challenge from the decided webroot
+        return ("--webroot", "-w", decisions.webroot)
     if facts.listening_on(80):
         raise CertbotError(_instructions_port_80(config, facts))
     return ("--standalone",)
@@ -203,18 +164,8 @@ def hook_text(domain: str, cert_dir: str = paths.VECTOR_CERT_DIR, group: str = V
     for value in (domain, cert_dir, group, live):
         if "'" in value or "\n" in value:
             raise ValueError(f"cannot put {value!r} in a shell single-quoted string")
-    with open(TEMPLATE, encoding="utf-8") as handle:
-        text = handle.read()
-    for marker, value in (("@VERSION@", __version__), ("@LINEAGE@", f"{live}/{domain}"),
-                          ("@CERT_DIR@", cert_dir), ("@GROUP@", group)):
-        text = text.replace(marker, value)
-    return text.encode()
-
-
-def _challenge_paths() -> Tuple[str, ...]:
-    from installer.concerns import nginx
-
-    return nginx.CHALLENGE_FILES
+    return render_file("certbot-deploy-hook.sh", {
+        "VERSION": __version__, "LINEAGE": f"{live}/{domain}", "CERT_DIR": cert_dir, "GROUP": group}).encode()
 
 
 def notes(config, facts, decisions, ctx) -> List[str]:
@@ -228,7 +179,7 @@ def notes(config, facts, decisions, ctx) -> List[str]:
         if stored == "standalone" and facts.listening_on(80):
             found.append(f"the reused certificate renews with certbot --standalone, which cannot use port 80 "
                          f"while a web server holds it; re-run once with ACTVT_REUSE_CERT=no to re-issue it "
-                         f"through {'the nginx webroot' if decisions.mode == 'proxy' else 'the current setup'}")
+                         f"through {'the ' + decisions.front.name + ' webroot' if decisions.front else 'the current setup'}")
     return found
 
 
@@ -252,7 +203,6 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
     else:
         why, force = None, False
 
-    run_notes = notes(config, facts, decisions, ctx)
     certonly: List = []
     if why is not None:
         if facts.domain_addresses == () and not answer(config, ctx, "ACTVT_CONTINUE_WITHOUT_DNS"):
@@ -263,15 +213,15 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
         argv = certonly_argv(config, authenticator(config, facts, decisions), force)
         certonly.append(Command(
             argv, reason=f"{why} ({config.acme_server})", display=masked(argv, config.email),
-            creates=(fullchain(domain), privkey(domain)), timeout=CERTBOT_TIMEOUT, secrets=(config.email,)))
+            creates=(paths.fullchain(domain), paths.privkey(domain)), timeout=CERTBOT_TIMEOUT,
+            secrets=(config.email,)))
 
     title = f"TLS certificate for {domain} (Let's Encrypt)"
     if why is None:
         title += ": reusing the existing certificate"
-    if run_notes:
-        title += " - note: " + "; ".join(run_notes)
 
-    live = (fullchain(domain), privkey(domain))
+    live = (paths.fullchain(domain), paths.privkey(domain))
+    challenge = decisions.front.challenge_files if decisions.front is not None else ()
     # --server again: without it a dry run goes to Let's Encrypt's staging server, not the directory
     # the certificate came from (seen against Pebble: it tried acme-staging-v02.api.letsencrypt.org)
     renewal_check = Command(
@@ -279,18 +229,48 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
          "--server", config.acme_server),
         reason="checks that the certificate can renew (a failure only warns)",
         secrets=(config.email,),
-        when_changed=live + (paths.DEPLOY_HOOK,) + _challenge_paths(),
+        when_changed=live + (paths.DEPLOY_HOOK,) + challenge,
         may_fail=True, timeout=CERTBOT_TIMEOUT)
     return [
         Step("Installing certbot", tuple(install_certbot(facts))),
         Step(title, tuple(certonly) + (
             Directory(paths.VECTOR_CERT_DIR, 0o755, reason="certificates Vector reads"),
-            Copy(paths.SERVER_CERT, fullchain(domain), CERT_MODE, "root", VECTOR_GROUP,
+            Copy(paths.SERVER_CERT, paths.fullchain(domain), CERT_MODE, "root", VECTOR_GROUP,
                  reason="the certificate chain, for Vector"),
-            Copy(paths.SERVER_KEY, privkey(domain), KEY_MODE, "root", VECTOR_GROUP, sensitive=True,
+            Copy(paths.SERVER_KEY, paths.privkey(domain), KEY_MODE, "root", VECTOR_GROUP, sensitive=True,
                  reason="the private key, readable by the vector group"),
             File(paths.DEPLOY_HOOK, hook_text(domain), 0o755,
                  reason="after each renewal: copy the files for Vector, restart Vector, reload nginx"),
             renewal_check,
         )),
     ]
+
+
+def plan_certbot_package(config, facts, decisions, ctx) -> List[Step]:
+    """Bake mode: certbot is installed now; the certificate is made on first boot."""
+    return [Step("Installing certbot", tuple(install_certbot(facts)))]
+
+
+def endpoints(config, actions) -> List[Endpoint]:
+    """The ACME directory, when certbot is to obtain or renew a certificate in this run."""
+    return [Endpoint("the ACME directory (certbot)", action.argv[action.argv.index("--server") + 1],
+                     "ACTVT_ACME_SERVER")
+            for action in actions
+            if isinstance(action, Command) and action.argv[:2] == ("certbot", "certonly") and "--server" in action.argv]
+
+
+def uninstall_steps(entries, facts, options: UninstallOptions) -> List[Step]:
+    if not (options.purge and options.domain):
+        return []
+    return [Step("Deleting the Let's Encrypt certificate", (
+        Command(("certbot", "delete", "--non-interactive", "--cert-name", options.domain), "--purge"),))]
+
+
+CONCERN = Concern(
+    name="certbot",
+    reads=reads,
+    planners=(Planner(Phase.CERTIFICATE, plan_certbot), Planner(Phase.CERTIFICATE, plan_certbot_package, (BAKE,))),
+    notes=notes,
+    endpoints=endpoints,
+    uninstall=(Uninstaller(Undo.CERTIFICATE, uninstall_steps),),
+)

@@ -1,4 +1,4 @@
-"""The host firewall: open the ports clients need, as the reference does, and record what was added.
+"""The host firewall: open the ports clients need, as the bash installer did, and record what was added.
 
 Ports: 80 and 443, plus the Vector port in standalone mode (in proxy mode Vector listens on
 127.0.0.1 only). Nothing at all when ``ACTVT_CONFIGURE_FIREWALL=no``.
@@ -29,23 +29,15 @@ import shlex
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from installer.core import paths
-from installer.core.actions import Command, Directory, File, Step
+from installer.core.actions import Absent, Command, Directory, File, Step
+from installer.core.concern import Concern, Phase, Planner, Undo, Uninstaller
+from installer.core.facts import Probe
 
 RECORD = f"{paths.STATE_DIR}/firewall.added"
 IPTABLES_DIR = "/etc/iptables"
 IPTABLES_RULES = "/etc/iptables/rules.v4"
 SSH_PORT = 22
 
-WATCH = (RECORD,)
-
-PROBES = {
-    "ufw_status": ("ufw", "status"),
-    "ufw_added": ("ufw", "show", "added"),
-    "firewalld_state": ("firewall-cmd", "--state"),
-    "firewalld_ports": ("firewall-cmd", "--list-ports"),
-    "firewalld_services": ("firewall-cmd", "--list-services"),
-    "iptables_input": ("iptables", "-S", "INPUT"),
-}
 
 #: ufw application profiles (as shipped by Debian's nginx, apache2 and openssh packages) -> TCP ports.
 UFW_APPS = {
@@ -54,7 +46,7 @@ UFW_APPS = {
     "www": (80,), "www full": (80, 443), "www secure": (443,),
 }
 #: firewalld services -> TCP ports.
-FIREWALLD_SERVICES = {"http": (80,), "https": (443,), "ssh": (22,), "http3": (443,)}
+SERVICE_PORTS = {"http": (80,), "https": (443,), "ssh": (22,), "http3": (443,)}
 
 _HEADER = "# Firewall rules added by actvt-installer (uninstall removes exactly these), one per line"
 
@@ -158,7 +150,7 @@ def parse_firewalld(ports_text: str, services_text: str) -> Set[int]:
         spec, _, proto = item.partition("/")
         ports |= _port_spec(spec.replace("-", ":"), proto or "tcp")
     for service in services_text.split():
-        ports.update(FIREWALLD_SERVICES.get(service, ()))
+        ports.update(SERVICE_PORTS.get(service, ()))
     return ports
 
 
@@ -185,6 +177,25 @@ def parse_iptables(text: str) -> Tuple[bool, Set[int]]:
             if option in tokens[:-1]:
                 ports |= _port_spec(tokens[tokens.index(option) + 1], proto)
     return policy_accept and not blocking, ports
+
+
+# --- the probes: each command with its parser ---------------------------------------------------
+
+
+def _when_ok(parse, otherwise):
+    return lambda result: parse(result.output) if result.returncode == 0 else otherwise
+
+
+UFW_STATUS = Probe("ufw_status", ("ufw", "status"), _when_ok(parse_ufw_status, (None, set())))
+UFW_ADDED = Probe("ufw_added", ("ufw", "show", "added"), _when_ok(parse_ufw_added, set()))
+FIREWALLD_RUNNING = Probe("firewalld_state", ("firewall-cmd", "--state"),
+                          lambda result: result.returncode == 0 and result.output.strip() == "running")
+FIREWALLD_PORTS = Probe("firewalld_ports", ("firewall-cmd", "--list-ports"),
+                        _when_ok(lambda text: parse_firewalld(text, ""), set()))
+FIREWALLD_SERVICES = Probe("firewalld_services", ("firewall-cmd", "--list-services"),
+                           _when_ok(lambda text: parse_firewalld("", text), set()))
+IPTABLES_INPUT = Probe("iptables_input", ("iptables", "-S", "INPUT"), _when_ok(parse_iptables, (False, set())))
+PROBES = (UFW_STATUS, UFW_ADDED, FIREWALLD_RUNNING, FIREWALLD_PORTS, FIREWALLD_SERVICES, IPTABLES_INPUT)
 
 
 # --- the record -----------------------------------------------------------------------------------
@@ -225,18 +236,13 @@ def removal_commands(text: str) -> List[Tuple[str, ...]]:
 # --- planning -------------------------------------------------------------------------------------
 
 
-def _probe(facts, name: str):
-    return facts.probes.get(name)
-
-
 def backend(facts) -> Optional[str]:
     """``ufw``, ``firewalld``, ``iptables`` or None (which the probes found, in that order)."""
-    if _probe(facts, "ufw_status") is not None or _probe(facts, "ufw_added") is not None:
+    if facts.fact(UFW_STATUS) is not None or facts.fact(UFW_ADDED) is not None:
         return "ufw"
-    state = _probe(facts, "firewalld_state")
-    if state is not None and state.returncode == 0 and state.output.strip() == "running":
+    if facts.fact(FIREWALLD_RUNNING):
         return "firewalld"
-    if _probe(facts, "iptables_input") is not None:
+    if facts.fact(IPTABLES_INPUT) is not None:
         return "iptables"
     return None
 
@@ -249,13 +255,8 @@ def save_iptables_command() -> Command:
 
 
 def _ufw(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
-    status = _probe(facts, "ufw_status")
-    added = _probe(facts, "ufw_added")
-    active, open_ports = (None, set())
-    if status is not None and status.returncode == 0:
-        active, open_ports = parse_ufw_status(status.output)
-    if added is not None and added.returncode == 0:
-        open_ports |= parse_ufw_added(added.output)
+    active, open_ports = facts.fact(UFW_STATUS) or (None, set())
+    open_ports = set(open_ports) | (facts.fact(UFW_ADDED) or set())
     actions: List = []
     recorded: List[str] = []
     wanted = list(ports)
@@ -275,10 +276,7 @@ def _ufw(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
 
 
 def _firewalld(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
-    listed = _probe(facts, "firewalld_ports")
-    services = _probe(facts, "firewalld_services")
-    open_ports = parse_firewalld(listed.output if listed and listed.returncode == 0 else "",
-                                 services.output if services and services.returncode == 0 else "")
+    open_ports = (facts.fact(FIREWALLD_PORTS) or set()) | (facts.fact(FIREWALLD_SERVICES) or set())
     actions: List = []
     recorded: List[str] = []
     for port in ports:
@@ -293,10 +291,7 @@ def _firewalld(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
 
 
 def _iptables(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
-    probe = _probe(facts, "iptables_input")
-    accept_all, open_ports = parse_iptables(probe.output if probe.returncode == 0 else "")
-    if probe.returncode != 0:
-        accept_all = False
+    accept_all, open_ports = facts.fact(IPTABLES_INPUT)
     actions: List = []
     recorded: List[str] = []
     if accept_all:
@@ -341,4 +336,22 @@ def notes(config, facts, decisions, ctx) -> List[str]:
     return []
 
 
-PLANNERS = (plan_firewall,)
+def uninstall_rules(entries, facts, options) -> List[Step]:
+    """Remove the rules the installer added (as recorded), then the record."""
+    record = facts.files.get(RECORD)
+    if not record:
+        return []
+    commands = [Command(argv, "remove a rule the installer added", may_fail=True)
+                for argv in removal_commands(record.decode(errors="replace"))]
+    return [Step("Removing the firewall rules the installer added",
+                 tuple(commands) + (Absent(RECORD, "the record of added rules"),))]
+
+
+CONCERN = Concern(
+    name="firewall",
+    reads=lambda config: (RECORD,),
+    probes=PROBES,
+    planners=(Planner(Phase.FIREWALL, plan_firewall),),
+    notes=notes,
+    uninstall=(Uninstaller(Undo.FIREWALL, uninstall_rules),),
+)

@@ -13,6 +13,7 @@ from typing import List
 
 from installer.core import paths
 from installer.core.actions import Directory, File, Step, Symlink
+from installer.core.concern import BAKE, Concern, Phase, Planner
 
 ENV_DIR = "/etc/actvt"
 ENV_FILE = "/etc/actvt/install.env"
@@ -47,10 +48,11 @@ WantedBy=multi-user.target
 
 
 def plan_firstboot(config, facts, decisions, ctx) -> List[Step]:
-    if not config.bake:
-        return []
     return [Step("Preparing first-boot completion", (
         Directory(ENV_DIR, 0o700, reason="the variables first boot installs with (install.env, 0600)"),
         File(FIRSTBOOT_UNIT, UNIT.encode(), 0o644, reason="runs `actvt install` once on first boot"),
         Symlink(FIRSTBOOT_LINK, FIRSTBOOT_UNIT, reason="enabled (not started) for multi-user.target"),
     ))]
+
+
+CONCERN = Concern(name="lifecycle", planners=(Planner(Phase.FIRSTBOOT, plan_firstboot, (BAKE,)),))

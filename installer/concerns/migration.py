@@ -23,12 +23,12 @@ from typing import Dict, List, Mapping, Tuple
 
 from installer.core import paths
 from installer.core.actions import Absent, Command, Step
+from installer.core.concern import Concern, Phase, Planner
+from installer.core.facts import read_file
 
 OVERRIDE_DIR = "/etc/systemd/system/vector.service.d"
 OVERRIDE = f"{OVERRIDE_DIR}/override.conf"
 
-#: Read into the facts (see ``plan.watched``).
-WATCH = (OVERRIDE,)
 
 _MODES = ("standalone", "proxy")
 
@@ -37,7 +37,7 @@ def state_defaults(files: Mapping[str, bytes], environ: Mapping[str, str]) -> Tu
     """The variables to add to ``environ`` from the recorded state, and one line for each.
 
     ``files``: server path -> content of ``install.state`` and ``domain`` (absent: not there)."""
-    from installer.core.facts import read_domain, read_state
+    from installer.core.records import read_domain, read_state
 
     state = read_state(files.get(paths.STATE_FILE))
     domain = read_domain(files.get(paths.DOMAIN_FILE))
@@ -81,9 +81,7 @@ BASH_FILES = (paths.VECTOR_CONFIG, paths.SERVER_CERT, paths.SERVER_KEY, paths.DE
 
 def bash_files(facts) -> tuple:
     """``BASH_FILES`` when this run adopts a bash-installed server, else ()."""
-    from installer.core.manifest import MANIFEST
-
-    return BASH_FILES if paths.STATE_FILE in facts.files and MANIFEST not in facts.files else ()
+    return BASH_FILES if paths.STATE_FILE in facts.files and paths.MANIFEST not in facts.files else ()
 
 
 def plan_migration(config, facts, decisions, ctx) -> List[Step]:
@@ -110,11 +108,17 @@ def notes(config, facts, decisions, ctx) -> List[str]:
 def with_state_defaults(root, environ: Mapping[str, str], out) -> Mapping[str, str]:
     """``environ`` plus the values ``state_defaults`` takes from the server under ``root`` (a
     ``paths.Root``); each value taken is shown with ``out.ok``."""
-    from installer.core.facts import _read
-
-    files = {path: _read(root, path) for path in (paths.STATE_FILE, paths.DOMAIN_FILE)}
+    files = {path: read_file(root, path) for path in (paths.STATE_FILE, paths.DOMAIN_FILE)}
     files = {path: data for path, data in files.items() if data is not None}
     added, lines = state_defaults(files, environ)
     for line in lines:
         out.ok(line)
     return dict(environ, **added) if added else environ
+
+
+CONCERN = Concern(
+    name="migration",
+    reads=lambda config: (OVERRIDE,),
+    planners=(Planner(Phase.MIGRATION, plan_migration),),
+    notes=notes,
+)

@@ -1,4 +1,4 @@
-"""mTLS on the server: the CA, the client certificates, their index and CRL, generate-client.sh.
+"""mTLS on the server: the CA, the client certificates, their index and paths.MTLS_CRL, generate-client.sh.
 
 ``plan_mtls`` is the install run's planner; ``actvt client`` (``clients.py``) builds its plans from
 the same pieces (``resolve_ca``, ``client_files``, ``index_file``, ``crl_file``), so each file is
@@ -11,7 +11,7 @@ Files (all root:root unless said):
 - ``<name>-bundle.tar.gz`` 0600, owned by the user who ran sudo (SUDO_USER) so that they can
   download it, else root;
 - ``index.json`` 0644: every certificate issued (name, serial, SHA-256 fingerprint, dates,
-  status active / replaced / revoked, revocation time), ``crl.pem`` 0644: the CA-signed CRL of the
+  status active / replaced / revoked, revocation time), ``crl.pem`` 0644: the CA-signed paths.MTLS_CRL of the
   revoked ones (for nginx's ``ssl_crl``); ``active_serials`` gives the allowlist form;
 - directories 0755; ``generate-client.sh`` 0755, a wrapper around ``actvt client issue``.
 
@@ -28,7 +28,7 @@ it, and never replaces it by itself.
 
 Revocation and replacement: ``crl.pem`` lists every certificate of this CA that is revoked
 (``client revoke``) or superseded (re-issued under the same name: ``ACTVT_REGEN_CLIENT_CERT=yes``,
-``client issue NAME --force``), so nginx refuses the old one; a serial an existing CRL lists is never
+``client issue NAME --force``), so nginx refuses the old one; a serial an existing paths.MTLS_CRL lists is never
 dropped from it. A revoked name is never issued again by a re-run (only ``client issue NAME`` or
 another ``ACTVT_MTLS_CLIENT_CN`` does that), and no client certificate outlives its CA.
 """
@@ -36,21 +36,20 @@ another ``ACTVT_MTLS_CLIENT_CN`` does that), and no client certificate outlives 
 import dataclasses
 import datetime
 import json
-import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from installer import __version__
 from installer.core import paths
 from installer.concerns import pki
 from installer.core.actions import Absent, Directory, File, Step
+from installer.core.concern import Concern, Phase, Planner, Undo, Uninstaller
 from installer.core.context import answer
 from installer.core.errors import ActvtError
+from installer.core.facts import read_file
+from installer.core.fs import Tree, walk_files
+from installer.core.render import render_file
 
-INDEX = f"{paths.MTLS_DIR}/index.json"
-CRL = f"{paths.MTLS_DIR}/crl.pem"
-CA_PENDING = f"{paths.MTLS_DIR}/.ca-pending.json"  # a new CA being written (see the module's docstring)
-WATCH = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR)
-TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "generate-client.sh")
+READS = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR)
 ACTIVE, REPLACED, REVOKED = "active", "replaced", "revoked"
 EXPIRING_DAYS = 30
 
@@ -59,19 +58,7 @@ class MTLSError(ActvtError):
     """The CA or the index cannot be used as it is; nothing was changed."""
 
 
-# --- paths ----------------------------------------------------------------------------------------
-
-
-def cert_path(name: str) -> str:
-    return f"{paths.MTLS_CLIENTS_DIR}/{name}.crt"
-
-
-def key_path(name: str) -> str:
-    return f"{paths.MTLS_CLIENTS_DIR}/{name}.key"
-
-
-def bundle_path(name: str) -> str:
-    return f"{paths.MTLS_DIR}/{name}-bundle.tar.gz"
+# --- what is on the server -----------------------------------------------------------------------
 
 
 def existing_clients(files: Mapping[str, bytes]) -> List[str]:
@@ -90,16 +77,13 @@ def existing_clients(files: Mapping[str, bytes]) -> List[str]:
 
 
 def read_files(root) -> Dict[str, bytes]:
-    """The mTLS files under ``root`` (what ``facts.gather`` reads for ``WATCH``), without the rest
+    """The mTLS files under ``root`` (what ``facts.gather`` reads for ``READS``), without the rest
     of the host facts: ``actvt client`` needs only these."""
-    from installer.core.facts import _read
-    from installer.core.fs import Tree, walk_files
-
     tree = Tree(root)
     files: Dict[str, bytes] = {}
-    for folder in WATCH:
+    for folder in READS:
         for path in walk_files(tree, folder):
-            content = _read(root, path)
+            content = read_file(root, path)
             if content is not None:
                 files[path] = content
     return files
@@ -152,7 +136,7 @@ def pending_record(ca: CA) -> bytes:
 def unfinished_ca(files: Mapping[str, bytes]) -> Optional[str]:
     """What is left of a CA an interrupted run was writing, when that is provable (see the module's
     docstring): a description, or None."""
-    record = files.get(CA_PENDING)
+    record = files.get(paths.CA_PENDING)
     cert_data, key_data = files.get(paths.CA_CERT), files.get(paths.CA_KEY)
     if record is None or (cert_data is None and key_data is None):
         return None
@@ -230,11 +214,11 @@ def ca_files(ca: CA) -> Tuple:
         File(paths.CA_CERT, ca.cert_pem, 0o644, reason=reason),
     )
     if ca.state == "new":
-        pair = (File(CA_PENDING, pending_record(ca), 0o600, reason="a new CA is being written"),) + pair
+        pair = (File(paths.CA_PENDING, pending_record(ca), 0o600, reason="a new CA is being written"),) + pair
     return (
         Directory(paths.MTLS_DIR, 0o755, reason="mTLS CA and client bundles"),
         Directory(paths.MTLS_CLIENTS_DIR, 0o755, reason="client certificates"),
-    ) + pair + (Absent(CA_PENDING, reason="the CA is complete"),)
+    ) + pair + (Absent(paths.CA_PENDING, reason="the CA is complete"),)
 
 
 # --- clients --------------------------------------------------------------------------------------
@@ -245,14 +229,14 @@ def client_files(name: str, cert_pem: bytes, key_pem: Optional[bytes], files: Ma
     """A client's certificate, key and bundle. An existing bundle that already holds this
     certificate and key is kept byte for byte; without a key on the server, the bundle (if any)
     only gets its mode and owner fixed."""
-    actions = [File(cert_path(name), cert_pem, 0o644, reason=reason)]
-    existing_bundle = files.get(bundle_path(name))
+    actions = [File(paths.client_cert(name), cert_pem, 0o644, reason=reason)]
+    existing_bundle = files.get(paths.client_bundle(name))
     try:
         start = pki.load_cert(cert_pem).not_valid_before_utc
     except pki.PKIError:
         start = None  # an unreadable certificate: no new bundle for it
     if key_pem is not None:
-        actions.append(File(key_path(name), key_pem, 0o600, sensitive=True, reason=reason))
+        actions.append(File(paths.client_key(name), key_pem, 0o600, sensitive=True, reason=reason))
     if key_pem is not None and start is not None and not (
             existing_bundle is not None and pki.bundle_holds(existing_bundle, name, cert_pem, key_pem)):
         # the certificate's start as the members' time: the same files give the same bytes
@@ -260,7 +244,7 @@ def client_files(name: str, cert_pem: bytes, key_pem: Optional[bytes], files: Ma
     else:
         bundle = existing_bundle
     if bundle is not None:
-        actions.append(File(bundle_path(name), bundle, 0o600, owner=owner, group="root", sensitive=True,
+        actions.append(File(paths.client_bundle(name), bundle, 0o600, owner=owner, group="root", sensitive=True,
                             reason=f"{reason}: bundle to download (holds the private key)"))
     return tuple(actions)
 
@@ -277,7 +261,7 @@ def issue(index: dict, name: str, ca: CA, days: int, key_type: str, now: datetim
 
 def rotate_ca(files: Mapping[str, bytes], index: dict, revoked: str, ca_days: int, now: datetime.datetime,
               owner: str) -> Tuple[CA, Tuple, List[str]]:
-    """Revocation where nothing checks a CRL (standalone mode: Vector cannot): a new CA replaces
+    """Revocation where nothing checks a paths.MTLS_CRL (standalone mode: Vector cannot): a new CA replaces
     the old one, so every certificate the old CA signed stops working, and each other client that
     has a certificate on the server is re-issued under the new CA (new key, same key type, same
     expiry). Expired certificates are not re-issued. Returns (new CA, its files and the re-issued
@@ -290,7 +274,7 @@ def rotate_ca(files: Mapping[str, bytes], index: dict, revoked: str, ca_days: in
         if name == revoked:
             continue
         try:
-            old = pki.load_cert(files[cert_path(name)])
+            old = pki.load_cert(files[paths.client_cert(name)])
         except pki.PKIError:
             continue
         left = (old.not_valid_after_utc - now).total_seconds()
@@ -307,8 +291,8 @@ def rotate_ca(files: Mapping[str, bytes], index: dict, revoked: str, ca_days: in
 def usable(files: Mapping[str, bytes], name: str, ca: CA) -> bool:
     """The client's certificate was signed by this CA and its key (when kept here) belongs to it."""
     try:
-        cert = pki.load_cert(files[cert_path(name)])
-        key_data = files.get(key_path(name))
+        cert = pki.load_cert(files[paths.client_cert(name)])
+        key_data = files.get(paths.client_key(name))
         if key_data is not None and not pki.key_matches(cert, pki.load_key(key_data)):
             return False
     except (KeyError, pki.PKIError):
@@ -321,9 +305,9 @@ def usable(files: Mapping[str, bytes], name: str, ca: CA) -> bool:
 
 def load_index(files: Mapping[str, bytes]) -> dict:
     """``index.json``, each entry checked; MTLSError naming the file (and the entry) when damaged."""
-    from installer.core.facts import damaged
+    from installer.core.records import damaged
 
-    data = files.get(INDEX)
+    data = files.get(paths.MTLS_INDEX)
     if data is None:
         return {"version": 1, "crl_number": 0, "certificates": []}
     hint = (" (or move it away: it is then rebuilt from clients/, without earlier revocations, which stay in "
@@ -331,15 +315,15 @@ def load_index(files: Mapping[str, bytes]) -> dict:
     try:
         index = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise damaged(INDEX, f"not JSON: {exc}", hint) from None
+        raise damaged(paths.MTLS_INDEX, f"not JSON: {exc}", hint) from None
     if not isinstance(index, dict) or not isinstance(index.get("certificates"), list):
-        raise damaged(INDEX, "it has no certificate list", hint)
+        raise damaged(paths.MTLS_INDEX, "it has no certificate list", hint)
     if not isinstance(index.setdefault("crl_number", 0), int):
-        raise damaged(INDEX, "crl_number is not a number", hint)
+        raise damaged(paths.MTLS_INDEX, "crl_number is not a number", hint)
     for number, item in enumerate(index["certificates"], start=1):
         problem = _entry_problem(item)
         if problem:
-            raise damaged(INDEX, f"certificate entry {number}: {problem}", hint)
+            raise damaged(paths.MTLS_INDEX, f"certificate entry {number}: {problem}", hint)
     return index
 
 
@@ -393,7 +377,7 @@ def entry(name: str, cert, ca: CA) -> dict:
 
 def record_issue(index: dict, name: str, cert, ca: CA) -> dict:
     """Add a newly issued certificate; earlier active ones of the same name become ``replaced`` (and
-    are listed in the CRL as superseded)."""
+    are listed in the paths.MTLS_CRL as superseded)."""
     for item in index["certificates"]:
         if item["name"] == name and item["status"] == ACTIVE:
             item["status"] = REPLACED
@@ -424,7 +408,7 @@ def sync_index(index: dict, files: Mapping[str, bytes], ca: CA) -> None:
     known = {item["fingerprint_sha256"] for item in index["certificates"]}
     for name in existing_clients(files):
         try:
-            cert = pki.load_cert(files[cert_path(name)])
+            cert = pki.load_cert(files[paths.client_cert(name)])
         except pki.PKIError:
             continue
         if pki.fingerprint(cert) not in known and pki.issued_by(cert, ca.cert):
@@ -457,12 +441,12 @@ def display_status(item: dict, now: datetime.datetime) -> str:
 
 
 def index_file(index: dict) -> File:
-    return File(INDEX, index_bytes(index), 0o644, reason="index of issued client certificates")
+    return File(paths.MTLS_INDEX, index_bytes(index), 0o644, reason="index of issued client certificates")
 
 
 def denied(index: dict, ca: CA) -> Dict[int, Tuple[datetime.datetime, object]]:
     """Serials of this CA that must not connect: revoked ones, and the ones a newer certificate of the
-    same name superseded (serial -> (time, CRL reason))."""
+    same name superseded (serial -> (time, paths.MTLS_CRL reason))."""
     found = {}
     for item in index["certificates"]:
         if item["ca"] != ca.id:
@@ -476,40 +460,37 @@ def denied(index: dict, ca: CA) -> Dict[int, Tuple[datetime.datetime, object]]:
 
 
 def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.datetime) -> File:
-    """``crl.pem`` listing what ``denied`` gives, and every serial the existing CRL of this CA already
+    """``crl.pem`` listing what ``denied`` gives, and every serial the existing paths.MTLS_CRL of this CA already
     lists (a revocation is never undone by a rewrite, e.g. after index.json was put back from an older
-    backup). An existing CRL that lists exactly those and stays current is kept as it is; otherwise a
-    new one is signed and ``index["crl_number"]`` counts up. A CRL that cannot be read stops the run."""
-    from installer.core.facts import damaged
+    backup). An existing paths.MTLS_CRL that lists exactly those and stays current is kept as it is; otherwise a
+    new one is signed and ``index["crl_number"]`` counts up. A paths.MTLS_CRL that cannot be read stops the run."""
+    from installer.core.records import damaged
 
     wanted = denied(index, ca)
-    existing = files.get(CRL)
+    existing = files.get(paths.MTLS_CRL)
     info = None
     if existing is not None:
         try:
             info = pki.read_crl(existing, ca.cert)  # None: another CA's (the CA was replaced)
         except pki.PKIError as exc:
-            raise damaged(CRL, str(exc), " (or move it away: it is then rebuilt from index.json's revocations)") \
+            raise damaged(paths.MTLS_CRL, str(exc), " (or move it away: it is then rebuilt from index.json's revocations)") \
                 from None
     if info is not None:
         wanted = {**info.entries, **wanted}
     if info is not None and info.serials == frozenset(wanted) and info.next_update > now + datetime.timedelta(days=1):
         index["crl_number"] = max(index["crl_number"], info.number)
-        return File(CRL, existing, 0o644, reason="revoked and superseded client certificates")
+        return File(paths.MTLS_CRL, existing, 0o644, reason="revoked and superseded client certificates")
     index["crl_number"] = max(index["crl_number"], info.number if info else 0) + 1
     crl = pki.make_crl(ca.cert, ca.key, wanted, index["crl_number"], now)
-    return File(CRL, pki.crl_pem(crl), 0o644, reason="revoked and superseded client certificates (signed by the CA)")
+    return File(paths.MTLS_CRL, pki.crl_pem(crl), 0o644, reason="revoked and superseded client certificates (signed by the CA)")
 
 
 # --- generate-client.sh ---------------------------------------------------------------------------
 
 
 def script_text() -> bytes:
-    with open(TEMPLATE, encoding="utf-8") as handle:
-        text = handle.read()
-    for marker, value in (("@VERSION@", __version__), ("@COMMAND@", paths.COMMAND), ("@MTLS_DIR@", paths.MTLS_DIR)):
-        text = text.replace(marker, value)
-    return text.encode()
+    return render_file("generate-client.sh", {"VERSION": __version__, "COMMAND": paths.COMMAND,
+                                              "MTLS_DIR": paths.MTLS_DIR}).encode()
 
 
 # --- the install run's planner ----------------------------------------------------------------------
@@ -532,7 +513,7 @@ def _revoked_first_note(name: str) -> str:
 
 def _superseded_note(name: str, until: str) -> str:
     return (f"the previous certificate of {name} stays valid until {until}: in standalone mode Vector cannot check "
-            "a CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
+            "a paths.MTLS_CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
 
 
 def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
@@ -558,7 +539,7 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
                          f"client's certificate to Vector; allowed: another client name (or `actvt client issue "
                          f"{first}` first)")
     for name in sorted(names):
-        exists = cert_path(name) in files
+        exists = paths.client_cert(name) in files
         if ca.state == "new" and exists:
             reason = "re-issued under the new CA"
             reissued.append(name)
@@ -569,7 +550,7 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
         elif name == first and not usable(files, name, ca):
             reason = "re-issued: the existing certificate is not usable with this CA"
         else:
-            actions.extend(client_files(name, files[cert_path(name)], files.get(key_path(name)), files, owner,
+            actions.extend(client_files(name, files[paths.client_cert(name)], files.get(paths.client_key(name)), files, owner,
                                         f"client {name}"))
             continue
         _, made = issue(index, name, ca, config.mtls_client_days, config.mtls_key_type, now, files, owner, reason)
@@ -578,9 +559,6 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     title = "Setting up mTLS client certificates"
     if reissued:
         title += f" (re-issuing {len(reissued)} under the new CA: hand their bundles out again)"
-    found = notes(config, facts, decisions, ctx)
-    if found:
-        title += " - note: " + "; ".join(found)
     ca_title = "Setting up the mTLS certificate authority"
     if ca.note and ca.state in ("new", "adopted") and ca.note != "first mTLS setup":
         ca_title += f" ({ca.note})"
@@ -594,7 +572,7 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
 
 def notes(config, facts, decisions, ctx) -> List[str]:
     """What the summary says about mTLS that is not an action: a revoked first client that is not
-    issued again; a replaced certificate that stays valid where nothing checks a CRL; client
+    issued again; a replaced certificate that stays valid where nothing checks a paths.MTLS_CRL; client
     certificates that would outlive their CA (cut to the CA's end)."""
     if not config.enable_mtls:
         return []
@@ -604,10 +582,10 @@ def notes(config, facts, decisions, ctx) -> List[str]:
     except ActvtError:
         return []  # the planner stops the run with the reason
     first = config.mtls_client_cn
-    if cert_path(first) not in facts.files and revoked_name(index, first) and decisions.mode != "proxy":
+    if paths.client_cert(first) not in facts.files and revoked_name(index, first) and decisions.mode != "proxy":
         found.append(_revoked_first_note(first))
     previous = [item for item in index["certificates"] if item["name"] == first and item["status"] == ACTIVE]
-    if cert_path(first) in facts.files and answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT") and previous \
+    if paths.client_cert(first) in facts.files and answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT") and previous \
             and decisions.mode != "proxy":
         found.append(_superseded_note(first, previous[-1]["not_after"]))
     ca_end = _ca_not_after(config, facts, ctx)
@@ -633,7 +611,7 @@ def _ca_not_after(config, facts, ctx) -> Optional[datetime.datetime]:
 
 
 def download_command(domain: str, name: str, sudo_user: Optional[str]) -> str:
-    return f"scp {sudo_user or 'root'}@{domain}:{bundle_path(name)} ~/Downloads/"
+    return f"scp {sudo_user or 'root'}@{domain}:{paths.client_bundle(name)} ~/Downloads/"
 
 
 def summary_lines(config, sudo_user: Optional[str], changed_paths: Sequence[str]) -> List[str]:
@@ -656,3 +634,20 @@ def summary_lines(config, sudo_user: Optional[str], changed_paths: Sequence[str]
         lines.append(f"  {name}: {download_command(config.domain, name, sudo_user)}")
     lines.append(f"More clients: sudo {paths.GENERATE_CLIENT} NAME  (or: sudo actvt client issue NAME)")
     return lines
+
+
+def uninstall_purge(entries, facts, options) -> List[Step]:
+    """``--purge``: the whole mTLS folder (clients issued later with ``actvt client issue`` are not in
+    the manifest)."""
+    if not options.purge:
+        return []
+    return [Step("Removing the mTLS material (--purge)", (Absent(paths.MTLS_DIR, "--purge"),))]
+
+
+CONCERN = Concern(
+    name="mtls",
+    reads=lambda config: READS,
+    planners=(Planner(Phase.MTLS, plan_mtls),),
+    notes=notes,
+    uninstall=(Uninstaller(Undo.PURGE, uninstall_purge),),
+)

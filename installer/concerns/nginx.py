@@ -1,19 +1,23 @@
-"""nginx in front of Vector (proxy mode): the ACME challenge server, the site, or only a snippet.
+"""nginx, the proxy front (``FRONT``): the ACME challenge server, the site, or only a snippet.
 
-Two planners, in this order in ``plan.PLANNERS``:
+Two planners (``CONCERN``):
 
-- ``plan_nginx_challenge`` (before certbot): in proxy mode, stops with instructions when another web
-  server holds 80/443; installs nginx when none runs (proxy mode asked for explicitly must not end
-  with Vector on 127.0.0.1 and nothing in front of it); writes a port-80 server for the domain that
-  serves ``<webroot>/.well-known/acme-challenge/`` and redirects the rest to https, so that certbot's
-  webroot validation is really answered (the reference only hoped the default site would);
-- ``plan_nginx_site`` (after certbot and mTLS): the dedicated 443 server for the domain with the
+- ``plan_nginx_challenge`` (``Phase.CHALLENGE``, before certbot): installs nginx when none runs (proxy
+  mode asked for explicitly must not end with Vector on 127.0.0.1 and nothing in front of it); writes
+  a port-80 server for the domain that serves ``<webroot>/.well-known/acme-challenge/`` and redirects
+  the rest to https, so that certbot's webroot validation is really answered (the bash installer only
+  hoped the default site would). Another web server on 80/443 is refused by the mode decision;
+- ``plan_nginx_site`` (``Phase.FRONT``, after certbot and mTLS): the dedicated 443 server for the domain with the
   ``/actvt`` and ``/actvt/health`` locations and, with mTLS, client verification against the CA and
   its CRL (``ssl_crl``: this is how a revoked client is refused in proxy mode) and the first
   client's certificate presented to Vector. When ``nginx -T`` shows that another file of the host
   already has ``server_name <domain>``, only ``/etc/nginx/snippets/actvt-vector-location.conf`` is
   written and the user is told to include it (``notes``); files of an earlier dedicated setup are
   then removed.
+
+What ``nginx -T`` shows is one probe with its parser (``NGINX_DUMP`` -> ``NginxDump``): the file that
+already serves the domain, the folder it serves the challenge from, whether a main-level
+``worker_shutdown_timeout`` can be added.
 
 Layout: ``sites-available`` + a link in ``sites-enabled`` where ``/etc/nginx/sites-enabled`` exists
 (or nginx is yet to be installed by apt, whose package makes it), else ``/etc/nginx/conf.d``. Files of
@@ -27,17 +31,19 @@ User values: the domain is an RFC 1123 host name (validated by config); paths ar
 hold characters nginx would read as something else (``$``, quotes, backslashes, control characters).
 """
 
-import os
+import dataclasses
 import re
 from typing import Iterable, List, Optional, Tuple
 
 from installer import __version__
-from installer.concerns import mtls
 from installer.core import paths
 from installer.core.actions import Absent, Command, File, Packages, Service, Step, Symlink
+from installer.core.concern import Concern, Phase, Planner, Undo, Uninstaller
 from installer.core.errors import ActvtError
+from installer.core.facts import Probe, ProbeResult
+from installer.core.front import Front
+from installer.core.render import render_file
 
-TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 SITES_AVAILABLE = "/etc/nginx/sites-available"
 SITES_ENABLED = "/etc/nginx/sites-enabled"
 CHALLENGE_SITE = f"{SITES_AVAILABLE}/actvt-vector-acme"
@@ -52,8 +58,7 @@ OUR_FILES = SITE_FILES + CHALLENGE_FILES + (paths.NGINX_SNIPPET, SHUTDOWN_FILE)
 IPV6_PROC = "/proc/net/if_inet6"  # present when the kernel can open IPv6 sockets
 NGINX_PACKAGES = ("nginx", "nginx-core", "nginx-full", "nginx-light", "nginx-extras", "nginx-common")
 
-PROBES = {"nginx_T": ("nginx", "-T")}
-WATCH = (SITES_ENABLED, IPV6_PROC) + OUR_FILES
+READS = (SITES_ENABLED, IPV6_PROC) + OUR_FILES
 
 
 class NginxError(ActvtError):
@@ -80,37 +85,9 @@ def _check_domain(domain: str) -> str:
     return domain
 
 
-def _template(name: str) -> str:
-    with open(os.path.join(TEMPLATES, name), encoding="utf-8") as handle:
-        return handle.read()
-
-
-def _fill(text: str, values: dict) -> str:
-    for marker, value in values.items():
-        text = text.replace(f"@{marker}@", value)
-    leftover = re.search(r"@[A-Z0-9_]+@", text)
-    if leftover:
-        raise ValueError(f"template marker {leftover.group(0)} not filled")
-    return text
-
-
 def _block(lines: Iterable[str], indent: str) -> str:
     """Lines for a ``@MARKER@`` that sits on its own line (empty: the line disappears)."""
     return "\n".join(indent + line if line else "" for line in lines)
-
-
-def _render(name: str, values: dict) -> str:
-    """Fill ``name``; markers alone on their line whose value is empty are dropped with their line."""
-    lines = []
-    for line in _template(name).splitlines():
-        stripped = line.strip()
-        if re.fullmatch(r"@[A-Z0-9_]+@", stripped) and stripped[1:-1] in values:
-            value = values[stripped[1:-1]]
-            if value:
-                lines.append(value)
-            continue
-        lines.append(line)
-    return _fill("\n".join(lines) + "\n", values)
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -127,9 +104,9 @@ def render_locations(config, indent: str = "") -> str:
                  ""]
         upstream = ["",
                     "# mTLS to Vector: nginx presents the first client's certificate",
-                    f"proxy_ssl_certificate {quote(mtls.cert_path(config.mtls_client_cn), 'ACTVT_MTLS_CLIENT_CN')};",
-                    f"proxy_ssl_certificate_key {quote(mtls.key_path(config.mtls_client_cn), 'ACTVT_MTLS_CLIENT_CN')};"]
-    text = _render("nginx-location.conf", {
+                    f"proxy_ssl_certificate {quote(paths.client_cert(config.mtls_client_cn), 'ACTVT_MTLS_CLIENT_CN')};",
+                    f"proxy_ssl_certificate_key {quote(paths.client_key(config.mtls_client_cn), 'ACTVT_MTLS_CLIENT_CN')};"]
+    text = render_file("nginx-location.conf", {
         "PORT": str(int(config.vector_port)),
         "DOMAIN": _check_domain(config.domain),
         "MTLS_GUARD": _block(guard, "    "),
@@ -149,20 +126,18 @@ def mtls_server_lines(config) -> List[str]:
             f"ssl_client_certificate {quote(paths.CA_CERT, 'CA certificate')};",
             "ssl_verify_client optional;",
             "ssl_verify_depth 2;",
-            f"ssl_crl {quote(mtls.CRL, 'CRL')};"]
+            f"ssl_crl {quote(paths.MTLS_CRL, 'CRL')};"]
 
 
 def render_site(config, ipv6: bool) -> bytes:
     domain = _check_domain(config.domain)
-    from installer.concerns.certbot import fullchain, privkey
-
-    return _render("nginx-site.conf", {
+    return render_file("nginx-site.conf", {
         "VERSION": __version__,
         "DOMAIN": domain,
         "PORT": str(int(config.vector_port)),
         "LISTEN_V6": "    listen [::]:443 ssl http2;" if ipv6 else "",
-        "FULLCHAIN": quote(fullchain(domain), "certificate"),
-        "PRIVKEY": quote(privkey(domain), "private key"),
+        "FULLCHAIN": quote(paths.fullchain(domain), "certificate"),
+        "PRIVKEY": quote(paths.privkey(domain), "private key"),
         "MTLS_SERVER": _block(mtls_server_lines(config), "    "),
         "LOCATIONS": "\n" + render_locations(config, "    ").rstrip("\n"),
     }).encode()
@@ -182,16 +157,16 @@ def render_snippet(config) -> bytes:
     return ("\n".join(head + [""] + server) + "\n" + render_locations(config)).encode()
 
 
-def render_challenge(config, ipv6: bool) -> bytes:
-    return _render("nginx-challenge.conf", {
+def render_challenge(config, webroot: str, ipv6: bool) -> bytes:
+    return render_file("nginx-challenge.conf", {
         "VERSION": __version__,
         "DOMAIN": _check_domain(config.domain),
-        "WEBROOT": quote(config.nginx_webroot, "ACTVT_NGINX_WEBROOT"),
+        "WEBROOT": quote(webroot, "ACTVT_NGINX_WEBROOT"),
         "LISTEN_V6": "    listen [::]:80;" if ipv6 else "",
     }).encode()
 
 
-# --- facts --------------------------------------------------------------------------------------------
+# --- facts: what `nginx -T` shows ---------------------------------------------------------------------
 
 
 def _strip_comments(text: str) -> str:
@@ -235,20 +210,8 @@ def split_dump(output: str) -> List[Tuple[str, str]]:
     return [(name, "\n".join(lines)) for name, lines in sections]
 
 
-def serving_file(output: str, domain: str, ignore: Iterable[str] = OUR_FILES) -> Optional[str]:
-    """The first configuration file (other than ours) with ``server_name`` naming ``domain``."""
-    ignored = set(ignore)
-    for name, content in split_dump(output):
-        if name in ignored:
-            continue
-        for match in re.finditer(r"(?:^|[;{}\s])server_name\s+([^;{}]*);", _strip_comments(content)):
-            if any(_name_matches(token, domain) for token in match.group(1).split()):
-                return name
-    return None
-
-
-def _blocks(code: str, keyword: str) -> List[str]:
-    """Bodies of the ``keyword [args] { ... }`` blocks of ``code`` (comments already stripped)."""
+def _blocks(code: str, keyword: str) -> List[Tuple[str, str]]:
+    """(arguments, body) of the ``keyword [args] { ... }`` blocks of ``code`` (comments already stripped)."""
     bodies = []
     for match in re.finditer(r"(?:^|[;{}\s])" + keyword + r"(\s[^;{}]*)?\{", code):
         depth, start = 1, match.end()
@@ -273,67 +236,101 @@ def _top_level(body: str) -> str:
     return "".join(out)
 
 
-def served_webroot(output: str, domain: str) -> Optional[str]:
-    """The folder the existing port-80 server of ``domain`` serves ``/.well-known/acme-challenge/``
-    from (``nginx -T`` output): the ``root`` of a location for that path, else the server's ``root``.
-    None when it cannot be told (no root, variables, a server that only listens on 443)."""
-    for name, content in split_dump(output):
-        if name in OUR_FILES:
-            continue
-        for _, body in _blocks(_strip_comments(content), "server"):
-            own = _top_level(body)
-            names = " ".join(re.findall(r"(?:^|[;\s])server_name\s+([^;]*);", own))
-            if not any(_name_matches(token, domain) for token in names.split()):
+@dataclasses.dataclass(frozen=True)
+class NginxDump:
+    """The parsed fact of ``nginx -T``: the configuration files nginx reads, other than ours."""
+
+    returncode: int
+    files: Tuple[Tuple[str, str], ...]  # (file, content without comments)
+    tail: str  # its last lines (the error, when it failed)
+
+    @classmethod
+    def parse(cls, result: ProbeResult) -> "NginxDump":
+        sections = tuple((name, _strip_comments(content)) for name, content in split_dump(result.output))
+        return cls(result.returncode, sections, " | ".join(result.output.strip().splitlines()[-2:]))
+
+    def _others(self):
+        return [(name, code) for name, code in self.files if name not in OUR_FILES]
+
+    def serving_file(self, domain: str) -> Optional[str]:
+        """The first configuration file (other than ours) with ``server_name`` naming ``domain``."""
+        for name, code in self._others():
+            for match in re.finditer(r"(?:^|[;{}\s])server_name\s+([^;{}]*);", code):
+                if any(_name_matches(token, domain) for token in match.group(1).split()):
+                    return name
+        return None
+
+    def served_webroot(self, domain: str) -> Optional[str]:
+        """The folder the existing port-80 server of ``domain`` serves ``/.well-known/acme-challenge/``
+        from: the ``root`` of a location for that path, else the server's ``root``. None when it cannot
+        be told (no root, variables, a server that only listens on 443)."""
+        for _, code in self._others():
+            for _, body in _blocks(code, "server"):
+                own = _top_level(body)
+                names = " ".join(re.findall(r"(?:^|[;\s])server_name\s+([^;]*);", own))
+                if not any(_name_matches(token, domain) for token in names.split()):
+                    continue
+                listens = re.findall(r"(?:^|[;\s])listen\s+([^;]*);", own)
+                if listens and not any(re.match(r"(?:\S*:)?80(?:\s|$)", item.strip()) for item in listens):
+                    continue
+                roots = [re.findall(r"(?:^|[;\s])root\s+([^;]*);", _top_level(inner))
+                         for args, inner in _blocks(body, "location") if "/.well-known/acme-challenge" in args]
+                roots = [found for found in roots if found] + [re.findall(r"(?:^|[;\s])root\s+([^;]*);", own)]
+                for found in roots:
+                    if found:
+                        root = found[-1].strip().strip("\"'")
+                        return root if root.startswith("/") and "$" not in root else None
+                return None
+        return None
+
+    def shutdown_timeout_addable(self) -> bool:
+        """nginx.conf includes modules-enabled and no other file sets ``worker_shutdown_timeout``
+        (a second one would fail ``nginx -t``)."""
+        includes = False
+        for name, code in self.files:
+            if name == SHUTDOWN_FILE:
                 continue
-            listens = re.findall(r"(?:^|[;\s])listen\s+([^;]*);", own)
-            if listens and not any(re.match(r"(?:\S*:)?80(?:\s|$)", item.strip()) for item in listens):
-                continue
-            roots = [re.findall(r"(?:^|[;\s])root\s+([^;]*);", _top_level(inner))
-                     for args, inner in _blocks(body, "location") if "/.well-known/acme-challenge" in args]
-            roots = [found for found in roots if found] + [re.findall(r"(?:^|[;\s])root\s+([^;]*);", own)]
-            for found in roots:
-                if found:
-                    root = found[-1].strip().strip("\"'")
-                    return root if root.startswith("/") and "$" not in root else None
-            return None
-    return None
+            if re.search(r"(?:^|[;{}\s])worker_shutdown_timeout\s", code):
+                return False
+            if re.search(r"(?:^|[;}\s])include\s+\"?" + re.escape(MODULES_ENABLED) + r"/\*", code):
+                includes = True
+        return includes
+
+
+NGINX_DUMP = Probe("nginx_T", ("nginx", "-T"), NginxDump.parse)
+
+
+def _dump(facts) -> Optional[NginxDump]:
+    """nginx -T as parsed, when it ran and printed something."""
+    dump = facts.fact(NGINX_DUMP)
+    return dump if dump is not None and dump.files else None
 
 
 def challenge_webroot(config, facts) -> str:
     """certbot's ``-w``: ACTVT_NGINX_WEBROOT when given; when another site already serves the domain
     on port 80, the folder that site serves the challenge from (else our challenge server would
     not be used, and the webroot would never be asked); else the default."""
-    if not config.is_set("ACTVT_NGINX_WEBROOT") and already_served(config, facts):
-        found = served_webroot(facts.probes["nginx_T"].output, config.domain)
+    dump = _dump(facts)
+    if not config.is_set("ACTVT_NGINX_WEBROOT") and dump is not None and dump.serving_file(config.domain):
+        found = dump.served_webroot(config.domain)
         if found:
             return found
     return config.nginx_webroot
 
 
 def already_served(config, facts) -> Optional[str]:
-    probe = facts.probes.get("nginx_T")
-    if probe is None or not probe.output:
-        return None
-    return serving_file(probe.output, config.domain)
+    dump = _dump(facts)
+    return dump.serving_file(config.domain) if dump is not None else None
 
 
 def shutdown_timeout_possible(facts) -> bool:
     """Whether a main-level ``worker_shutdown_timeout`` can be added: nginx.conf includes
     modules-enabled (Debian's does; predicted when apt is about to install nginx), and no other file
-    sets it already (a second one would fail ``nginx -t``)."""
-    probe = facts.probes.get("nginx_T")
-    if probe is None or not probe.output:
+    sets it already."""
+    dump = _dump(facts)
+    if dump is None:
         return not nginx_installed(facts) and (facts.package_manager or "apt") == "apt"
-    includes = False
-    for name, content in split_dump(probe.output):
-        code = _strip_comments(content)
-        if name == SHUTDOWN_FILE:
-            continue
-        if re.search(r"(?:^|[;{}\s])worker_shutdown_timeout\s", code):
-            return False
-        if re.search(r"(?:^|[;}\s])include\s+\"?" + re.escape(MODULES_ENABLED) + r"/\*", code):
-            includes = True
-    return includes
+    return dump.shutdown_timeout_addable()
 
 
 def render_shutdown() -> bytes:
@@ -359,21 +356,14 @@ def ipv6(facts) -> bool:
     return IPV6_PROC in facts.files
 
 
-def check_proxy_possible(config, decisions) -> None:
-    if decisions.mode != "proxy" or decisions.webserver in ("nginx", "none"):
-        return
-    from installer.concerns.certbot import _instructions_other_web_server
-
-    raise NginxError(_instructions_other_web_server(config, decisions))
-
-
 # --- actions ---------------------------------------------------------------------------------------------
 
 
 def test_and_reload(when_changed: Tuple[str, ...], what: str) -> Tuple[Command, Command]:
     """``nginx -t`` then a reload, each only when one of ``when_changed`` changed in this run. When
     ``nginx -t`` fails, the run stops and the engine puts back the files it wrote: nginx, not yet
-    reloaded, keeps serving what it served. Also for ``actvt client revoke`` (CRL changes)."""
+    reloaded, keeps serving what it served. The front's ``check_and_reload`` (``actvt client`` after a
+    CRL or CA change, uninstall)."""
     return (
         Command(("nginx", "-t"), reason=f"checks nginx's configuration before the reload ({what})",
                 when_changed=when_changed, timeout=60),
@@ -406,7 +396,7 @@ def _remove(files: Iterable[str], facts, reason: str) -> list:
 
 
 def notes(config, facts, decisions, ctx=None) -> List[str]:
-    """What the user must do or know (for the summary; also in the step titles)."""
+    """What the user must do or know (for the summary)."""
     if decisions.mode != "proxy":
         return []
     found = []
@@ -414,28 +404,22 @@ def notes(config, facts, decisions, ctx=None) -> List[str]:
     if served:
         found.append(f"nginx already serves {config.domain} ({served}): add `include {paths.NGINX_SNIPPET};` to "
                      f"its `listen 443 ssl` server block, then run `nginx -t && systemctl reload nginx`; "
-                     f"Let's Encrypt's http-01 check must find {challenge_webroot(config, facts)}/.well-known/acme-challenge/ "
+                     f"Let's Encrypt's http-01 check must find {decisions.webroot}/.well-known/acme-challenge/ "
                      "served on port 80 by that site")
     if config.enable_mtls and not shutdown_timeout_possible(facts):
         found.append("nginx's worker_shutdown_timeout is set elsewhere or cannot be added: after a revocation, "
                      "a revoked client's open WebSocket lasts until old workers end (set worker_shutdown_timeout)")
-    probe = facts.probes.get("nginx_T")
-    if probe is not None and probe.returncode != 0:
-        tail = " | ".join(probe.output.strip().splitlines()[-2:])
-        found.append(f"nginx's current configuration does not pass `nginx -T` ({tail}); "
+    dump = facts.fact(NGINX_DUMP)
+    if dump is not None and dump.returncode != 0:
+        found.append(f"nginx's current configuration does not pass `nginx -T` ({dump.tail}); "
                      "`nginx -t` runs again after the installer's changes")
     return found
-
-
-def _title(title: str, found: List[str]) -> str:
-    return title + (" - note: " + "; ".join(found) if found else "")
 
 
 def plan_nginx_challenge(config, facts, decisions, ctx) -> List[Step]:
     """Before certbot: nginx installed and running, and the domain's port 80 answering the challenge."""
     if decisions.mode != "proxy":
         return []
-    check_proxy_possible(config, decisions)
     actions: list = []
     installing = decisions.webserver == "none" and not nginx_installed(facts)
     if installing:
@@ -447,7 +431,7 @@ def plan_nginx_challenge(config, facts, decisions, ctx) -> List[Step]:
         actions += _remove(CHALLENGE_FILES, facts, f"{config.domain} is served by {served}")
         watched = CHALLENGE_FILES
     else:
-        placed, watched = _placed(CHALLENGE_SITE, CHALLENGE_LINK, CHALLENGE_CONFD, render_challenge(config, ipv6(facts)),
+        placed, watched = _placed(CHALLENGE_SITE, CHALLENGE_LINK, CHALLENGE_CONFD, render_challenge(config, decisions.webroot, ipv6(facts)),
                                   uses_sites(facts), facts,
                                   f"port 80 for {config.domain}: ACME http-01 challenges from the webroot, "
                                   "else a redirect to https")
@@ -457,26 +441,22 @@ def plan_nginx_challenge(config, facts, decisions, ctx) -> List[Step]:
                 Service("nginx", reason="proxy mode: nginx serves wss://{}/actvt".format(config.domain),
                         diagnose=(("nginx", "-t"),)),
                 reload]
-    return [Step(_title("nginx: port 80 for the certificate challenge", notes(config, facts, decisions)),
-                 tuple(actions))]
+    return [Step("nginx: port 80 for the certificate challenge", tuple(actions))]
 
 
 def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
     """After certbot and mTLS: the 443 server (or the snippet); in standalone mode, removal of what
     an earlier proxy-mode run left."""
-    from installer.concerns.certbot import fullchain, privkey
-
     if decisions.mode != "proxy":
         leftovers = _remove(OUR_FILES, facts, "standalone mode: Vector serves clients itself")
         if not leftovers:
             return []
         return [Step("nginx: removing the proxy setup of an earlier run",
                      tuple(leftovers) + test_and_reload(OUR_FILES, "the configuration without Actvt"))]
-    check_proxy_possible(config, decisions)
-    inputs: Tuple[str, ...] = (fullchain(config.domain), privkey(config.domain))
+    inputs: Tuple[str, ...] = (paths.fullchain(config.domain), paths.privkey(config.domain))
     if config.enable_mtls:
-        inputs += (paths.CA_CERT, mtls.CRL, mtls.cert_path(config.mtls_client_cn),
-                   mtls.key_path(config.mtls_client_cn))
+        inputs += (paths.CA_CERT, paths.MTLS_CRL, paths.client_cert(config.mtls_client_cn),
+                   paths.client_key(config.mtls_client_cn))
     served = already_served(config, facts)
     if served:
         actions = [File(paths.NGINX_SNIPPET, render_snippet(config), 0o644,
@@ -500,5 +480,25 @@ def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
         actions += _remove((SHUTDOWN_FILE,), facts, "not needed" if not config.enable_mtls else "set elsewhere")
     watched += (SHUTDOWN_FILE,)
     actions += list(test_and_reload(watched + inputs, f"wss://{config.domain}/actvt"))
-    return [Step(_title(title, notes(config, facts, decisions) if served or config.enable_mtls else []),
-                 tuple(actions))]
+    return [Step(title, tuple(actions))]
+
+
+def uninstall_reload(entries, facts, options) -> List[Step]:
+    """After uninstall removed or put back files of nginx's, ``nginx -t`` and a reload."""
+    nginx_paths = tuple(path for path in entries if path.startswith("/etc/nginx/"))
+    if not nginx_paths or not nginx_installed(facts):
+        return []
+    return [Step("Reloading nginx", test_and_reload(nginx_paths, "the configuration without the Actvt site"))]
+
+
+FRONT = Front(name="nginx", packages=NGINX_PACKAGES, challenge_files=CHALLENGE_FILES,
+              check_and_reload=test_and_reload, challenge_webroot=challenge_webroot)
+
+CONCERN = Concern(
+    name="nginx",
+    reads=lambda config: READS,
+    probes=(NGINX_DUMP,),
+    planners=(Planner(Phase.CHALLENGE, plan_nginx_challenge), Planner(Phase.FRONT, plan_nginx_site)),
+    notes=notes,
+    uninstall=(Uninstaller(Undo.RELOAD, uninstall_reload),),
+)

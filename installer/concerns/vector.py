@@ -1,11 +1,11 @@
 """Vector on the server: its signed package repository and pinned package, the ``vector`` user,
 ``/etc/vector/vector.toml``, ``/etc/default/vector`` and the service.
 
-Three planners, run in this order with others between them (see the report in the docs):
-``plan_vector_package`` (first), ``plan_vector_config`` (after certbot and mTLS, whose files it names),
-``plan_vector_service`` (after the firewall). All are pure: they read ``Facts`` and the configuration.
+Three planners (``CONCERN``), each in its ``Phase`` with others between them: ``plan_vector_package``
+(first), ``plan_vector_config`` (after certbot and mTLS, whose files it names), ``plan_vector_service``
+(after the firewall). All are pure: they read ``Facts`` and the configuration.
 
-Decisions, each one a place where the reference behaved differently or said nothing:
+Decisions, each one a place where the bash installer behaved differently or said nothing:
 
 - **Repository key**: downloaded once to ``/usr/share/keyrings/actvt-vector-<hash of its URL>.asc``
   (apt accepts an armored ``.asc`` in ``signed-by``). The URL is part of the name, so that pointing
@@ -20,13 +20,13 @@ Decisions, each one a place where the reference behaved differently or said noth
   secret (paths, the port, the domain), Vector's user reads them, cannot change them, and the plan
   does not depend on the ``vector`` group existing yet (it appears only when the package is
   installed, later in the same run). The private key's protection is certbot's step's business.
-- **Configuration** (``templates/vector.toml``): the metrics contract of the reference (spec section
-  4) with the Vector 0.50 facts applied: metric names without the ``host_`` prefix, the host from
+- **Configuration** (``templates/vector.toml``): the metrics contract with the Actvt app
+  (``docs/metrics-contract.md``) with the Vector 0.50 facts applied: metric names without the ``host_`` prefix, the host from
   ``.host`` or ``get_hostname!()``, ``network_transmit_packets_drop_total`` (there is no receive-drop
-  counter), ``nvidia-smi`` fields trimmed and parsed with fallbacks. Messages keep the reference's
+  counter), ``nvidia-smi`` fields trimmed and parsed with fallbacks. Messages keep the bash installer's
   shape: the contract's fields are added to the event Vector made (``name``, ``tags``, ...).
   ``disk_*`` messages also carry ``mountpoint``. ``system_info.domain`` is ``ACTVT_DOMAIN`` and
-  ``ipv4_public`` what the domain resolves to (the reference asked ifconfig.me every 15 s).
+  ``ipv4_public`` what the domain resolves to (the bash installer asked ifconfig.me every 15 s).
 - **Escaping**: every value put into the TOML goes through ``toml_string`` (a TOML basic string in
   which ``$`` is doubled, because Vector expands ``$NAME`` anywhere in the file). User values never
   reach a shell or a VRL program: the domain is the system-info script's first argument.
@@ -39,14 +39,17 @@ Decisions, each one a place where the reference behaved differently or said noth
 """
 
 import hashlib
-import os
+import platform
 import re
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 from installer.core import paths
 from installer.core.actions import Absent, Command, Fetch, File, Packages, Service, Step
+from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, Phase, Planner, Undo, Uninstaller
 from installer.core.context import answer
+from installer.core.facts import Probe
+from installer.core.render import render_file, template
 
 PACKAGE = "vector"
 APT_LIST = "/etc/apt/sources.list.d/vector.list"
@@ -55,18 +58,12 @@ KEYRING_DIR = "/usr/share/keyrings"
 KEYRING_PREFIX = "actvt-vector-"
 VECTOR_HOME = "/var/lib/vector"
 
-TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
-TEMPLATE = os.path.join(TEMPLATE_DIR, "vector.toml")
-GPU_TEMPLATE = os.path.join(TEMPLATE_DIR, "vector-gpu.toml")
-
 #: Paths whose content the planners read: the keyrings (to remove keys of an earlier key URL) and
 #: the defaults file (its other lines are kept).
-WATCH = (KEYRING_DIR, paths.VECTOR_DEFAULTS)
+READS = (KEYRING_DIR, paths.VECTOR_DEFAULTS)
 
-#: Read-only commands run before planning (on the host only).
-PROBES = {
-    "vector_user": ("getent", "passwd", "vector"),
-}
+#: The ``vector`` system user exists (True/False; None under --root, where it is not asked).
+VECTOR_USER = Probe("vector_user", ("getent", "passwd", "vector"), lambda result: result.returncode == 0)
 
 #: Transforms whose output the WebSocket sink sends.
 BASE_OUTPUTS = ("format_host_metrics", "format_system_info")
@@ -155,12 +152,6 @@ def _installed(facts) -> Optional[str]:
     return facts.packages.get(PACKAGE)
 
 
-def _probe_ok(facts, name: str) -> Optional[bool]:
-    """True/False from a probe's exit status; None when it was not run (under --root)."""
-    probe = facts.probes.get(name)
-    return None if probe is None else probe.returncode == 0
-
-
 # --- the package ----------------------------------------------------------------------------------
 
 
@@ -236,7 +227,7 @@ def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
         else:
             actions.append(Command(_rpm_reinstall_argv(manager, installed, version), timeout=1800,
                                    reason=f"ACTVT_REINSTALL_VECTOR=yes: Vector {installed} -> {version}"))
-    if _probe_ok(facts, "vector_user") is not True:
+    if facts.fact(VECTOR_USER) is not True:
         actions.append(ensure_user_action())
     if not actions:
         return []
@@ -266,11 +257,6 @@ def notes(config, facts, decisions, ctx) -> List[str]:
 # --- the configuration ----------------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
 def bind_address(config, mode: str) -> str:
     host = "127.0.0.1" if mode == "proxy" else "0.0.0.0"
     return f"{host}:{int(config.vector_port)}"
@@ -281,26 +267,17 @@ def render_config(config, mode: str, gpu: bool) -> str:
     tls_extra = ""
     if config.enable_mtls:
         tls_extra = (f"ca_file = {toml_string(paths.CA_CERT)}\n"
-                     "verify_certificate = true\n")
-    values = {
-        "@SYSTEM_INFO_COMMAND@": toml_array(("/bin/sh", "-c", SYSTEM_INFO_SCRIPT, "actvt-system-info",
-                                             config.domain or "")),
-        "@GPU@\n": (_read(GPU_TEMPLATE) + "\n") if gpu else "",
-        "@SINK_INPUTS@": toml_array(BASE_OUTPUTS + (GPU_OUTPUTS if gpu else ())),
-        "@ADDRESS@": toml_string(bind_address(config, mode)),
-        "@CRT_FILE@": toml_string(paths.SERVER_CERT),
-        "@KEY_FILE@": toml_string(paths.SERVER_KEY),
-        "@MTLS@\n": tls_extra,
-    }
-    text = _read(TEMPLATE)
-    for marker, value in values.items():
-        if marker not in text:
-            raise AssertionError(f"template {TEMPLATE} lacks {marker.strip()}")
-        text = text.replace(marker, value)
-    leftover = re.findall(r"@[A-Z_]+@", text)
-    if leftover:
-        raise AssertionError(f"template {TEMPLATE}: unknown markers {leftover}")
-    return text
+                     "verify_certificate = true")
+    return render_file("vector.toml", {
+        "SYSTEM_INFO_COMMAND": toml_array(("/bin/sh", "-c", SYSTEM_INFO_SCRIPT, "actvt-system-info",
+                                           config.domain or "")),
+        "GPU": template("vector-gpu.toml") if gpu else "",
+        "SINK_INPUTS": toml_array(BASE_OUTPUTS + (GPU_OUTPUTS if gpu else ())),
+        "ADDRESS": toml_string(bind_address(config, mode)),
+        "CRT_FILE": toml_string(paths.SERVER_CERT),
+        "KEY_FILE": toml_string(paths.SERVER_KEY),
+        "MTLS": tls_extra,
+    })
 
 
 def defaults_text(existing: Optional[bytes]) -> bytes:
@@ -349,5 +326,44 @@ def plan_vector_service(config, facts, decisions, ctx) -> List[Step]:
     ))]
 
 
-#: The planners of this module in the order they run (others run between them).
-PLANNERS = (plan_vector_package, plan_vector_config, plan_vector_service)
+def endpoints(config, actions) -> List[Endpoint]:
+    """Vector's signing key and repository, when this run adds them (the connectivity check)."""
+    found = []
+    for action in actions:
+        if isinstance(action, Fetch):
+            found.append(Endpoint("the signing key of Vector's repository", action.url, "ACTVT_VECTOR_KEY_URL"))
+        elif isinstance(action, File) and action.path == APT_LIST:
+            base = config.vector_apt_url.rstrip("/")
+            found.append(Endpoint("Vector's package repository", f"{base}/dists/stable/InRelease",
+                                  "ACTVT_VECTOR_APT_URL"))
+        elif isinstance(action, File) and action.path == YUM_REPO:
+            base = config.vector_yum_url.replace("$basearch", platform.machine() or "x86_64").rstrip("/")
+            found.append(Endpoint("Vector's package repository", f"{base}/repodata/repomd.xml",
+                                  "ACTVT_VECTOR_YUM_URL"))
+    return found
+
+
+def uninstall_stop(entries, facts, options) -> List[Step]:
+    if not facts.has_package(PACKAGE):
+        return []
+    return [Step("Stopping Vector", (Service(PACKAGE, enabled=False, running=False, reason="uninstall"),))]
+
+
+def uninstall_package(entries, facts, options) -> List[Step]:
+    if not (options.remove_vector and facts.has_package(PACKAGE)):
+        return []
+    manager = facts.package_manager or "apt"
+    argv = ("apt-get", "remove", "-y", PACKAGE) if manager == "apt" else (manager, "remove", "-y", PACKAGE)
+    return [Step("Removing the Vector package", (Command(argv, "--remove-vector"),))]
+
+
+CONCERN = Concern(
+    name="vector",
+    reads=lambda config: READS,
+    probes=(VECTOR_USER,),
+    planners=(Planner(Phase.PACKAGES, plan_vector_package, (INSTALL, BAKE)),
+              Planner(Phase.CONFIG, plan_vector_config), Planner(Phase.SERVICE, plan_vector_service)),
+    notes=notes,
+    endpoints=endpoints,
+    uninstall=(Uninstaller(Undo.STOP, uninstall_stop), Uninstaller(Undo.PACKAGES, uninstall_package)),
+)

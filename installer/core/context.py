@@ -1,6 +1,6 @@
 """What every planner receives besides the configuration and the facts.
 
-Kept apart from ``plan`` (which imports the planners) so that planners import it directly.
+Core values: planners import them directly.
 """
 
 import dataclasses
@@ -30,12 +30,13 @@ class Context:
 
 @dataclasses.dataclass(frozen=True)
 class Decisions:
+    """What the mode decision (``plans.registry.decide``) made of the configuration and the facts."""
+
     mode: str  # standalone or proxy
     webserver: str  # none, nginx, apache, httpd or unknown (what listens on 80/443)
-
-    @property
-    def url_path(self) -> str:
-        return "/actvt" if self.mode == "proxy" else ""
+    front: Optional[object] = None  # proxy mode: the core.front.Front that serves wss://DOMAIN/actvt
+    webroot: str = ""  # proxy mode: where the front serves certbot's http-01 challenge from
+    refusal: Optional[str] = None  # why this host cannot be installed in this mode (stops before planning)
 
 
 def answer(config, ctx: Context, name: str) -> bool:

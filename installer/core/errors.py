@@ -1,7 +1,11 @@
-"""One family of errors with messages meant for the user.
+"""One family of errors with messages meant for the user, and the one set of exit statuses.
 
 Tracebacks go to the log only; the console shows ``str(error)``.
 """
+
+#: 0 done (or nothing to do), 1 failed (or refused), 2 bad input; a stop signal gives 128 + its number
+#: (``Interrupted``); ``actvt status`` gives NOT_INSTALLED when there is no installation.
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, NOT_INSTALLED = 0, 1, 2, 3
 
 
 class ActvtError(Exception):

@@ -9,22 +9,11 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 
 from installer.core import paths
-from installer.core.errors import ActvtError
 from installer.core.fs import Tree, UnsafePath, walk_files
 from installer.core.paths import Root
-
-#: Server paths whose content the planners look at; planner modules add theirs through ``watch=``
-#: (their ``WATCH`` tuples, collected by ``plan.watched``). For a folder, its files are read.
-WATCHED = (
-    paths.STATE_FILE,
-    paths.DOMAIN_FILE,
-    paths.VECTOR_DEFAULTS,
-    paths.CA_CERT,
-    paths.CA_KEY,
-)
 
 WEB_SERVERS = {"nginx": "nginx", "apache2": "apache", "httpd": "httpd"}
 
@@ -51,11 +40,26 @@ class Listener:
 
 
 @dataclasses.dataclass(frozen=True)
-class Probe:
+class ProbeResult:
     """What a read-only command printed (stdout and stderr together) and its exit status."""
 
     returncode: int
     output: str
+
+
+def _as_is(result: ProbeResult) -> ProbeResult:
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """A fact read by running a command: the command and the parser of what it printed, kept together
+    (as pyinfra's fact classes). Probes run only on the real host and only when the program exists;
+    ``Facts.fact`` gives the parsed value, or None when the probe did not run."""
+
+    name: str
+    argv: Tuple[str, ...]
+    parse: Callable[[ProbeResult], Any] = _as_is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +76,13 @@ class Facts:
     dirs: FrozenSet[str] = frozenset()  # watched paths that are folders (their files are in ``files``)
     free_disk_mb: Optional[int] = None
     mem_total_mb: Optional[int] = None
-    probes: Mapping[str, Probe] = dataclasses.field(default_factory=dict)  # name -> result; absent: not run
+    probes: Mapping[str, ProbeResult] = dataclasses.field(default_factory=dict)  # name -> result; absent: not run
     domain_addresses: Optional[Tuple[str, ...]] = None  # None: not looked up (under --root)
+
+    def fact(self, probe: "Probe"):
+        """The probe's parsed value, or None when it did not run (under --root, program absent)."""
+        result = self.probes.get(probe.name)
+        return None if result is None else probe.parse(result)
 
     def has_package(self, name: str) -> bool:
         return name in self.packages
@@ -160,81 +169,10 @@ def _address(hex_text: str, ipv6: bool) -> str:
     return str(ipaddress.IPv6Address(joined))
 
 
-def parse_state(text: str) -> Dict[str, str]:
-    """``key=value`` lines of ``/var/lib/actvt/install.state``."""
-    state = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            state[key.strip()] = value.strip()
-    return state
-
-
-class StateError(ActvtError):
-    """A record the installer keeps (install.state, domain, manifest.json, index.json, crl.pem) is
-    damaged. It is never reset silently: the message names the file and what to do; nothing was changed."""
-
-
-def damaged(path: str, why: str, what: str = "") -> StateError:
-    return StateError(f"{path} is damaged ({why}). Put back its newest copy from {paths.BACKUP_DIR}/*{path}, "
-                      f"or correct it{what}; nothing was changed")
-
-
-_STATE_KEY = re.compile(r"^[a-z_][a-z0-9_]*\Z")
-_STATE_VALUES = {"mode": ("standalone", "proxy"), "mtls": ("enabled", "disabled"),
-                 "webserver": ("none", "nginx", "apache", "httpd", "unknown")}
-_STATE_HINT = " (lines version=, installed_at=, mode=, webserver=, mtls=, mtls_client_cn=)"
-
-
-def read_state(data: Optional[bytes]) -> Dict[str, str]:
-    """``install.state`` checked line by line (``{}`` when there is none); StateError when damaged."""
-    if data is None:
-        return {}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise damaged(paths.STATE_FILE, "it is not text", _STATE_HINT) from None
-    from installer.core.config import Invalid, parse_client_name
-
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        key, sep, value = stripped.partition("=")
-        if not sep or not _STATE_KEY.match(key.strip()):
-            raise damaged(paths.STATE_FILE, f"line {number} is not key=value", _STATE_HINT)
-        allowed = _STATE_VALUES.get(key.strip())
-        if allowed and value.strip() not in allowed:
-            raise damaged(paths.STATE_FILE, f"line {number}: {key.strip()} is not one of {', '.join(allowed)}",
-                          _STATE_HINT)
-        if key.strip() == "mtls_client_cn" and value.strip():
-            try:
-                parse_client_name(value.strip())
-            except Invalid:
-                raise damaged(paths.STATE_FILE, f"line {number}: mtls_client_cn is not a client name",
-                              _STATE_HINT) from None
-    return parse_state(text)
-
-
-def read_domain(data: Optional[bytes]) -> Optional[str]:
-    """The domain recorded in ``/var/lib/actvt/domain`` (None when there is none); StateError when damaged."""
-    if data is None:
-        return None
-    from installer.core.config import is_hostname
-
-    try:
-        value = data.decode("utf-8").strip().rstrip(".").lower()
-    except UnicodeDecodeError:
-        raise damaged(paths.DOMAIN_FILE, "it is not text", " (one line: the server's domain)") from None
-    if value and not is_hostname(value):
-        raise damaged(paths.DOMAIN_FILE, "it does not hold a host name", " (one line: the server's domain)")
-    return value or None
-
-
 # --- the collector --------------------------------------------------------------------------------
 
 
-def _read(root: Root, path: str) -> Optional[bytes]:
+def read_file(root: Root, path: str) -> Optional[bytes]:
     """A file under the root, read through ``fsafe`` (no planted link followed, no FIFO opened);
     None when it is absent. One that cannot be read for another reason stops the run."""
     try:
@@ -323,20 +261,20 @@ def _meminfo_mb(text: str) -> Optional[int]:
     return None
 
 
-def run_probes(root: Root, probes: Mapping[str, Tuple[str, ...]]) -> Dict[str, Probe]:
+def run_probes(root: Root, probes: Iterable["Probe"]) -> Dict[str, ProbeResult]:
     """Run read-only commands (only on the real host, only when the program exists)."""
-    results: Dict[str, Probe] = {}
+    results: Dict[str, ProbeResult] = {}
     if not root.is_host:
         return results
-    for name, argv in probes.items():
-        if not shutil.which(argv[0]):
+    for probe in probes:
+        if not shutil.which(probe.argv[0]):
             continue
         try:
-            done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            done = subprocess.run(list(probe.argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, errors="replace", timeout=30)
         except (OSError, subprocess.SubprocessError):
             continue
-        results[name] = Probe(done.returncode, done.stdout)
+        results[probe.name] = ProbeResult(done.returncode, done.stdout)
     return results
 
 
@@ -351,29 +289,31 @@ def resolve(domain: Optional[str]) -> Tuple[str, ...]:
     return tuple(sorted({info[4][0] for info in infos}))
 
 
-def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = (),
-           probes: Optional[Mapping[str, Tuple[str, ...]]] = None, domain: Optional[str] = None) -> Facts:
-    """Read the host's facts under ``root``. Probes run and the domain is looked up only on the host."""
-    os_text = _read(root, "/etc/os-release") or _read(root, "/usr/lib/os-release") or b""
+def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),
+           probes: Iterable["Probe"] = (), domain: Optional[str] = None) -> Facts:
+    """Read the host's facts under ``root``: the files (and, for a folder, the regular files in it) at
+    ``reads``, what ``probes`` print, the domain's addresses. Probes run and the domain is looked up
+    only on the host."""
+    os_text = read_file(root, "/etc/os-release") or read_file(root, "/usr/lib/os-release") or b""
     os_info = parse_os_release(os_text.decode(errors="replace"))
     manager = package_manager_for(os_info, os.path.exists(root.host("/usr/bin/dnf")))
-    dpkg = _read(root, "/var/lib/dpkg/status")
+    dpkg = read_file(root, "/var/lib/dpkg/status")
     packages = parse_dpkg_status(dpkg.decode(errors="replace")) if dpkg else {}
     if manager in ("dnf", "yum") and root.is_host and shutil.which("rpm"):
         packages = _rpm_packages()
     files: Dict[str, bytes] = {}
     dirs = set()
     tree = Tree(root)
-    for path in tuple(WATCHED) + tuple(watch):
+    for path in dict.fromkeys(reads):
         if tree.is_dir(path):
             # a watched folder: its regular files (one level) are read too
             dirs.add(path)
             for child in walk_files(tree, path):
-                content = _read(root, child)
+                content = read_file(root, child)
                 if content is not None:
                     files[child] = content
         else:
-            content = _read(root, path)
+            content = read_file(root, path)
             if content is not None:
                 files[path] = content
     comm = _read_proc(root, "/proc/1/comm") or b""
@@ -397,7 +337,7 @@ def gather(root: Root, environ: Mapping[str, str], watch: Iterable[str] = (),
         dirs=frozenset(dirs),
         free_disk_mb=free_mb,
         mem_total_mb=_meminfo_mb(meminfo.decode()) if meminfo else None,
-        probes=run_probes(root, probes or {}),
+        probes=run_probes(root, probes),
         domain_addresses=resolve(domain) if domain and root.is_host else None,
     )
 

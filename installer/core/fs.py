@@ -42,7 +42,7 @@ def trusted_uids() -> Tuple[int, ...]:
     return (0, os.geteuid())
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
     for test, name in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"),
                        (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
                        (stat.S_ISBLK, "block device"), (stat.S_ISREG, "regular file")):
@@ -126,7 +126,7 @@ class Tree:
                     todo = target.split("/") + todo
                     continue
                 if not stat.S_ISDIR(st.st_mode):
-                    raise UnsafePath(f"{shown}: {here} is a {_kind(st.st_mode)}, not a directory; "
+                    raise UnsafePath(f"{shown}: {here} is a {kind_of(st.st_mode)}, not a directory; "
                                      "move it away and run again")
                 try:
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
@@ -232,7 +232,7 @@ class Tree:
                     folders, name = self._split(resolved if resolved.startswith("/") else "/" + resolved)
                     continue
                 if not stat.S_ISREG(st.st_mode):
-                    raise UnsafePath(f"{path} is a {_kind(st.st_mode)}, not a regular file; it was not read. "
+                    raise UnsafePath(f"{path} is a {kind_of(st.st_mode)}, not a regular file; it was not read. "
                                      "Remove it and run again")
                 try:
                     handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
@@ -409,7 +409,7 @@ class Tree:
             with source:
                 self.write(dest, None, stat.S_IMODE(st.st_mode), owner, source=source, create=0o700)
         else:
-            raise UnsafePath(f"{path} is a {_kind(st.st_mode)}; it cannot be backed up. Remove it and run again")
+            raise UnsafePath(f"{path} is a {kind_of(st.st_mode)}; it cannot be backed up. Remove it and run again")
         fd, name = self.parent(dest)
         try:
             os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=fd, follow_symlinks=False)

@@ -1,50 +1,17 @@
-"""Connectivity: before anything is changed, the network endpoints this run's plan will use are
-asked over HTTP(S), with the user's proxy settings (``HTTPS_PROXY``, ``NO_PROXY``, ... through
-urllib) and the trust certbot and apt use: the system's CA store, or ``REQUESTS_CA_BUNDLE``.
-``get`` is also how the installer downloads (the repository's signing key), so what the check
-accepts is what the run will use.
-
-Only what the plan needs: Vector's repository when the package is to be installed, the ACME
-directory when certbot is to be run. Never a public address of our choosing (the reference pinged
-8.8.8.8, which proves nothing and is often blocked). A failure stops the run with the URL, the
-reason and the variable to check; nothing has been changed at that point.
+"""The installer's one HTTP client: ``get``, with the user's proxy settings (``HTTPS_PROXY``,
+``NO_PROXY``, ... through urllib) and the trust certbot and apt use: the system's CA store, or
+``REQUESTS_CA_BUNDLE``. The connectivity check (``commands.run``) and the downloads (the repository's
+signing key) both use it, so what the check accepts is what the run will use.
 """
 
 import os
-import platform
 import ssl
 import urllib.error
 import urllib.request
-from typing import List, Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
-from installer.core.actions import Command, Fetch, File
-from installer.core.errors import ActvtError
 
 TIMEOUT = 20
-
-
-class UnreachableError(ActvtError):
-    """An endpoint the plan needs does not answer; nothing was changed."""
-
-
-def endpoints(plan, config) -> List[Tuple[str, str, str]]:
-    """(what, URL to ask, the variable that names it) for each endpoint the plan will use."""
-    from installer.concerns import vector
-
-    found = []
-    for action in plan.actions:
-        if isinstance(action, Fetch):
-            found.append(("the signing key of Vector's repository", action.url, "ACTVT_VECTOR_KEY_URL"))
-        elif isinstance(action, File) and action.path == vector.APT_LIST:
-            base = config.vector_apt_url.rstrip("/")
-            found.append(("Vector's package repository", f"{base}/dists/stable/InRelease", "ACTVT_VECTOR_APT_URL"))
-        elif isinstance(action, File) and action.path == vector.YUM_REPO:
-            base = config.vector_yum_url.replace("$basearch", platform.machine() or "x86_64").rstrip("/")
-            found.append(("Vector's package repository", f"{base}/repodata/repomd.xml", "ACTVT_VECTOR_YUM_URL"))
-        elif isinstance(action, Command) and action.argv[:2] == ("certbot", "certonly") and "--server" in action.argv:
-            url = action.argv[action.argv.index("--server") + 1]
-            found.append(("the ACME directory (certbot)", url, "ACTVT_ACME_SERVER"))
-    return list(dict.fromkeys(found))
 
 
 def tls_context(environ: Mapping[str, str]) -> ssl.SSLContext:
@@ -85,17 +52,3 @@ def problem(url: str, environ: Mapping[str, str], timeout: float = TIMEOUT) -> O
     except FetchError as exc:
         return str(exc)
     return None
-
-
-def check(plan, config, environ: Mapping[str, str], log=None) -> None:
-    """Stop with UnreachableError when an endpoint the plan needs does not answer."""
-    failures = []
-    for what, url, variable in endpoints(plan, config):
-        why = problem(url, environ)
-        if log is not None:
-            log("INFO", f"connectivity: {url}: {why or 'ok'}")
-        if why:
-            failures.append(f"cannot reach {what} at {url}: {why} (check the network, the proxy settings "
-                            f"HTTPS_PROXY/NO_PROXY, or {variable})")
-    if failures:
-        raise UnreachableError("\n".join(failures) + "\nNothing was changed.")

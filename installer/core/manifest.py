@@ -13,7 +13,7 @@ from typing import Dict, Mapping, Optional
 from installer.core import paths
 from installer.core.actions import Copy, Directory, Fetch, File, Plan, Symlink
 
-MANIFEST = f"{paths.STATE_DIR}/manifest.json"
+MANIFEST = paths.MANIFEST
 CREATED, REPLACED, ADOPTED = "created", "replaced", "adopted"
 _MANAGED = (File, Copy, Symlink, Fetch, Directory)
 
@@ -22,7 +22,7 @@ def load(data: Optional[bytes]) -> Dict[str, dict]:
     """The entries of ``manifest.json`` ({} when there is none). A damaged manifest is never taken as
     empty (uninstall would then treat a user's replaced file as the installer's and delete it): it
     stops the run with a message naming the file and what to do."""
-    from installer.core.facts import damaged
+    from installer.core.records import damaged
 
     if data is None:
         return {}

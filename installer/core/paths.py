@@ -29,13 +29,50 @@ MTLS_CLIENTS_DIR = "/etc/vector/certs/mtls/clients"
 CA_CERT = "/etc/vector/certs/mtls/ca.crt"
 CA_KEY = "/etc/vector/certs/mtls/ca.key"
 GENERATE_CLIENT = "/etc/vector/certs/mtls/generate-client.sh"
+MTLS_INDEX = "/etc/vector/certs/mtls/index.json"
+MTLS_CRL = "/etc/vector/certs/mtls/crl.pem"
+CA_PENDING = "/etc/vector/certs/mtls/.ca-pending.json"  # a new CA being written (see concerns.mtls)
+MANIFEST = "/var/lib/actvt/manifest.json"
 
 LETSENCRYPT_LIVE = "/etc/letsencrypt/live"
+LETSENCRYPT_RENEWAL = "/etc/letsencrypt/renewal"
 DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh"
 NGINX_SITE = "/etc/nginx/sites-available/actvt-vector"
 NGINX_SITE_LINK = "/etc/nginx/sites-enabled/actvt-vector"
 NGINX_CONFD_SITE = "/etc/nginx/conf.d/actvt-vector.conf"
 NGINX_SNIPPET = "/etc/nginx/snippets/actvt-vector-location.conf"
+
+
+# --- paths named by a domain or a client ------------------------------------------------------
+
+
+def lineage(domain: str) -> str:
+    """certbot's live folder of the domain's certificate (``--cert-name <domain>``)."""
+    return f"{LETSENCRYPT_LIVE}/{domain}"
+
+
+def fullchain(domain: str) -> str:
+    return f"{lineage(domain)}/fullchain.pem"
+
+
+def privkey(domain: str) -> str:
+    return f"{lineage(domain)}/privkey.pem"
+
+
+def renewal_conf(domain: str) -> str:
+    return f"{LETSENCRYPT_RENEWAL}/{domain}.conf"
+
+
+def client_cert(name: str) -> str:
+    return f"{MTLS_CLIENTS_DIR}/{name}.crt"
+
+
+def client_key(name: str) -> str:
+    return f"{MTLS_CLIENTS_DIR}/{name}.key"
+
+
+def client_bundle(name: str) -> str:
+    return f"{MTLS_DIR}/{name}-bundle.tar.gz"
 
 
 class Root:

@@ -14,28 +14,28 @@ are removed before anything else is written.
 import dataclasses
 import difflib
 import grp
-import hashlib
 import os
 import pwd
 import re
 import shutil
 import signal
 import stat
-import subprocess
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, NamedTuple, Optional, Tuple
 
-from installer.core import paths
-from installer.core.actions import FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages, Plan, Service, Symlink
+from installer.core.actions import (FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages,
+                                    Plan, Service, Symlink)
 from installer.core.errors import ApplyError, Interrupted, Stopped
-from installer.core.fs import TMP_MARK, Tree, UnsafePath
+from installer.core.fs import TMP_MARK, Tree, UnsafePath, kind_of
 from installer.core.paths import Root
+from installer.engine.diff import MAX_DIFF_BYTES, file_diff
+from installer.engine.journal import Journal
+from installer.engine.runner import Runner, held_signals
+
+__all__ = ["CHANGE", "OK", "SKIP", "Checked", "Engine", "Result", "Runner", "file_diff", "owner_names"]
 
 CHANGE, OK, SKIP = "change", "ok", "skip"
 HOST_ONLY = (Fetch, Packages, Command, Service)  # listed, not run, under --root
-MAX_DIFF_BYTES = 256 * 1024
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-CHILD_GRACE_SECONDS = 10  # a stopped run gives the command it was running this long to end after SIGTERM
 
 
 @dataclasses.dataclass
@@ -66,86 +66,6 @@ class Result:
         return [item for item in self.items if item.changed]
 
 
-# --- running commands -----------------------------------------------------------------------------
-
-
-class Runner:
-    """Runs host commands; tests pass a recording fake with the same ``run``."""
-
-    def __init__(self, log: Callable[[str, str], None] = lambda level, text: None):
-        self.log = log
-
-    def run(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, check: bool = True,
-            display: Optional[str] = None, timeout: Optional[float] = None,
-            secrets: Sequence[str] = ()) -> subprocess.CompletedProcess:
-        shown = display or " ".join(argv)
-        self.log("INFO", f"run: {shown}")
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        full_env.setdefault("DEBIAN_FRONTEND", "noninteractive")
-        try:
-            # its own process group: a stop reaches the command and what it started (apt and its dpkg)
-            child = subprocess.Popen(list(argv), env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-        except FileNotFoundError:
-            raise ApplyError(f"{argv[0]} is not installed (needed for: {shown})") from None
-        try:
-            stdout, stderr = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _end(child)
-            raise ApplyError(f"timed out after {timeout:.0f} s: {shown}") from None
-        except BaseException:  # a stop signal: let the command end cleanly (apt, dpkg) before rolling back
-            with held_signals():
-                _end(child)
-            raise
-        result = subprocess.CompletedProcess(list(argv), child.returncode, stdout, stderr)
-        for secret in secrets:
-            if secret:
-                result.stdout = result.stdout.replace(secret, "***")
-                result.stderr = result.stderr.replace(secret, "***")
-        for stream in (result.stdout, result.stderr):
-            for line in stream.splitlines()[-200:]:
-                self.log("DEBUG", f"  {line}")
-        if check and result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise ApplyError(f"{shown} failed (exit {result.returncode}): " + " | ".join(tail))
-        return result
-
-
-def _end(child: subprocess.Popen) -> None:
-    """SIGTERM to the command's process group, a bounded wait, then SIGKILL."""
-    def signal_group(signum):
-        try:
-            os.killpg(child.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    if child.poll() is None:
-        signal_group(signal.SIGTERM)
-        try:
-            child.communicate(timeout=CHILD_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
-            child.communicate()
-
-
-class held_signals:
-    """Stop signals wait while the block runs (a rollback must finish), and are then dropped: the
-    run is already stopping."""
-
-    def __enter__(self):
-        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        return self
-
-    def __exit__(self, *exc):
-        pending = signal.sigpending() & set(STOP_SIGNALS)
-        while pending:
-            signal.sigtimedwait(list(pending), 0)
-            pending = signal.sigpending() & set(STOP_SIGNALS)
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
-        return False
-
-
 # --- ownership ------------------------------------------------------------------------------------
 
 
@@ -173,33 +93,6 @@ def owner_names(st: os.stat_result) -> Tuple[str, str]:
     return owner, group
 
 
-# --- diffs ----------------------------------------------------------------------------------------
-
-
-def _is_text(data: bytes) -> bool:
-    if b"\x00" in data:
-        return False
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def file_diff(path: str, before: Optional[bytes], after: bytes, sensitive: bool) -> str:
-    """A unified diff, or one line saying why the content is not shown."""
-    if sensitive:
-        return f"(content of {path} not shown: it holds a secret)"
-    for data in (before, after):
-        if data is not None and (not _is_text(data) or len(data) > MAX_DIFF_BYTES):
-            digest = hashlib.sha256(after).hexdigest()[:16]
-            return f"(binary or large file {path}: {len(after)} bytes, sha256 {digest}…)"
-    old = (before or b"").decode().splitlines(keepends=True)
-    new = after.decode().splitlines(keepends=True)
-    fromfile = path if before is not None else "/dev/null"
-    return "".join(difflib.unified_diff(old, new, fromfile=fromfile, tofile=path))
-
-
 # --- the engine -----------------------------------------------------------------------------------
 
 
@@ -210,6 +103,11 @@ def leftover_names(base: str) -> "re.Pattern":
     name = re.escape(base)
     return re.compile(rf"^(?:\.{name}{re.escape(TMP_MARK)}[0-9a-f]{{8}}|\.{name}\.[a-z0-9_]{{8}}"
                       rf"|{name}\.actvt-(?:tmp|restore|new))\Z")
+
+
+class _Handler(NamedTuple):
+    check: Callable  # (engine, action, step title, paths changing so far) -> Checked
+    apply: Callable  # (engine, checked item, journal) -> None
 
 
 class Engine:
@@ -257,12 +155,12 @@ class Engine:
         return found
 
     def _check_one(self, action: Action, step: str, changing: set) -> Checked:
-        handler = self._checks.get(type(action))
+        handler = self.HANDLERS.get(type(action))
         if handler is None:
             raise TypeError(f"unknown action {action!r}")
         if type(action) in HOST_ONLY and not self.root.is_host:
             return Checked(action, step, SKIP, f"not run under --root {self.root.root}")
-        return handler(self, action, step, changing)
+        return handler.check(self, action, step, changing)
 
     def _check_symlink(self, action: Symlink, step: str, changing: set) -> Checked:
         st = self.tree.lstat(action.path)
@@ -425,16 +323,13 @@ class Engine:
             why.append("stop")
         return Checked(action, step, CHANGE if verbs else OK, "; ".join(why), verbs=tuple(verbs))
 
-    _checks = {File: lambda self, a, s, c: self._check_file(a, s, c), Copy: _check_copy, Directory: _check_dir,
-               Symlink: _check_symlink, Absent: _check_absent, Fetch: _check_fetch, Packages: _check_packages,
-               Command: _check_command, Service: _check_service}
 
     # -- apply --
 
     def apply(self, items: List[Checked], before: Callable[[Checked], None] = lambda item: None,
               after: Callable[[Checked], None] = lambda item: None) -> Result:
         """Apply every CHANGE item in order; ``before``/``after`` are called around each item."""
-        journal = _Journal(self.tree)
+        journal = Journal(self.tree)
         removed: List[str] = []
         try:
             for path in self.leftovers:  # an interrupted run's temporary files: nobody's data
@@ -445,7 +340,7 @@ class Engine:
                 before(item)
                 if item.status == CHANGE:
                     started = time.monotonic()
-                    self._appliers[type(item.action)](self, item, journal)
+                    self.HANDLERS[type(item.action)].apply(self, item, journal)
                     item.changed = True
                     item.seconds = time.monotonic() - started
                 after(item)
@@ -478,13 +373,13 @@ class Engine:
     def _ids_for(self, owner: str, group: str) -> Optional[Tuple[int, int]]:
         return _ids(owner, group) if self.manage_owner else None
 
-    def _apply_file(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_file(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         self._ensure_parent(action.path, journal)
         journal.save(action.path)
         self.tree.write(action.path, action.content, action.mode, self._ids_for(action.owner, action.group))
 
-    def _apply_copy(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_copy(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         source = self._open_source(action)
         if source is None:
@@ -494,33 +389,33 @@ class Engine:
             journal.save(action.path)
             self.tree.write(action.path, None, action.mode, self._ids_for(action.owner, action.group), source=source)
 
-    def _apply_fetch(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_fetch(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         data = fetch(action.url)
         self._ensure_parent(action.path, journal)
         journal.save(action.path)
         self.tree.write(action.path, data, action.mode, (0, 0) if self.manage_owner else None)
 
-    def _apply_dir(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_dir(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         self._ensure_parent(action.path, journal)
         self.tree.make_dir(action.path, action.mode, self._ids_for(action.owner, action.group),
                            created=journal.created)
 
-    def _apply_symlink(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_symlink(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         self._ensure_parent(action.path, journal)
         journal.save(action.path)
         self.tree.symlink(action.path, action.target)
 
-    def _apply_absent(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_absent(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         if self.tree.lstat(action.path) is None:
             return
         journal.save(action.path)
         self.tree.remove(action.path)
 
-    def _apply_command(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_command(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
                                  timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
@@ -530,7 +425,7 @@ class Engine:
             item.why = f"failed (exit {result.returncode}), going on: " + " | ".join(tail)
             self.warnings.append(f"{action.describe()}: {item.why}")
 
-    def _apply_packages(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_packages(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         if action.manager == "apt":
             # keep configuration files we edited (e.g. /etc/default/vector) without asking
@@ -541,18 +436,27 @@ class Engine:
             names = [name.replace("=", "-", 1) for name in action.names]
             self.runner.run([action.manager, "install", "-y", *names], timeout=1800)
 
-    def _apply_service(self, item: Checked, journal: "_Journal") -> None:
+    def _apply_service(self, item: Checked, journal: "Journal") -> None:
         action = item.action
         for verb in item.verbs:
             self.runner.run(["systemctl", verb, action.name])
         if {"start", "restart"} & set(item.verbs):
             self._wait_active(action)  # a stopped unit is what was asked: nothing to wait for
 
-    _appliers = {File: _apply_file, Copy: _apply_copy, Fetch: _apply_fetch, Directory: _apply_dir,
-                 Symlink: _apply_symlink, Absent: _apply_absent, Command: _apply_command,
-                 Packages: _apply_packages, Service: _apply_service}
+    #: The one handler of each action type: how it is checked against the host, and how applied.
+    HANDLERS = {
+        File: _Handler(lambda self, a, s, c: self._check_file(a, s, c), _apply_file),
+        Copy: _Handler(_check_copy, _apply_copy),
+        Fetch: _Handler(_check_fetch, _apply_fetch),
+        Directory: _Handler(_check_dir, _apply_dir),
+        Symlink: _Handler(_check_symlink, _apply_symlink),
+        Absent: _Handler(_check_absent, _apply_absent),
+        Command: _Handler(_check_command, _apply_command),
+        Packages: _Handler(_check_packages, _apply_packages),
+        Service: _Handler(_check_service, _apply_service),
+    }
 
-    def _ensure_parent(self, path: str, journal: "_Journal") -> None:
+    def _ensure_parent(self, path: str, journal: "Journal") -> None:
         """Missing folders on the way to ``path`` are made 0755 (whatever the umask) and recorded."""
         fd, _ = self.tree.parent(path, create=0o755, created=journal.created, writable=True)
         os.close(fd)
@@ -587,9 +491,7 @@ class Engine:
 
 
 def _kind_word(st: os.stat_result) -> str:
-    from installer.core.fs import _kind
-
-    return _kind(st.st_mode)
+    return kind_of(st.st_mode)
 
 
 def _same_blocks(first, second, size: int = 1 << 16) -> bool:
@@ -612,59 +514,3 @@ def fetch(url: str, timeout: float = 30) -> bytes:
         raise ApplyError(f"could not download {url}: {exc}") from None
 
 
-def backup_folder(tree: Tree) -> str:
-    """A new folder ``/var/lib/actvt/backups/<UTC time>[-n]`` (0700, like the folders above it)."""
-    tree.make_dir(paths.STATE_DIR, 0o700, parents=0o755)
-    tree.make_dir(paths.BACKUP_DIR, 0o700)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    name, n = stamp, 1
-    while tree.exists(f"{paths.BACKUP_DIR}/{name}"):
-        n += 1
-        name = f"{stamp}-{n}"
-    tree.make_dir(f"{paths.BACKUP_DIR}/{name}", 0o700)
-    return f"{paths.BACKUP_DIR}/{name}"
-
-
-class _Journal:
-    """What this run replaced (backed up) and created, so that a failure can put it back."""
-
-    def __init__(self, tree: Tree):
-        self.tree = tree
-        self.backup_dir: Optional[str] = None  # server path of this run's backup folder
-        self.saved: Dict[str, str] = {}  # server path -> server path of its backup copy
-        self.created: List[str] = []
-        self.undo: List[Tuple[str, ...]] = []  # commands to run after files are put back
-
-    def save(self, path: str) -> None:
-        """Copy the current file, link or folder at ``path`` into the run's backup folder, once."""
-        if path in self.saved or path in self.created:
-            return
-        if paths.BACKUP_DIR == path or paths.BACKUP_DIR.startswith(path.rstrip("/") + "/"):
-            raise ApplyError(f"refusing to replace {path}: it holds the backups")
-        if self.tree.lstat(path) is None:
-            self.created.append(path)
-            return
-        if self.backup_dir is None:
-            self.backup_dir = backup_folder(self.tree)
-        copy = f"{self.backup_dir}{path}"
-        self.tree.copy_entry(path, copy, keep_owner=os.geteuid() == 0)
-        self.saved[path] = copy
-
-    def roll_back(self) -> int:
-        count = 0
-        for path in reversed(self.created):
-            try:
-                st = self.tree.lstat(path)
-                if st is not None and stat.S_ISDIR(st.st_mode):
-                    self.tree.rmdir(path)
-                elif st is not None:
-                    self.tree.remove(path)
-                count += 1
-            except OSError:
-                pass
-        for path, copy in self.saved.items():
-            if self.tree.lstat(path) is not None:
-                self.tree.remove(path)
-            self.tree.copy_entry(copy, path, keep_owner=os.geteuid() == 0)
-            count += 1
-        return count

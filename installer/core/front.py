@@ -1,0 +1,23 @@
+"""The proxy front: the web server that serves ``wss://DOMAIN/actvt`` in proxy mode (nginx today).
+
+Every other concern speaks to the front through this value, never to nginx by name: certbot's
+renewal check reruns when the front's challenge files change, mTLS revocation and CA changes are
+followed by the front's check-and-reload, uninstall reloads it. A second front (Caddy, Apache) is
+one more concern module that makes one more ``Front`` and is listed in ``plans.registry``.
+"""
+
+import dataclasses
+from typing import Callable, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Front:
+    name: str  # as Facts.web_server() names it (nginx)
+    packages: Tuple[str, ...]  # any of these installed: the front is installed
+    challenge_files: Tuple[str, ...]  # the files that answer the ACME challenge on port 80
+    check_and_reload: Callable  # (when_changed paths, what) -> actions: config test, then reload
+    challenge_webroot: Callable  # (config, facts) -> the folder certbot's webroot challenge is served from
+    enforces_crl: bool = True  # revocation through a CRL (Vector alone cannot)
+
+    def installed(self, facts) -> bool:
+        return any(facts.has_package(name) for name in self.packages)
