@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Issuing 50 client certificates: our code (installer.pki, in process) versus the seed's openssl
+"""Issuing 50 client certificates: our code (installer.pki, in process) versus the old guide's openssl
 commands (genpkey, req, x509 -req: three processes per client), same CA, same key sizes, same
 machine, same run. Also the ECDSA P-256 option's time.
 
     python3 bench/bench_issuance.py [--count 50]
 
 Prints the figures and writes bench/results/issuance.json. Both sides write the .key and .crt
-files; the CSR is made (and, for openssl, deleted) as in the seed.
+files; the CSR is made (and, for openssl, deleted) as in the old guide (docs/mtls.md).
 """
 
 import argparse
@@ -71,14 +71,14 @@ def main() -> int:
     count = args.count
     with tempfile.TemporaryDirectory() as folder:
         os.mkdir(os.path.join(folder, "clients"))
-        ca_key, ca_cert = pki.make_ca(3650)  # RSA 4096, as the seed
+        ca_key, ca_cert = pki.make_ca(3650)  # RSA 4096, as the old guide (docs/mtls.md)
         write(os.path.join(folder, "ca.key"), pki.key_pem(ca_key), 0o600)
         write(os.path.join(folder, "ca.crt"), pki.cert_pem(ca_cert), 0o644)
         ours_rsa = ours(os.path.join(folder, "clients"), ca_cert, ca_key, count, "rsa")
         seed_rsa = seed(folder, count)
         ours_ec = ours(os.path.join(folder, "clients"), ca_cert, ca_key, count, "ecdsa")
         seed_ec = seed(folder, count, ("-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"), "seed-ec")
-        # every certificate verifies (ours strictly, the seed's as the seed checks)
+        # every certificate verifies (ours strictly, the old guide's as that guide checks)
         clients = os.path.join(folder, "clients")
         mine = sorted(os.path.join(clients, n) for n in os.listdir(clients) if n.endswith(".crt") and not n.startswith("seed"))
         theirs = sorted(os.path.join(clients, n) for n in os.listdir(clients) if n.endswith(".crt") and n.startswith("seed"))

@@ -251,7 +251,7 @@ def doc(runs_command):
         w("## Issuing client certificates")
         w("")
         w("`python3 bench/bench_issuance.py` — %d client certificates signed by an RSA 4096 CA, ours "
-          "(`installer.pki`, cryptography %s, in process) against the seed's openssl commands (`genpkey`, `req`, "
+          "(`installer.pki`, cryptography %s, in process) against the old guide's openssl commands (`genpkey`, `req`, "
           "`x509 -req`: three processes per client; %s), same key sizes, same run. run_all runs it with the "
           "cryptography the installer ships (`build/site`)." % (iss["count"], iss["machine"]["cryptography"],
                                                                iss["machine"]["openssl"]))

@@ -197,7 +197,7 @@ def test_dry_run_changes_nothing(tree, no_terminal):
     assert tree_digest(tree) == before
 
 
-def test_issue_adopts_a_ca_made_by_the_seed(tmp_path, no_terminal):
+def test_issue_adopts_a_ca_made_by_the_old_guide(tmp_path, no_terminal):
     import test_pki
 
     folder = tmp_path / paths.MTLS_DIR.lstrip("/")
@@ -239,7 +239,7 @@ def test_list_shows_every_status(tree, no_terminal):
 def test_list_warns_about_clients_deleted_but_not_revoked(tree, no_terminal):
     client(tree, "issue", "deleted")
     for path in (cert_path("deleted"), key_path("deleted"), bundle_path("deleted")):
-        os.unlink(host(tree, path))  # what the seed's "Revoke Client Certificate" section says to do
+        os.unlink(host(tree, path))  # what the old guide said to do to revoke (docs/mtls.md)
     status, out, _ = client(tree, "list")
     assert status == 0 and "deleted: its files were deleted but it is not revoked" in out
     assert client(tree, "revoke", "deleted", "--yes")[0] == 0

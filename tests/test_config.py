@@ -41,7 +41,7 @@ def test_every_variable_has_cases():
     assert set(CASES) | set(BOOLEANS) == set(config.BY_NAME)
 
 
-def test_defaults_match_the_reference():
+def test_defaults_match_the_bash_installer():
     cfg = config.parse(BASE)
     assert (cfg.install_mode, cfg.vector_port, cfg.nginx_webroot) == ("auto", 4096, "/var/www/html")
     assert (cfg.force_standalone, cfg.configure_firewall, cfg.reinstall_vector) == (False, True, False)

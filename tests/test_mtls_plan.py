@@ -1,5 +1,5 @@
 """The install run's mTLS planner on a --root tree: every row of the reuse/regeneration matrix,
-adoption of a CA made by the seed's manual steps, refusals that change nothing, modes and owners
+adoption of a CA made by the old guide's manual steps (docs/mtls.md), refusals that change nothing, modes and owners
 (key files 0600 from the first byte), the index, the CRL, generate-client.sh and idempotent re-runs."""
 
 import json
@@ -284,11 +284,11 @@ def test_a_first_client_name_with_a_trailing_newline_is_refused(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-# --- the seed's material: adoption ------------------------------------------------------------------
+# --- the old guide's material: adoption ------------------------------------------------------------------
 
 
 def seed_install(root):
-    """The old script's result, made with the seed's manual commands (vector:vector, bundle 0644)."""
+    """The old script's result, made with the old guide's manual commands (docs/mtls.md) (vector:vector, bundle 0644)."""
     import test_pki
 
     mtls_dir = tmp = root / paths.MTLS_DIR.lstrip("/")
@@ -301,12 +301,12 @@ def seed_install(root):
     os.chmod(tmp / "ca.key", 0o644)
 
 
-def test_a_ca_made_by_the_seeds_manual_steps_is_adopted(tmp_path):
+def test_a_ca_made_by_the_old_guides_manual_steps_is_adopted(tmp_path):
     seed_install(tmp_path)
     old_ca = read(tmp_path, paths.CA_CERT)
     old_key = read(tmp_path, paths.CA_KEY)
     client = read(tmp_path, cert_path(FIRST))
-    assert verify(tmp_path, FIRST).returncode != 0  # the seed's CA fails strict verification
+    assert verify(tmp_path, FIRST).returncode != 0  # the old guide's CA fails strict verification
     plan, items = install(tmp_path)
     assert read(tmp_path, paths.CA_CERT) != old_ca and read(tmp_path, paths.CA_KEY) == old_key
     assert read(tmp_path, cert_path(FIRST)) == client  # the client keeps working: same certificate

@@ -1,5 +1,5 @@
-"""pki: what the CA and client certificates contain, checked with the seed's own openssl commands,
-strict verification, adoption of a CA made by the seed's manual steps, CRLs, bundles, and a TLS
+"""pki: what the CA and client certificates contain, checked with the old guide's own openssl commands (docs/mtls.md),
+strict verification, adoption of a CA made by the old guide's manual steps (docs/mtls.md), CRLs, bundles, and a TLS
 handshake with a strict default context."""
 
 import datetime
@@ -152,11 +152,11 @@ def test_the_signing_request_is_checked(ca):
     assert not pki.issued_by(cert, other_ca)
 
 
-# --- adoption of a CA made by the seed's manual steps ---------------------------------------------
+# --- adoption of a CA made by the old guide's manual steps (docs/mtls.md) ---------------------------------------------
 
 
 def seed_manual_ca(folder):
-    """Step 1 and Step 2 of the seed, as written (paths relative to ``folder``)."""
+    """Step 1 and Step 2 of the old guide, as written (paths relative to ``folder``)."""
     (folder / "clients").mkdir()
     openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096", "-out", "ca.key", cwd=folder)
     openssl("req", "-new", "-x509", "-sha256", "-days", "3650", "-key", "ca.key", "-out", "ca.crt",
@@ -198,7 +198,7 @@ def test_the_seed_ca_fails_strict_verification_and_adoption_fixes_it(tmp_path, s
     _, cert = pki.issue_client(adopted, key, "actvt-client-002", 365, "ecdsa")
     (tmp_path / "new.crt").write_bytes(pki.cert_pem(cert))
     assert strict_verify(tmp_path / "ca.crt", tmp_path / "new.crt").returncode == 0
-    # the seed's own client still passes the seed's plain check against the adopted CA
+    # the old guide's own client still passes the old guide's plain check against the adopted CA
     assert openssl("verify", "-CAfile", str(tmp_path / "ca.crt"), str(client)).returncode == 0
 
 

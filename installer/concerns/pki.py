@@ -9,7 +9,7 @@ What a certificate contains is decided here and nowhere else:
   (critical), keyUsage keyCertSign + cRLSign (critical), subjectKeyIdentifier.
 - client: RSA 2048 (or ECDSA P-256), ``CN=<name>, O=Actvt``, basicConstraints CA:FALSE (critical),
   keyUsage digitalSignature (critical), extendedKeyUsage clientAuth, subject and authority key
-  identifiers, a random 159-bit serial. Made the way the seed describes: key, signing request, signature.
+  identifiers, a random 159-bit serial. Made the way the user guide's openssl steps do: key, signing request, signature.
 - private keys: PKCS#8 PEM without a password (``BEGIN PRIVATE KEY``).
 """
 

@@ -12,8 +12,8 @@ Decisions, each one a place where the bash installer behaved differently or said
   ``ACTVT_VECTOR_KEY_URL`` at a mirror's key fetches that key instead of keeping the old one; keys of
   earlier URLs are removed. ``apt-get update`` runs only when the list or the key changed, or when
   the package is about to be installed.
-- **Installed already**: the package step is skipped (repository files included, as the reference
-  does) unless ``ACTVT_REINSTALL_VECTOR`` is yes. A Vector at another version than the pinned one is
+- **Installed already**: the package step is skipped (repository files included, as the bash
+  installer did) unless ``ACTVT_REINSTALL_VECTOR`` is yes. A Vector at another version than the pinned one is
   kept, never silently replaced; ``notes()`` says so. With reinstall, the pinned version is
   installed even when that is a downgrade: the user asked for it.
 - **Ownership**: ``vector.toml`` and ``/etc/default/vector`` are ``0644 root:root``. They hold no

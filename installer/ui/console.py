@@ -1,6 +1,6 @@
 """The console (``[n/N]`` headings, ``→`` progress, ✓ ⚠ ✗ results) and the install log.
 
-Colour only on a terminal and never with NO_COLOR. The log file uses the reference's line format
+Colour only on a terminal and never with NO_COLOR. The log file uses the bash installer's line format
 ``[YYYY-mm-dd HH:MM:SS] [LEVEL] message``; nothing secret is ever passed to either.
 """
 

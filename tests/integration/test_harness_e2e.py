@@ -80,7 +80,7 @@ def test_harness_end_to_end_by_hand(harness, new_server, suite):
     live = "/etc/letsencrypt/live/%s" % H.DOMAIN
     assert server.exists(live + "/fullchain.pem"), r
 
-    # the stand-in under systemd, with the files and modes of the reference layout
+    # the stand-in under systemd, with the files and modes of the real package (vector 0.50.0-1)
     server.sh(MTLS_SETUP)
     server.sh("install -o root -g vector -m 0644 %s/fullchain.pem /etc/vector/certs/server.crt && "
               "install -o root -g vector -m 0640 %s/privkey.pem /etc/vector/certs/server.key" % (live, live))

@@ -303,7 +303,7 @@ def test_baked_image_first_boot(harness, baked, booted):
 
 # --- migration from the bash installer --------------------------------------------------------------------
 
-# What the bash installer leaves (reference-installer.md section 2, steps 3-11), made by hand.
+# What the bash installer leaves (its state, unit override, vector.toml, hook, nginx site, CA), made by hand.
 BASH_VECTOR_TOML = """\
 [api]
 enabled = true
@@ -342,7 +342,7 @@ systemctl reload nginx 2>/dev/null || true
 BASH_STATE = ("version=1.0.0\ninstalled_at=2024-05-01T10:00:00Z\nmode=standalone\nwebserver=none\n"
               "mtls=enabled\nmtls_client_cn=%s\n" % FIRST)
 
-# The seed's "Manual mTLS Setup" steps 1 and 2 and its bundle, as written there (bash: process substitution).
+# The old guide's manual mTLS steps 1 and 2 and its bundle (docs/mtls.md), as written there (bash: process substitution).
 SEED_MTLS_STEPS = r"""
 set -e
 mkdir -p /etc/vector/certs/mtls/clients
@@ -374,7 +374,7 @@ chmod 644 actvt-client-001-bundle.tar.gz
 
 def make_bash_installed_host(server):
     """A host as the bash installer leaves it (standalone, mTLS): Vector from the signed repository, a
-    Let's Encrypt lineage (Pebble), copies for Vector, the seed's CA and first client, its vector.toml,
+    Let's Encrypt lineage (Pebble), copies for Vector, the old guide's CA and first client, its vector.toml,
     the ExecStart override, the renewal hook, install.state and domain; Vector running."""
     server.sh("curl -fsSLo /usr/share/keyrings/vector-archive-keyring.asc %s" % H.VECTOR_KEY_URL)
     server.put_file("/etc/apt/sources.list.d/vector.list",

@@ -113,7 +113,7 @@ class App:
         self.host.put_file(self.dir + "/root.pem", self.harness.pebble_issuer_pem())
 
     def take_bundle(self, server, name, as_name=None):
-        """scp + tar -xzf of the seed: <dir>/<as_name>/clients/<name>.{crt,key}."""
+        """scp + tar -xzf as docs/mtls.md says: <dir>/<as_name>/clients/<name>.{crt,key}."""
         dest = "%s/%s" % (self.dir, as_name or name)
         data = server.read_file("%s/%s-bundle.tar.gz" % (MTLS_DIR, name))
         self.host.put_file(dest + "/bundle.tar.gz", data, mode=0o600)
@@ -257,7 +257,7 @@ def test_standalone_mtls_lifecycle(harness, new_server, timings):
     assert status["rerun"] == {"changes": []}, status
     assert main_pid(server) == pid
 
-    # generate-client.sh actvt-client-002: the seed's output, then that client connects
+    # generate-client.sh actvt-client-002: the lines of docs/mtls.md, then that client connects
     r = server.exec([MTLS_DIR + "/generate-client.sh", SECOND])
     assert r.rc == 0, r
     for line in ("Generating client certificate: %s" % SECOND, "Certificate validity: 365 days",
