@@ -144,7 +144,7 @@ def shiv(python: Path, site: Path) -> Path:
     return target
 
 
-def launcher(pyz: Path) -> Path:
+def launcher(pyz: Path, dist: Path) -> Path:
     sys.path.insert(0, str(HERE))
     from installer import __version__
     from installer.launcher.render import render_launcher
@@ -160,20 +160,21 @@ def launcher(pyz: Path) -> Path:
     packed = lzma.compress(data, preset=6)
     text = render_launcher(__version__, build_id, hashlib.sha256(data).hexdigest(),
                            base64.b64encode(packed).decode("ascii"))
-    DIST.mkdir(exist_ok=True)
-    out = DIST / "install.pyz"
+    dist.mkdir(parents=True, exist_ok=True)
+    out = dist / "install.pyz"
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(text)
     tmp.chmod(0o755)
     tmp.replace(out)
     digest = hashlib.sha256(text).hexdigest()
-    (DIST / "install.pyz.sha256").write_text(f"{digest}  install.pyz\n")
+    (dist / "install.pyz.sha256").write_text(f"{digest}  install.pyz\n")
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument("--out", type=Path, default=DIST, help="folder for install.pyz and its .sha256 (default: dist)")
+    args = parser.parse_args()
     import fcntl
 
     BUILD.mkdir(exist_ok=True)
@@ -182,10 +183,10 @@ def main() -> int:
     python = build_env()
     site = assemble(python)
     pyz = shiv(python, site)
-    out = launcher(pyz)
+    out = launcher(pyz, args.out.resolve())
     size = out.stat().st_size
-    log(f"{out.relative_to(HERE)}: {size / 1e6:.1f} MB (zipapp {pyz.stat().st_size / 1e6:.1f} MB), "
-        f"sha256 {(DIST / 'install.pyz.sha256').read_text().split()[0]}")
+    log(f"{out}: {size / 1e6:.1f} MB (zipapp {pyz.stat().st_size / 1e6:.1f} MB), "
+        f"sha256 {(out.parent / 'install.pyz.sha256').read_text().split()[0]}")
     return 0
 
 

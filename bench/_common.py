@@ -16,7 +16,7 @@ REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 # dist/install.pyz, or the copy run_all.py took at its start (a rebuild during the run changes nothing)
 PYZ = os.environ.get("ACTVT_BENCH_PYZ") or os.path.join(REPO, "dist", "install.pyz")
-SYSTEM_CACHE = "/var/cache/actvt"  # installer/launcher.py: root's extraction cache
+SYSTEM_CACHE = "/var/cache/actvt"  # installer/launcher/launcher.py: root's extraction cache
 ISOLATED = "ACTVT_BENCH_PRIVATE_CACHE"  # set when this process sees a private /var/cache/actvt
 
 
@@ -163,7 +163,7 @@ def summary(values):
 # --- the launcher's extraction cache ---------------------------------------------------------------
 
 def cache_dirs():
-    """The folders the launcher uses for this user (installer/launcher.py cache_root)."""
+    """The folders the launcher uses for this user (installer/launcher/launcher.py cache_root)."""
     if os.geteuid() == 0:
         return [SYSTEM_CACHE]
     home = os.environ.get("HOME") or os.path.expanduser("~")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issuing 50 client certificates: our code (installer.pki, in process) versus the old guide's openssl
+"""Issuing 50 client certificates: our code (installer.concerns.pki, in process) versus the old guide's openssl
 commands (genpkey, req, x509 -req: three processes per client), same CA, same key sizes, same
 machine, same run. Also the ECDSA P-256 option's time.
 

@@ -46,7 +46,7 @@ def run(script, *args, env=None, python=None):
 
 
 def issuance_env():
-    """bench_issuance.py imports installer.pki and cryptography: the cryptography the installer ships
+    """bench_issuance.py imports installer.concerns.pki and cryptography: the cryptography the installer ships
     (build/site, made by build.py), so no other installation is needed."""
     arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine(), platform.machine())
     site = os.path.join(C.REPO, "build", "site")
@@ -251,7 +251,7 @@ def doc(runs_command):
         w("## Issuing client certificates")
         w("")
         w("`python3 bench/bench_issuance.py` — %d client certificates signed by an RSA 4096 CA, ours "
-          "(`installer.pki`, cryptography %s, in process) against the old guide's openssl commands (`genpkey`, `req`, "
+          "(`installer.concerns.pki`, cryptography %s, in process) against the old guide's openssl commands (`genpkey`, `req`, "
           "`x509 -req`: three processes per client; %s), same key sizes, same run. run_all runs it with the "
           "cryptography the installer ships (`build/site`)." % (iss["count"], iss["machine"]["cryptography"],
                                                                iss["machine"]["openssl"]))
@@ -308,9 +308,9 @@ def doc(runs_command):
               "allocations at their peak, %s on a first install, %s on a re-run under the same `--root`): the step"
               % (", ".join(over), mb(t["first_install_mb"]) if t else "?", mb(t["rerun_mb"]) if t else "?") + " \"Keeping the installer on this server\" holds "
               "the running zipapp (%.1f MB) in memory as the content of a `File` action "
-              "(`installer/commands.py` `zipapp_identity` reads it whole; `installer/plan.py` `plan_self`), and on a "
+              "(`installer/commands/install.py` `zipapp_identity` reads it whole; `installer/concerns/selfcopy.py` `plan_self`), and on a "
               "re-run the engine reads the kept copy (`/usr/local/lib/actvt/actvt.pyz`, the same %.1f MB) whole "
-              "to compare them (`installer/engine.py` `_check_file`): two copies of the zipapp at once. On a re-run "
+              "to compare them (`installer/engine/engine.py` `_check_file`): two copies of the zipapp at once. On a re-run "
               "the warm launcher also runs the installer in its own process, which still holds the parsed payload "
               "(%.1f MB of base64 text). The fix belongs to those modules: keep the zipapp as a path, not bytes "
               "(a `Copy` from the running zipapp, or a `File` whose content is read lazily), compare it with the kept "

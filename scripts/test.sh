@@ -18,4 +18,5 @@ if [ -f tests/integration/setup.sh ]; then
     bash tests/integration/setup.sh || echo "scripts/test.sh: end-to-end setup failed (exit $?); see above" >&2
 fi
 
-.venv/bin/python -m pytest tests "$@"
+# no __pycache__ in the checkout from the test run
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest tests "$@"

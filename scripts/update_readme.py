@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rewrite the variable table in README.md from installer/config.py (the one declaration).
+"""Rewrite the variable table in README.md from installer/core/config.py (the one declaration).
 
 `python3 scripts/update_readme.py` rewrites it; `--check` exits 1 when README.md is out of date.
 """

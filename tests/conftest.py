@@ -2,3 +2,28 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pytest
+
+#: Private keys made once per test session, by type and size. Each test gets them in the same order
+#: (distinct keys within a test), so RSA key generation is not repeated in every test.
+_KEYS = {}
+
+
+@pytest.fixture(autouse=True)
+def reused_keys(monkeypatch):
+    from installer.concerns import pki
+
+    made = pki.new_key
+    handed = {}
+
+    def new_key(key_type="rsa", bits=pki.CLIENT_RSA_BITS):
+        kind = (key_type, bits if key_type == "rsa" else 0)
+        number = handed.get(kind, 0)
+        handed[kind] = number + 1
+        pool = _KEYS.setdefault(kind, [])
+        while len(pool) <= number:
+            pool.append(made(key_type, bits))
+        return pool[number]
+
+    monkeypatch.setattr(pki, "new_key", new_key)
