@@ -61,10 +61,15 @@ class HarnessUnavailable(Exception):
     """Docker or the test images cannot be used: the e2e tests skip (or fail under CI=true)."""
 
 
+# ACTVT_E2E_IMAGES: the repository prefix of the test images (setup.sh builds the same), so that a
+# second checkout can build and test its own images beside the first one's.
+IMAGES = os.environ.get("ACTVT_E2E_IMAGES", "actvt-test")
+
+
 def image_name(kind, suite="bookworm"):
     if kind in ("acme", "mirror", "client"):
-        return "actvt-test/%s:latest" % kind
-    return "actvt-test/%s:%s" % (kind, suite)
+        return "%s/%s:latest" % (IMAGES, kind)
+    return "%s/%s:%s" % (IMAGES, kind, suite)
 
 
 def connect(timeout=1800):
@@ -458,7 +463,7 @@ class Harness:
         """Build an image from Dockerfile text (+ {name: bytes} context files) with its RUN steps on the
         internal network, so they reach http://mirror (e.g. the pipe command in bake mode) and nothing else.
         The tag is removed by close(). Returns (tag, build log)."""
-        tag = tag or "actvt-test/built-%s-%s:latest" % (self.session, uuid.uuid4().hex[:6])
+        tag = tag or "%s/built-%s-%s:latest" % (IMAGES, self.session, uuid.uuid4().hex[:6])
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for name, data in dict(files or {}, Dockerfile=dockerfile.encode()).items():

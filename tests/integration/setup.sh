@@ -19,6 +19,7 @@
 #   ACTVT_E2E_STATE           folder for logs (default: /var/tmp/actvt-e2e)
 #   ACTVT_E2E_DEBIAN_MIRROR   Debian mirror for debootstrap (default: read from /etc/apt/sources*)
 #   ACTVT_E2E_NO_CACHE=1      rebuild the test images without Docker's build cache
+#   ACTVT_E2E_IMAGES          repository prefix of the test images (default: actvt-test)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +27,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 STATE=${ACTVT_E2E_STATE:-/var/tmp/actvt-e2e}
 SUITES=${ACTVT_E2E_SUITES:-bullseye bookworm trixie}
 VARIANT_SUITES=${ACTVT_E2E_VARIANT_SUITES:-bookworm}
+IMAGES=${ACTVT_E2E_IMAGES:-actvt-test}  # repository prefix of the test images (harness.py reads the same)
 mkdir -p "$STATE"
 
 T0=$(date +%s)
@@ -142,15 +144,15 @@ build() {  # build TARGET TAG SUITE
 }
 
 for suite in $SUITES; do
-    build server "actvt-test/server:$suite" "$suite"
+    build server "$IMAGES/server:$suite" "$suite"
 done
 for suite in $VARIANT_SUITES; do
     for v in server-nginx-other server-nginx-domain server-apache server-ufw; do
-        build "$v" "actvt-test/$v:$suite" "$suite"
+        build "$v" "$IMAGES/$v:$suite" "$suite"
     done
 done
-build acme actvt-test/acme:latest bookworm
-build mirror actvt-test/mirror:latest bookworm
-build client actvt-test/client:latest bookworm
+build acme "$IMAGES/acme:latest" bookworm
+build mirror "$IMAGES/mirror:latest" bookworm
+build client "$IMAGES/client:latest" bookworm
 
 say "done"
