@@ -385,3 +385,25 @@ def test_summary_without_changes_still_says_how_to_download(tmp_path):
     lines = mtls.summary_lines(make_config(enable_mtls="yes"), None, [])
     assert f"scp root@monitor.example.com:{bundle_path(FIRST)} ~/Downloads/" in "\n".join(lines)
     assert mtls.summary_lines(make_config(enable_mtls="no"), None, []) == []
+
+
+def test_the_proxys_own_identity_is_kept_and_made_again_before_it_expires():
+    """Behind nginx, Vector trusts only the proxy's own CA; its identity is never a user's."""
+    import datetime
+
+    from installer.concerns import vector
+
+    now = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    made = {a.path: a.content for a in mtls.proxy_identity({}, now) if hasattr(a, "content")}
+    again = {a.path: a.content for a in mtls.proxy_identity(made, now + datetime.timedelta(days=300))
+             if hasattr(a, "content")}
+    assert again == made  # kept while valid
+    ca = pki.load_cert(made[paths.PROXY_CA_CERT])
+    cert = pki.load_cert(made[paths.PROXY_CERT])
+    assert pki.issued_by(cert, ca) and cert.subject.rfc4514_string() == "O=Actvt,CN=actvt-proxy"
+    late = ca.not_valid_after_utc - datetime.timedelta(days=10)
+    renewed = {a.path: a.content for a in mtls.proxy_identity(made, late) if hasattr(a, "content")}
+    assert renewed[paths.PROXY_CA_CERT] != made[paths.PROXY_CA_CERT]  # made again within 30 days of its end
+    cfg = make_config(enable_mtls="yes", install_mode="proxy")
+    assert paths.PROXY_CA_CERT in vector.restart_inputs(cfg, "proxy")  # Vector loads its ca_file at start
+    assert paths.CA_CERT in vector.restart_inputs(cfg, "standalone")

@@ -105,7 +105,7 @@ def test_proxy_with_nginx_sites_layout():
 def test_mtls_inputs_trigger_the_reload():
     _, site = steps_of(make_config(enable_mtls="yes"), facts_for())
     when = set(site[0].actions[-1].when_changed)
-    assert {paths.CA_CERT, paths.MTLS_CRL, paths.client_cert("actvt-client-001"), paths.client_key("actvt-client-001")} <= when
+    assert {paths.CA_CERT, paths.MTLS_CRL, paths.PROXY_CERT, paths.PROXY_KEY} <= when
 
 
 DEBIAN_NGINX_CONF = ("/etc/nginx/nginx.conf", "user www-data;\ninclude /etc/nginx/modules-enabled/*.conf;\n"
@@ -303,7 +303,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory):
-    """CA, the first client, a revoked client, a client of another CA, a CRL, the server certificate."""
+    """CA, the first client, a revoked client, a client of another CA, a CRL, the server certificate, and
+    the proxy's own identity (its CA and certificate, made by the installer's code)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -334,6 +335,12 @@ def material(tmp_path_factory):
               .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
               .sign(server_key, hashes.SHA256()))
     files["fullchain.pem"], files["privkey.pem"] = pki.cert_pem(server), pki.key_pem(server_key)
+    from installer.concerns import mtls
+
+    identity = {action.path: action.content for action in mtls.proxy_identity({}, now) if hasattr(action, "content")}
+    for path, name in ((paths.PROXY_CA_CERT, "proxy-ca.crt"), (paths.PROXY_CERT, "proxy.crt"),
+                       (paths.PROXY_KEY, "proxy.key")):
+        files[name] = identity[path]
     for name, data in files.items():
         (base / name).write_bytes(data)
     return base
@@ -343,8 +350,7 @@ def localize(text: str, base, https_port=None, http_port=None, crl="crl.pem") ->
     """The rendered configuration with the server paths pointed at the test material (and ports)."""
     for server_path, name in ((f"{LIVE}/fullchain.pem", "fullchain.pem"), (f"{LIVE}/privkey.pem", "privkey.pem"),
                               (paths.CA_CERT, "ca.crt"), (paths.MTLS_CRL, crl),
-                              (paths.client_cert("actvt-client-001"), "actvt-client-001.crt"),
-                              (paths.client_key("actvt-client-001"), "actvt-client-001.key")):
+                              (paths.PROXY_CERT, "proxy.crt"), (paths.PROXY_KEY, "proxy.key")):
         text = text.replace(f'"{server_path}"', f'"{base / name}"')
     if https_port:
         text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
@@ -441,7 +447,7 @@ def running_proxy(request, tmp_path, material):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(material / "fullchain.pem", material / "privkey.pem")
     context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(material / "ca.crt")
+    context.load_verify_locations(material / "proxy-ca.crt")  # as Vector's ca_file behind nginx
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -496,8 +502,8 @@ def test_real_nginx_enforces_mtls_and_the_crl(running_proxy, material):
     status, body = _get(port, "/actvt", "actvt-client-001", material,
                         {"Upgrade": "websocket", "Connection": "Upgrade"})
     assert status == 200, body
-    # nginx presented the first client's certificate to the upstream, with the WebSocket headers
-    assert body == "upstream saw actvt-client-001 upgrade=websocket connection=upgrade"
+    # nginx presented its own identity (not the user's) to the upstream, with the WebSocket headers
+    assert body == "upstream saw actvt-proxy upgrade=websocket connection=upgrade"
     for refused in ("actvt-client-002", "stranger"):  # revoked (in the CRL); signed by another CA
         status, body = _get(port, "/actvt", refused, material)
         assert status == 400 and "SSL certificate error" in body, (refused, body)
@@ -508,7 +514,7 @@ def test_real_nginx_enforces_mtls_and_the_crl(running_proxy, material):
 def test_real_nginx_it_is_the_crl_that_refuses_the_revoked_client(running_proxy, material):
     """Control for the test above: with a CRL that lists nothing, the same client gets through."""
     status, body = _get(running_proxy, "/actvt", "actvt-client-002", material)
-    assert status == 200 and body.startswith("upstream saw actvt-client-001"), body  # nginx's own cert upstream
+    assert status == 200 and body.startswith("upstream saw actvt-proxy"), body  # nginx's own cert upstream
 
 
 SERVED_ON_80 = ("/etc/nginx/sites-enabled/site",

@@ -215,7 +215,8 @@ def test_rendered_config_parses_and_has_the_contract(mode, mtls, gpu):
     assert tls["enabled"] is True
     assert (tls["crt_file"], tls["key_file"]) == ("/etc/vector/certs/server.crt", "/etc/vector/certs/server.key")
     if mtls == "yes":
-        assert tls["ca_file"] == "/etc/vector/certs/mtls/ca.crt" and tls["verify_certificate"] is True
+        trusted = "/etc/vector/certs/proxy/ca.crt" if mode == "proxy" else "/etc/vector/certs/mtls/ca.crt"
+        assert tls["ca_file"] == trusted and tls["verify_certificate"] is True
     else:
         assert "ca_file" not in tls and "verify_certificate" not in tls
     assert cfg["api"] == {"enabled": True}

@@ -3,7 +3,7 @@
     actvt client issue NAME [--days N] [--force] [--yes]
     actvt client list [--json]
     actvt client show NAME [--json]
-    actvt client revoke NAME [--yes] [--force]   (standalone: replaces the CA, re-issues the others)
+    actvt client revoke NAME [--yes]   (standalone: replaces the CA, re-issues the others)
 
 Each change is a small plan of File/Absent actions built with ``mtls`` and applied by the same engine
 as the install run (``commands.run.execute``: atomic writes, backups, rollback), under the run lock.
@@ -62,8 +62,6 @@ def make_parser() -> argparse.ArgumentParser:
                                                "a CRL entry, standalone (Vector reads no CRL) a new CA and the "
                                                "other clients re-issued")
     revoke.add_argument("name")
-    revoke.add_argument("--force", action="store_true",
-                        help="also when it is the certificate nginx presents to Vector (proxy mode)")
     common(revoke)
     return parser
 
@@ -120,14 +118,11 @@ class _Run:
 
 
 def front_reload(state: dict) -> tuple:
-    """In proxy mode the front reads ca.crt, crl.pem and the first client's certificate and key (which
-    it presents to Vector): when this command changes one of them, the front's check and reload follow
-    (listed, not run, under --root)."""
+    """In proxy mode the front reads ca.crt and crl.pem: when this command changes one of them, the
+    front's check and reload follow (listed, not run, under --root)."""
     if not crl_enforced(state):
         return ()
-    first = state.get("mtls_client_cn")
-    inputs = (paths.CA_CERT, paths.MTLS_CRL) + ((paths.client_cert(first), paths.client_key(first)) if first else ())
-    return registry.FRONTS[0].check_and_reload(inputs, "the updated mTLS files")
+    return registry.FRONTS[0].check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
 
 
 def cert_details(cert) -> List[str]:
@@ -227,9 +222,6 @@ def cmd_revoke(run: _Run, ns) -> int:
     out = run.out
     state = run.state()
     rotate = not crl_enforced(state)
-    if name == state.get("mtls_client_cn") and state.get("mode") == "proxy" and not ns.force:
-        raise ActvtError(f"{name} is the certificate nginx presents to Vector (proxy mode): removing it breaks "
-                         "nginx. Re-run the installer with another ACTVT_MTLS_CLIENT_CN first, or pass --force")
     cfg = configuration.parse(run.environ, require_install_fields=False) if rotate else None
     with run.lock():
         now = pki.now_utc()

@@ -49,7 +49,10 @@ from installer.core.facts import read_file
 from installer.core.fs import Tree, walk_files
 from installer.core.render import render_file
 
-READS = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR)
+READS = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR, paths.PROXY_DIR)
+PROXY_NAME = "actvt-proxy"  # the common name of the proxy's own identity
+PROXY_DAYS = 3650
+RENEW_DAYS = 30  # the proxy's identity is made again this long before it expires
 ACTIVE, REPLACED, REVOKED = "active", "replaced", "revoked"
 EXPIRING_DAYS = 30
 
@@ -516,6 +519,46 @@ def _superseded_note(name: str, until: str) -> str:
             "a paths.MTLS_CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
 
 
+def proxy_identity(files: Mapping[str, bytes], now: datetime.datetime) -> Tuple:
+    """Proxy mode: nginx's own identity towards Vector on 127.0.0.1. A CA of its own (it signs nothing
+    else; its certificate is the only one Vector's ``ca_file`` trusts) and one client certificate,
+    both root's and never handed out, so that every user's certificate can be revoked plainly and a
+    server that only trusts a fleet CA needs no CA key for this hop. Kept while valid for more than
+    30 days; made again otherwise (Vector restarts, nginx reloads: both read it only at start)."""
+    reason = "kept"
+    try:
+        ca_cert, ca_key = pki.check_ca(files[paths.PROXY_CA_CERT], files[paths.PROXY_CA_KEY])
+        cert = pki.load_cert(files[paths.PROXY_CERT])
+        key = pki.load_key(files[paths.PROXY_KEY])
+        if not (pki.issued_by(cert, ca_cert) and pki.key_matches(cert, key)):
+            raise pki.PKIError("the identity does not belong to its CA")
+        if min(cert.not_valid_after_utc, ca_cert.not_valid_after_utc) - now <= datetime.timedelta(days=RENEW_DAYS):
+            raise pki.PKIError("it expires within 30 days")
+        pems = (files[paths.PROXY_CA_CERT], files[paths.PROXY_CA_KEY], files[paths.PROXY_CERT], files[paths.PROXY_KEY])
+    except (KeyError, pki.PKIError):
+        reason = "made for the hop from nginx to Vector"
+        ca_key, ca_cert = pki.make_ca(PROXY_DAYS, now, key=pki.new_key("ecdsa"), subject=pki.LOOPBACK_SUBJECT)
+        key, cert = pki.issue_client(ca_cert, ca_key, PROXY_NAME, PROXY_DAYS, "ecdsa", now)
+        pems = (pki.cert_pem(ca_cert), pki.key_pem(ca_key), pki.cert_pem(cert), pki.key_pem(key))
+    return (
+        Directory(paths.PROXY_DIR, 0o755, reason="the proxy's own identity towards Vector"),
+        File(paths.PROXY_CA_CERT, pems[0], 0o644, reason=f"the only CA Vector trusts behind nginx ({reason})"),
+        File(paths.PROXY_CA_KEY, pems[1], 0o600, sensitive=True, reason="its key (root only)"),
+        File(paths.PROXY_CERT, pems[2], 0o644, reason=f"what nginx presents to Vector ({reason}; never handed out)"),
+        File(paths.PROXY_KEY, pems[3], 0o600, sensitive=True, reason="its key (root only: nginx reads it at start)"),
+    )
+
+
+def plan_proxy_identity(config, facts, decisions, ctx) -> List[Step]:
+    """The proxy's identity in proxy mode with mTLS; removed (backed up) when no longer used."""
+    if config.enable_mtls and decisions.front is not None:
+        return [Step("The proxy's own identity for the hop to Vector", proxy_identity(facts.files, ctx.moment))]
+    if any(path.startswith(paths.PROXY_DIR + "/") for path in facts.files):
+        return [Step("Removing the proxy's identity (no longer used)",
+                     (Absent(paths.PROXY_DIR, reason="only proxy mode with mTLS uses it"),))]
+    return []
+
+
 def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     if not config.enable_mtls:
         return []
@@ -532,12 +575,6 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     names = set(existing_clients(files))
     if first in names or not revoked_name(index, first):
         names.add(first)
-    elif decisions.mode == "proxy":
-        from installer.core.errors import UsageError
-
-        raise UsageError(f"ACTVT_MTLS_CLIENT_CN: {first} was revoked, and in proxy mode nginx presents this "
-                         f"client's certificate to Vector; allowed: another client name (or `actvt client issue "
-                         f"{first}` first)")
     for name in sorted(names):
         exists = paths.client_cert(name) in files
         if ca.state == "new" and exists:
@@ -582,7 +619,7 @@ def notes(config, facts, decisions, ctx) -> List[str]:
     except ActvtError:
         return []  # the planner stops the run with the reason
     first = config.mtls_client_cn
-    if paths.client_cert(first) not in facts.files and revoked_name(index, first) and decisions.mode != "proxy":
+    if paths.client_cert(first) not in facts.files and revoked_name(index, first):
         found.append(_revoked_first_note(first))
     previous = [item for item in index["certificates"] if item["name"] == first and item["status"] == ACTIVE]
     if paths.client_cert(first) in facts.files and answer(config, ctx, "ACTVT_REGEN_CLIENT_CERT") and previous \
@@ -647,7 +684,7 @@ def uninstall_purge(entries, facts, options) -> List[Step]:
 CONCERN = Concern(
     name="mtls",
     reads=lambda config: READS,
-    planners=(Planner(Phase.MTLS, plan_mtls),),
+    planners=(Planner(Phase.MTLS, plan_mtls), Planner(Phase.MTLS, plan_proxy_identity)),
     notes=notes,
     uninstall=(Uninstaller(Undo.PURGE, uninstall_purge),),
 )

@@ -103,9 +103,9 @@ def render_locations(config, indent: str = "") -> str:
                  "}",
                  ""]
         upstream = ["",
-                    "# mTLS to Vector: nginx presents the first client's certificate",
-                    f"proxy_ssl_certificate {quote(paths.client_cert(config.mtls_client_cn), 'ACTVT_MTLS_CLIENT_CN')};",
-                    f"proxy_ssl_certificate_key {quote(paths.client_key(config.mtls_client_cn), 'ACTVT_MTLS_CLIENT_CN')};"]
+                    "# mTLS to Vector: nginx presents its own identity (never a user's, never handed out)",
+                    f"proxy_ssl_certificate {quote(paths.PROXY_CERT, 'the proxy identity')};",
+                    f"proxy_ssl_certificate_key {quote(paths.PROXY_KEY, 'the proxy identity')};"]
     text = render_file("nginx-location.conf", {
         "PORT": str(int(config.vector_port)),
         "DOMAIN": _check_domain(config.domain),
@@ -455,8 +455,7 @@ def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
                      tuple(leftovers) + test_and_reload(OUR_FILES, "the configuration without Actvt"))]
     inputs: Tuple[str, ...] = (paths.fullchain(config.domain), paths.privkey(config.domain))
     if config.enable_mtls:
-        inputs += (paths.CA_CERT, paths.MTLS_CRL, paths.client_cert(config.mtls_client_cn),
-                   paths.client_key(config.mtls_client_cn))
+        inputs += (paths.CA_CERT, paths.MTLS_CRL, paths.PROXY_CERT, paths.PROXY_KEY)
     served = already_served(config, facts)
     if served:
         actions = [File(paths.NGINX_SNIPPET, render_snippet(config), 0o644,

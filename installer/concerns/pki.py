@@ -35,6 +35,11 @@ CA_SUBJECT = x509.Name([
     x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
 ])
 ORGANIZATION = "Actvt"
+#: The CA of the proxy's own identity (proxy mode: nginx -> Vector on 127.0.0.1); it signs nothing else.
+LOOPBACK_SUBJECT = x509.Name([
+    x509.NameAttribute(NameOID.COMMON_NAME, "Actvt-Loopback-CA"),
+    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Actvt"),
+])
 
 
 class PKIError(ValueError):
@@ -150,12 +155,13 @@ def _ca_extensions(public_key, ski: Optional[x509.SubjectKeyIdentifier] = None):
     ]
 
 
-def make_ca(days: int, now: Optional[datetime.datetime] = None, key=None) -> Tuple[object, x509.Certificate]:
+def make_ca(days: int, now: Optional[datetime.datetime] = None, key=None,
+            subject: x509.Name = CA_SUBJECT) -> Tuple[object, x509.Certificate]:
     """A new self-signed CA valid ``days`` days from ``now``: (private key, certificate)."""
     now = utc(now or now_utc())
     key = key or new_key("rsa", CA_RSA_BITS)
     builder = (x509.CertificateBuilder()
-               .subject_name(CA_SUBJECT).issuer_name(CA_SUBJECT)
+               .subject_name(subject).issuer_name(subject)
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days)))

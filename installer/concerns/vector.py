@@ -266,7 +266,9 @@ def render_config(config, mode: str, gpu: bool) -> str:
     """The text of ``/etc/vector/vector.toml``. Every inserted value is TOML-escaped."""
     tls_extra = ""
     if config.enable_mtls:
-        tls_extra = (f"ca_file = {toml_string(paths.CA_CERT)}\n"
+        # behind the front, Vector trusts only the proxy's own identity (the front checks the users)
+        ca_file = paths.PROXY_CA_CERT if mode == "proxy" else paths.CA_CERT
+        tls_extra = (f"ca_file = {toml_string(ca_file)}\n"
                      "verify_certificate = true")
     return render_file("vector.toml", {
         "SYSTEM_INFO_COMMAND": toml_array(("/bin/sh", "-c", SYSTEM_INFO_SCRIPT, "actvt-system-info",
@@ -309,16 +311,17 @@ def plan_vector_config(config, facts, decisions, ctx) -> List[Step]:
 # --- the service ----------------------------------------------------------------------------------
 
 
-def restart_inputs(config) -> Tuple[str, ...]:
+def restart_inputs(config, mode: str) -> Tuple[str, ...]:
     """Files whose change in a run makes Vector restart (not reload: the websocket_server sink keeps
     the certificate it loaded at start)."""
     found = (paths.VECTOR_CONFIG, paths.VECTOR_DEFAULTS, paths.SERVER_CERT, paths.SERVER_KEY)
-    return found + ((paths.CA_CERT,) if config.enable_mtls else ())
+    trusted = paths.PROXY_CA_CERT if mode == "proxy" else paths.CA_CERT
+    return found + ((trusted,) if config.enable_mtls else ())
 
 
 def plan_vector_service(config, facts, decisions, ctx) -> List[Step]:
     return [Step("Starting Vector", (
-        Service(PACKAGE, enabled=True, running=True, restart_when_changed=restart_inputs(config),
+        Service(PACKAGE, enabled=True, running=True, restart_when_changed=restart_inputs(config, decisions.mode),
                 wait_seconds=30, reason="streams the metrics",
                 ports=(int(config.vector_port),),
                 diagnose=(("vector", "validate", "--no-environment", paths.VECTOR_CONFIG),

@@ -33,6 +33,13 @@ MTLS_INDEX = "/etc/vector/certs/mtls/index.json"
 MTLS_CRL = "/etc/vector/certs/mtls/crl.pem"
 CA_PENDING = "/etc/vector/certs/mtls/.ca-pending.json"  # a new CA being written (see concerns.mtls)
 MANIFEST = "/var/lib/actvt/manifest.json"
+# Proxy mode with mTLS: nginx's own identity towards Vector on 127.0.0.1, from a CA of its own
+# (never handed out, never a user's certificate)
+PROXY_DIR = "/etc/vector/certs/proxy"
+PROXY_CA_CERT = "/etc/vector/certs/proxy/ca.crt"
+PROXY_CA_KEY = "/etc/vector/certs/proxy/ca.key"
+PROXY_CERT = "/etc/vector/certs/proxy/nginx.crt"
+PROXY_KEY = "/etc/vector/certs/proxy/nginx.key"
 
 LETSENCRYPT_LIVE = "/etc/letsencrypt/live"
 LETSENCRYPT_RENEWAL = "/etc/letsencrypt/renewal"
