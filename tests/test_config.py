@@ -25,6 +25,8 @@ CASES = {
     "ACTVT_NGINX_WEBROOT": ({"/srv/www/": "/srv/www", "/var/www/html": "/var/www/html"},
                             ["relative/path", "/var/../etc", ""]),
     "ACTVT_NON_INTERACTIVE": ({"auto": None, "YES": True, "0": False}, ["maybe", "ture"]),
+    "ACTVT_MTLS_CA_FILE": ({"/etc/actvt/fleet-ca.pem": "/etc/actvt/fleet-ca.pem"}, ["fleet-ca.pem", "/etc/$x.pem"]),
+    "ACTVT_MTLS_CRL_FILE": ({"/etc/actvt/fleet-crl.pem": "/etc/actvt/fleet-crl.pem"}, ["crl.pem", "/etc/x\ty"]),
     "ACTVT_ACME_SERVER": ({"staging": config.ACME_DIRECTORIES["staging"],
                            "Production": config.ACME_DIRECTORIES["production"],
                            "https://acme:14000/dir": "https://acme:14000/dir"},
@@ -35,6 +37,19 @@ CASES = {
     "ACTVT_VECTOR_KEY_URL": ({"http://mirror/key.asc": "http://mirror/key.asc"}, ["key.asc"]),
 }
 BOOLEANS = [v.name for v in config.VARIABLES if v.parse is config.parse_bool]
+
+
+#: what a variable is only allowed together with
+NEEDS = {"ACTVT_MTLS_CRL_FILE": {"ACTVT_MTLS_CA_FILE": "/etc/actvt/fleet-ca.pem"}}
+
+
+def test_a_trusted_ca_turns_mtls_on_and_conflicts_are_one_line_each():
+    assert config.parse({**BASE, "ACTVT_MTLS_CA_FILE": "/etc/actvt/ca.pem"}).enable_mtls is True
+    for env, start in (({"ACTVT_MTLS_CA_FILE": "/x.pem", "ACTVT_ENABLE_MTLS": "no"}, "ACTVT_MTLS_CA_FILE: "),
+                       ({"ACTVT_MTLS_CRL_FILE": "/x.pem"}, "ACTVT_MTLS_CRL_FILE: ")):
+        with pytest.raises(ConfigError) as info:
+            config.parse({**BASE, **env})
+        assert [line[:len(start)] for line in info.value.problems] == [start] and "allowed: " in info.value.problems[0]
 
 
 def test_every_variable_has_cases():
@@ -55,7 +70,7 @@ def test_defaults_match_the_bash_installer():
 
 @pytest.mark.parametrize("name,raw,expected", [(n, r, e) for n, (ok, _) in CASES.items() for r, e in ok.items()])
 def test_accepted(name, raw, expected):
-    cfg = config.parse({**BASE, name: raw})
+    cfg = config.parse({**BASE, **NEEDS.get(name, {}), name: raw})
     assert getattr(cfg, config.BY_NAME[name].field) == expected
     assert cfg.is_set(name)
 
@@ -63,7 +78,7 @@ def test_accepted(name, raw, expected):
 @pytest.mark.parametrize("name,raw", [(n, r) for n, (_, bad) in CASES.items() for r in bad if r != ""])
 def test_refused_with_one_line_naming_the_variable(name, raw):
     with pytest.raises(ConfigError) as info:
-        config.parse({**BASE, name: raw})
+        config.parse({**BASE, **NEEDS.get(name, {}), name: raw})
     assert len(info.value.problems) == 1
     line = info.value.problems[0]
     assert line.startswith(f"{name}: ") and "allowed: " in line and "\n" not in line

@@ -108,6 +108,17 @@ def check_ports(cfg, root: Root) -> None:
         raise ConfigError(conflicts)
 
 
+def check_trust(cfg, root: Root) -> None:
+    """ACTVT_MTLS_CA_FILE and ACTVT_MTLS_CRL_FILE as they are on the server: exit 2, before anything is written."""
+    if not cfg.mtls_ca_file or cfg.bake:
+        return
+    problems = mtls.trust_problems(cfg, host_facts.read_file(root, cfg.mtls_ca_file),
+                                   host_facts.read_file(root, cfg.mtls_crl_file) if cfg.mtls_crl_file else None,
+                                   datetime.datetime.now(datetime.timezone.utc))
+    if problems:
+        raise ConfigError(problems)
+
+
 def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool) -> None:
     """Stop before planning when this host cannot be installed on."""
     if root.is_host and not dry_run and not cfg.bake and not facts.systemd_running:
@@ -141,6 +152,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     log.enabled = not args.dry_run
     started_all = time.monotonic()
     check_ports(cfg, root)  # before the lock: a refused value writes nothing, not even the lock file
+    check_trust(cfg, root)
     with contextlib.nullcontext() if args.dry_run else lock.hold(root):
         facts = host_facts.gather(root, environ, reads=registry.reads(cfg), probes=registry.probes(),
                                   domain=cfg.domain)

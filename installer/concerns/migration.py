@@ -50,11 +50,16 @@ def state_defaults(files: Mapping[str, bytes], environ: Mapping[str, str]) -> Tu
         added["ACTVT_DOMAIN"] = domain
     if state.get("mode") in _MODES and unset("ACTVT_INSTALL_MODE") and unset("ACTVT_FORCE_STANDALONE"):
         added["ACTVT_INSTALL_MODE"] = state["mode"]
-    if state.get("mtls") in ("enabled", "disabled") and unset("ACTVT_ENABLE_MTLS"):
+    if state.get("mtls") in ("enabled", "disabled") and unset("ACTVT_ENABLE_MTLS") and unset("ACTVT_MTLS_CA_FILE"):
         added["ACTVT_ENABLE_MTLS"] = "yes" if state["mtls"] == "enabled" else "no"
     enabled = (added.get("ACTVT_ENABLE_MTLS") or environ.get("ACTVT_ENABLE_MTLS") or "").strip().lower()
     if state.get("mtls_client_cn") and unset("ACTVT_MTLS_CLIENT_CN") and enabled in ("yes", "y", "true", "1"):
         added["ACTVT_MTLS_CLIENT_CN"] = state["mtls_client_cn"]
+    # a server that trusts a CA kept elsewhere keeps trusting it: a plain re-run must not make a CA here
+    if state.get("mtls_ca_file") and unset("ACTVT_MTLS_CA_FILE") and enabled not in ("no", "n", "false", "0"):
+        added["ACTVT_MTLS_CA_FILE"] = state["mtls_ca_file"]
+        if state.get("mtls_crl_file") and unset("ACTVT_MTLS_CRL_FILE"):
+            added["ACTVT_MTLS_CRL_FILE"] = state["mtls_crl_file"]
     lines = [f"{name}={value} (not set; taken from {paths.DOMAIN_FILE if name == 'ACTVT_DOMAIN' else paths.STATE_FILE})"
              for name, value in added.items()]
     return added, lines

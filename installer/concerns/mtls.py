@@ -1,4 +1,4 @@
-"""mTLS on the server: the CA, the client certificates, their index and paths.MTLS_CRL, generate-client.sh.
+"""mTLS on the server: the CA, the client certificates, their index and CRL, generate-client.sh.
 
 ``plan_mtls`` is the install run's planner; ``actvt client`` (``clients.py``) builds its plans from
 the same pieces (``resolve_ca``, ``client_files``, ``index_file``, ``crl_file``), so each file is
@@ -11,7 +11,7 @@ Files (all root:root unless said):
 - ``<name>-bundle.tar.gz`` 0600, owned by the user who ran sudo (SUDO_USER) so that they can
   download it, else root;
 - ``index.json`` 0644: every certificate issued (name, serial, SHA-256 fingerprint, dates,
-  status active / replaced / revoked, revocation time), ``crl.pem`` 0644: the CA-signed paths.MTLS_CRL of the
+  status active / replaced / revoked, revocation time), ``crl.pem`` 0644: the CA-signed CRL of the
   revoked ones (for nginx's ``ssl_crl``); ``active_serials`` gives the allowlist form;
 - directories 0755; ``generate-client.sh`` 0755, a wrapper around ``actvt client issue``.
 
@@ -28,7 +28,7 @@ it, and never replaces it by itself.
 
 Revocation and replacement: ``crl.pem`` lists every certificate of this CA that is revoked
 (``client revoke``) or superseded (re-issued under the same name: ``ACTVT_REGEN_CLIENT_CERT=yes``,
-``client issue NAME --force``), so nginx refuses the old one; a serial an existing paths.MTLS_CRL lists is never
+``client issue NAME --force``), so nginx refuses the old one; a serial an existing CRL lists is never
 dropped from it. A revoked name is never issued again by a re-run (only ``client issue NAME`` or
 another ``ACTVT_MTLS_CLIENT_CN`` does that), and no client certificate outlives its CA.
 """
@@ -264,7 +264,7 @@ def issue(index: dict, name: str, ca: CA, days: int, key_type: str, now: datetim
 
 def rotate_ca(files: Mapping[str, bytes], index: dict, revoked: str, ca_days: int, now: datetime.datetime,
               owner: str) -> Tuple[CA, Tuple, List[str]]:
-    """Revocation where nothing checks a paths.MTLS_CRL (standalone mode: Vector cannot): a new CA replaces
+    """Revocation where nothing checks a CRL (standalone mode: Vector cannot): a new CA replaces
     the old one, so every certificate the old CA signed stops working, and each other client that
     has a certificate on the server is re-issued under the new CA (new key, same key type, same
     expiry). Expired certificates are not re-issued. Returns (new CA, its files and the re-issued
@@ -380,7 +380,7 @@ def entry(name: str, cert, ca: CA) -> dict:
 
 def record_issue(index: dict, name: str, cert, ca: CA) -> dict:
     """Add a newly issued certificate; earlier active ones of the same name become ``replaced`` (and
-    are listed in the paths.MTLS_CRL as superseded)."""
+    are listed in the CRL as superseded)."""
     for item in index["certificates"]:
         if item["name"] == name and item["status"] == ACTIVE:
             item["status"] = REPLACED
@@ -449,7 +449,7 @@ def index_file(index: dict) -> File:
 
 def denied(index: dict, ca: CA) -> Dict[int, Tuple[datetime.datetime, object]]:
     """Serials of this CA that must not connect: revoked ones, and the ones a newer certificate of the
-    same name superseded (serial -> (time, paths.MTLS_CRL reason))."""
+    same name superseded (serial -> (time, CRL reason))."""
     found = {}
     for item in index["certificates"]:
         if item["ca"] != ca.id:
@@ -463,10 +463,10 @@ def denied(index: dict, ca: CA) -> Dict[int, Tuple[datetime.datetime, object]]:
 
 
 def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.datetime) -> File:
-    """``crl.pem`` listing what ``denied`` gives, and every serial the existing paths.MTLS_CRL of this CA already
+    """``crl.pem`` listing what ``denied`` gives, and every serial the existing CRL of this CA already
     lists (a revocation is never undone by a rewrite, e.g. after index.json was put back from an older
-    backup). An existing paths.MTLS_CRL that lists exactly those and stays current is kept as it is; otherwise a
-    new one is signed and ``index["crl_number"]`` counts up. A paths.MTLS_CRL that cannot be read stops the run."""
+    backup). An existing CRL that lists exactly those and stays current is kept as it is; otherwise a
+    new one is signed and ``index["crl_number"]`` counts up. A CRL that cannot be read stops the run."""
     from installer.core.records import damaged
 
     wanted = denied(index, ca)
@@ -516,7 +516,7 @@ def _revoked_first_note(name: str) -> str:
 
 def _superseded_note(name: str, until: str) -> str:
     return (f"the previous certificate of {name} stays valid until {until}: in standalone mode Vector cannot check "
-            "a paths.MTLS_CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
+            "a CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
 
 
 def proxy_identity(files: Mapping[str, bytes], now: datetime.datetime) -> Tuple:
@@ -559,9 +559,101 @@ def plan_proxy_identity(config, facts, decisions, ctx) -> List[Step]:
     return []
 
 
+# --- a CA kept elsewhere (ACTVT_MTLS_CA_FILE): a server that only trusts ---------------------------
+
+
+def trust_problems(config, ca_data: Optional[bytes], crl_data: Optional[bytes], now: datetime.datetime) -> List[str]:
+    """Why the trusted CA file (and CRL file) cannot be used, one line each naming the variable."""
+    if not config.mtls_ca_file:
+        return []
+    var = "ACTVT_MTLS_CA_FILE"
+    allowed = "; allowed: a file of PEM CA certificates (no private key), not expired"
+    if ca_data is None:
+        return [f"{var}: {config.mtls_ca_file} does not exist{allowed}"]
+    labels = [label for label, _ in pki.pem_blocks(ca_data)]
+    if any("PRIVATE KEY" in label for label in labels):
+        return [f"{var}: {config.mtls_ca_file} holds a private key: a trusted CA file carries certificates only "
+                f"(the CA's key stays where clients are issued){allowed}"]
+    try:
+        certs = pki.load_certs(ca_data)
+    except pki.PKIError as exc:
+        return [f"{var}: {config.mtls_ca_file}: {exc}{allowed}"]
+    if not certs:
+        return [f"{var}: {config.mtls_ca_file} holds no PEM certificate{allowed}"]
+    problems = []
+    for cert in certs:
+        name = pki.openssl_name(cert.subject)
+        if not pki.is_ca(cert):
+            problems.append(f"{var}: {config.mtls_ca_file}: {name} is not a CA certificate{allowed}")
+        elif cert.not_valid_after_utc <= now:
+            problems.append(f"{var}: {config.mtls_ca_file}: the CA {name} expired on "
+                            f"{iso(cert.not_valid_after_utc)}{allowed}")
+    if problems or not config.mtls_crl_file:
+        return problems
+    var, allowed = "ACTVT_MTLS_CRL_FILE", "; allowed: PEM CRLs signed by the trusted CAs, not expired"
+    if crl_data is None:
+        return [f"{var}: {config.mtls_crl_file} does not exist{allowed}"]
+    try:
+        crls = pki.load_crls(crl_data)
+    except pki.PKIError as exc:
+        return [f"{var}: {config.mtls_crl_file}: {exc}{allowed}"]
+    if not crls:
+        return [f"{var}: {config.mtls_crl_file} holds no PEM CRL{allowed}"]
+    covered = set()
+    for crl in crls:
+        issuer = next((cert for cert in certs if crl.issuer == cert.subject and crl.is_signature_valid(cert.public_key())),
+                      None)
+        if issuer is None:
+            problems.append(f"{var}: {config.mtls_crl_file}: a CRL of {pki.openssl_name(crl.issuer)} is not signed by a "
+                            f"CA of {config.mtls_ca_file}{allowed}")
+            continue
+        covered.add(pki.fingerprint(issuer))
+        if crl.next_update_utc is not None and crl.next_update_utc <= now:
+            problems.append(f"{var}: {config.mtls_crl_file}: the CRL of {pki.openssl_name(crl.issuer)} expired on "
+                            f"{iso(crl.next_update_utc)}{allowed}")
+    for cert in certs:
+        if not problems and pki.fingerprint(cert) not in covered:
+            problems.append(f"{var}: {config.mtls_crl_file} has no CRL of {pki.openssl_name(cert.subject)}: nginx would "
+                            f"refuse every client of that CA{allowed}")
+    return problems
+
+
+def trust_reads(config) -> Tuple[str, ...]:
+    return tuple(path for path in (config.mtls_ca_file, config.mtls_crl_file) if path) if config is not None else ()
+
+
+def plan_trust(config, facts, decisions, ctx) -> List[Step]:
+    """The server trusts a CA kept elsewhere: ``ca.crt`` is the trusted certificates (Vector's
+    ``ca_file`` standalone, nginx's ``ssl_client_certificate``), ``crl.pem`` the fleet's CRL when one
+    is given; no CA key, no index, no client is issued here (what an earlier own CA left is removed,
+    backed up)."""
+    from installer.core.errors import ConfigError
+
+    problems = trust_problems(config, facts.files.get(config.mtls_ca_file), facts.files.get(config.mtls_crl_file),
+                              ctx.moment)
+    if problems:
+        raise ConfigError(problems)
+    trusted = b"".join(pki.cert_pem(cert) for cert in pki.load_certs(facts.files[config.mtls_ca_file]))
+    count = trusted.count(b"BEGIN CERTIFICATE")
+    actions: List = [
+        Directory(paths.MTLS_DIR, 0o755, reason="the trusted CA"),
+        File(paths.CA_CERT, trusted, 0o644, reason=f"{count} CA certificate(s) from {config.mtls_ca_file} (the CA's "
+                                                   "key is kept elsewhere)"),
+    ]
+    if config.mtls_crl_file:
+        crls = b"".join(pki.crl_pem(crl) for crl in pki.load_crls(facts.files[config.mtls_crl_file]))
+        actions.append(File(paths.MTLS_CRL, crls, 0o644, reason=f"the fleet's CRL from {config.mtls_crl_file}"))
+    actions += [Absent(path, reason="the trusted CA is kept elsewhere (backed up)")
+                for path in (paths.CA_KEY, paths.CA_PENDING, paths.GENERATE_CLIENT)
+                + (() if config.mtls_crl_file else (paths.MTLS_CRL,)) if path in facts.files]
+    return [Step("Trusting the fleet's CA (kept off this server)", tuple(actions))]
+
+
 def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
     if not config.enable_mtls:
         return []
+    if config.mtls_ca_file:
+        return plan_trust(config, facts, decisions, ctx)
     now = ctx.moment
     files = facts.files
     owner = facts.sudo_user or "root"
@@ -609,9 +701,14 @@ def plan_mtls(config, facts, decisions, ctx) -> List[Step]:
 
 def notes(config, facts, decisions, ctx) -> List[str]:
     """What the summary says about mTLS that is not an action: a revoked first client that is not
-    issued again; a replaced certificate that stays valid where nothing checks a paths.MTLS_CRL; client
+    issued again; a replaced certificate that stays valid where nothing checks a CRL; client
     certificates that would outlive their CA (cut to the CA's end)."""
     if not config.enable_mtls:
+        return []
+    if config.mtls_ca_file:
+        if config.mtls_crl_file and decisions.mode != "proxy":
+            return ["ACTVT_MTLS_CRL_FILE is not used in standalone mode: Vector reads no CRL (revoke by rotating the "
+                    "fleet CA: `actvt ca rotate --dir DIR`)"]
         return []
     found = []
     try:
@@ -683,7 +780,7 @@ def uninstall_purge(entries, facts, options) -> List[Step]:
 
 CONCERN = Concern(
     name="mtls",
-    reads=lambda config: READS,
+    reads=lambda config: READS + trust_reads(config),
     planners=(Planner(Phase.MTLS, plan_mtls), Planner(Phase.MTLS, plan_proxy_identity)),
     notes=notes,
     uninstall=(Uninstaller(Undo.PURGE, uninstall_purge),),

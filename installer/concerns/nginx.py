@@ -121,12 +121,14 @@ def mtls_server_lines(config) -> List[str]:
     """Server-level client verification (``optional``, so that /actvt/health stays open)."""
     if not config.enable_mtls:
         return []
+    # a CA kept elsewhere without a CRL file: no ssl_crl (nginx would refuse every client of a CA
+    # whose CRL it lacks)
+    crl = [f"ssl_crl {quote(paths.MTLS_CRL, 'CRL')};"] if not config.mtls_ca_file or config.mtls_crl_file else []
     return ["",
             "# mTLS: clients are asked for a certificate signed by the Actvt CA; revoked ones (CRL) fail.",
             f"ssl_client_certificate {quote(paths.CA_CERT, 'CA certificate')};",
             "ssl_verify_client optional;",
-            "ssl_verify_depth 2;",
-            f"ssl_crl {quote(paths.MTLS_CRL, 'CRL')};"]
+            "ssl_verify_depth 2;"] + crl
 
 
 def render_site(config, ipv6: bool) -> bytes:

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import gzip
 import io
+import re
 import tarfile
 from typing import List, Mapping, Optional, Tuple
 
@@ -96,6 +97,35 @@ def load_cert(data: bytes, what: str = "certificate") -> x509.Certificate:
         return x509.load_pem_x509_certificate(data)
     except ValueError:
         raise PKIError(f"cannot read {what}: it is not a PEM certificate") from None
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.S)
+
+
+def pem_blocks(data: bytes) -> List[Tuple[str, bytes]]:
+    """The PEM blocks of ``data``: (label, the whole block), in order (text around them is ignored)."""
+    return [(match.group(1).decode(), match.group(0) + b"\n") for match in _PEM_BLOCK.finditer(data)]
+
+
+def load_certs(data: bytes, what: str = "file") -> List[x509.Certificate]:
+    """Every certificate of a PEM bundle; PKIError when one cannot be read."""
+    certs = []
+    for label, block in pem_blocks(data):
+        if label in ("CERTIFICATE", "TRUSTED CERTIFICATE"):
+            certs.append(load_cert(block, what))
+    return certs
+
+
+def load_crls(data: bytes) -> List[x509.CertificateRevocationList]:
+    """Every CRL of a PEM bundle (a CRL file may hold one per CA)."""
+    return [load_crl(block) for label, block in pem_blocks(data) if label == "X509 CRL"]
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return cert.issuer == cert.subject and cert.version == x509.Version.v1
 
 
 def _spki(public_key) -> bytes:

@@ -35,7 +35,11 @@ def state_text(config, facts, decisions, ctx) -> str:
         f"webserver={decisions.webserver if decisions.webserver != 'unknown' else 'none'}",
         f"mtls={'enabled' if config.enable_mtls else 'disabled'}",
     ]
-    if config.enable_mtls:
+    if config.enable_mtls and config.mtls_ca_file:  # trusted, kept elsewhere: clients are not issued here
+        lines.append(f"mtls_ca_file={config.mtls_ca_file}")
+        if config.mtls_crl_file:
+            lines.append(f"mtls_crl_file={config.mtls_crl_file}")
+    elif config.enable_mtls:
         lines.append(f"mtls_client_cn={config.mtls_client_cn}")
     return "\n".join(lines) + "\n"
 

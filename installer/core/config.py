@@ -235,6 +235,15 @@ VARIABLES: Tuple[Variable, ...] = (
     Variable("ACTVT_REGEN_CLIENT_CERT", parse_bool, "no",
              "Re-issue the first client's certificate even when it exists.", BOOL,
              prompt="The client certificate exists. Issue a new one?"),
+    Variable("ACTVT_MTLS_CA_FILE", parse_abs_path, None,
+             "Trust this CA instead of making one (a fleet CA kept off the servers, see `actvt ca`): a file on the "
+             "server with one or more PEM CA certificates (two during a rollover). The server then holds no CA key "
+             "and issues no clients. Turns mTLS on.",
+             "an absolute path to a file of PEM CA certificates (no private key), not expired"),
+    Variable("ACTVT_MTLS_CRL_FILE", parse_abs_path, None,
+             "With ACTVT_MTLS_CA_FILE in proxy mode: the fleet's CRL (one per trusted CA), installed for nginx's "
+             "ssl_crl. Standalone Vector reads no CRL (revoke there by rotating the CA).",
+             "an absolute path to a file of PEM CRLs signed by the trusted CAs, not expired"),
     Variable("ACTVT_NON_INTERACTIVE", parse_auto_bool, "auto",
              "Never prompt (auto: prompt only when a terminal can be opened).", "auto, or " + BOOL),
     Variable("ACTVT_ACME_SERVER", parse_acme_server, "production",
@@ -315,6 +324,8 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
         problems = contradictions(values, explicit)
     if problems:
         raise ConfigError(problems)
+    if values.get("mtls_ca_file") and "ACTVT_ENABLE_MTLS" not in explicit:
+        values["enable_mtls"] = True  # a trusted CA means client certificates
     return Config(explicit=frozenset(explicit), **values)
 
 
@@ -323,6 +334,12 @@ def contradictions(values: Mapping[str, Any], explicit) -> list:
     found = []
     if values.get("install_mode") == "proxy" and values.get("vector_port") == 443:
         found.append(port_taken_by_nginx())
+    if values.get("mtls_ca_file") and "ACTVT_ENABLE_MTLS" in explicit and not values.get("enable_mtls"):
+        found.append("ACTVT_MTLS_CA_FILE: a trusted CA needs client certificates, but ACTVT_ENABLE_MTLS=no; "
+                     "allowed: ACTVT_ENABLE_MTLS=yes (or unset), or no ACTVT_MTLS_CA_FILE")
+    if values.get("mtls_crl_file") and not values.get("mtls_ca_file"):
+        found.append("ACTVT_MTLS_CRL_FILE: is for a CA kept elsewhere (the server's own CA keeps its own CRL); "
+                     "allowed: together with ACTVT_MTLS_CA_FILE")
     return found
 
 
@@ -349,7 +366,8 @@ def help_text() -> str:
     """The variable list for ``--help``."""
     lines = ["environment variables (all optional unless marked required):"]
     for var in VARIABLES:
-        default = "required" if var.required_for_install else f"default: {var.default}"
+        default = "required" if var.required_for_install else (
+            f"default: {var.default}" if var.default is not None else "not set by default")
         lines.append(f"  {var.name}  ({default})")
         lines.append(f"      {var.help}")
         lines.append(f"      allowed: {var.allowed}")
@@ -360,7 +378,8 @@ def markdown_table() -> str:
     """The README's variable table."""
     rows = ["| variable | default | allowed | meaning | since |", "|---|---|---|---|---|"]
     for var in VARIABLES:
-        default = "**required**" if var.required_for_install else f"`{var.default}`"
+        default = "**required**" if var.required_for_install else (f"`{var.default}`" if var.default is not None
+                                                                   else "not set")
         rows.append(f"| `{var.name}` | {default} | {var.allowed} | {var.help} | {var.since} |")
     return "\n".join(rows)
 

@@ -154,11 +154,8 @@ class Tree:
             raise UnsafePath(f"refusing to write into {shown or '/'}: it is {why}, so another user could replace "
                              "what the installer puts there; fix its owner and mode (e.g. root, 0755) and run again")
 
-    @staticmethod
-    def _split(path: str) -> Tuple[List[str], str]:
-        if not path.startswith("/"):
-            raise ValueError(f"server paths are absolute: {path!r}")
-        parts = [part for part in path.split("/") if part]
+    def _split(self, path: str) -> Tuple[List[str], str]:
+        parts = self.root.relative(path)
         if not parts:
             return [], ""
         return parts[:-1], parts[-1]

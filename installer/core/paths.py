@@ -5,6 +5,7 @@ a path on this machine, so ``--root DIR`` is a single parameter.
 """
 
 import os
+from typing import List
 
 STATE_DIR = "/var/lib/actvt"
 BACKUP_DIR = "/var/lib/actvt/backups"
@@ -93,13 +94,38 @@ class Root:
         """True when acting on this machine itself (commands and services can run)."""
         return self.root == "/"
 
-    def host(self, path: str) -> str:
-        """The path on this machine for the server path ``path``."""
+    def relative(self, path: str) -> List[str]:
+        """The names of the server path ``path`` below ``self.root``."""
         if not path.startswith("/"):
             raise ValueError(f"server paths are absolute: {path!r}")
+        return [part for part in path.split("/") if part]
+
+    def host(self, path: str) -> str:
+        """The path on this machine for the server path ``path``."""
         if self.is_host:
+            self.relative(path)
             return path
-        return os.path.join(self.root, path.lstrip("/"))
+        return os.path.join(self.root, *self.relative(path))
 
     def __repr__(self) -> str:
-        return f"Root({self.root!r})"
+        return f"{type(self).__name__}({self.root!r})"
+
+
+class CaFolder(Root):
+    """A CA kept off the servers (``actvt ca … --dir``, ``actvt client … --ca-dir``), on any machine:
+    the folder holds what a server keeps in /etc/vector/certs/mtls (ca.crt, ca.key, clients/, the
+    bundles, index.json, crl.pem), its backups in ``.backups/`` and its lock in ``.lock/``. The same
+    code issues, lists and revokes there as on a server; a path of a server's that has no place in
+    the folder is an error, not a write somewhere else."""
+
+    PLACES = ((BACKUP_DIR, (".backups",)), (LOCK_DIR, (".lock",)), (MTLS_DIR, ()), (STATE_DIR, ()))
+
+    @property
+    def is_host(self) -> bool:
+        return False
+
+    def relative(self, path: str) -> List[str]:
+        for prefix, place in self.PLACES:
+            if path == prefix or path.startswith(prefix + "/"):
+                return list(place) + [part for part in path[len(prefix):].split("/") if part]
+        raise ValueError(f"{path} has no place in a CA folder")

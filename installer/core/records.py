@@ -59,6 +59,8 @@ def read_state(data: Optional[bytes]) -> Dict[str, str]:
         if allowed and value.strip() not in allowed:
             raise damaged(paths.STATE_FILE, f"line {number}: {key.strip()} is not one of {', '.join(allowed)}",
                           _STATE_HINT)
+        if key.strip() in ("mtls_ca_file", "mtls_crl_file") and not value.strip().startswith("/"):
+            raise damaged(paths.STATE_FILE, f"line {number}: {key.strip()} is not an absolute path", _STATE_HINT)
         if key.strip() == "mtls_client_cn" and value.strip():
             try:
                 parse_client_name(value.strip())
