@@ -20,7 +20,7 @@ from installer.core.errors import EXIT_FAIL, EXIT_USAGE, ActvtError, Refused, St
 from installer.core.paths import Root
 from installer.ui.console import Console, Log, use_colour
 
-COMMANDS = ("install", "status", "client", "uninstall")
+COMMANDS = ("install", "status", "client", "ca", "uninstall")
 
 
 # --- arguments ------------------------------------------------------------------------------------
@@ -58,12 +58,13 @@ def make_parser() -> argparse.ArgumentParser:
         ("install", "install or update (default): Vector, TLS certificate, mTLS, nginx, firewall, service"),
         ("status", "show what is installed and whether a re-run would change anything"),
         ("client", "manage mTLS client certificates (issue, list, show, revoke)"),
+        ("ca", "a CA kept off the servers, for a fleet (init, rotate, finish, show)"),
         ("uninstall", "remove what the installer wrote"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         _common(sub, suppress=True)
-        if name == "client":
-            sub.add_argument("client_args", nargs=argparse.REMAINDER, help="client sub-command and its arguments")
+        if name in ("client", "ca"):
+            sub.add_argument("client_args", nargs=argparse.REMAINDER, help=f"{name} sub-command and its arguments")
         if name == "uninstall":
             sub.add_argument("--purge", action="store_true",
                              help="also remove the mTLS CA, client certificates and the Let's Encrypt certificate")
@@ -86,6 +87,10 @@ def _command(name: str):
         from installer.commands.client import cmd_client
 
         return cmd_client
+    if name == "ca":
+        from installer.commands.ca import cmd_ca
+
+        return cmd_ca
     if name == "status":
         from installer.commands.status import cmd_status
 

@@ -13,6 +13,7 @@ input, is refused with one line and exit status 2 before anything is read or wri
 """
 
 import argparse
+import os
 import contextlib
 import json
 import sys
@@ -44,6 +45,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     def common(sub):
         sub.add_argument("--root", metavar="DIR", default=None, help="act on the server tree under DIR")
+        sub.add_argument("--ca-dir", metavar="DIR", default=None,
+                         help="act on a CA kept off the servers (made by `actvt ca init --dir DIR`)")
         sub.add_argument("--yes", "-y", action="store_true", default=None, help="never prompt")
         sub.add_argument("--json", action="store_true", default=None, help="machine-readable output on stdout")
         sub.add_argument("--dry-run", action="store_true", default=None, help="show what would change; change nothing")
@@ -81,7 +84,13 @@ class _Run:
         self.environ = environ
         self.out = out
         self.stdout = stdout
-        self.root = sequence.root_of(ns if ns.root is not None else args)
+        self.folder = ns.ca_dir is not None
+        if self.folder:
+            if ns.root is not None:
+                raise UsageError("--ca-dir: not together with --root; allowed: one of them")
+            self.root = ca_folder(ns.ca_dir)
+        else:
+            self.root = sequence.root_of(ns if ns.root is not None else args)
         self.yes = bool(ns.yes or getattr(args, "yes", False))
         self.json = bool(ns.json or getattr(args, "json", False))
         self.dry_run = bool(ns.dry_run or getattr(args, "dry_run", False))
@@ -91,17 +100,38 @@ class _Run:
     def need_root(self) -> None:
         sequence.need_root(self.root, self.dry_run, "must run as root: use `sudo actvt client …`")
 
+    def shown(self, path: str) -> str:
+        """A path as the user finds it: the server path, or where it is in the CA folder."""
+        return self.root.host(path) if self.folder else path
+
     def lock(self):
         return contextlib.nullcontext() if self.dry_run else lock.hold(self.root)
 
     def load(self, now):
+        """(files, the CA, the index, the previous CA during a rollover of a CA folder)."""
+        external = self.state().get("mtls_ca_file")
+        if external:
+            raise ActvtError(f"this server trusts a CA kept elsewhere ({external}, ACTVT_MTLS_CA_FILE): issue and "
+                             "revoke clients where that CA is, with `actvt client issue NAME --ca-dir DIR`; its "
+                             "bundles connect here")
         files = mtls.read_files(self.root)
         ca = mtls.load_ca(files, now)
         if ca is None:
-            raise ActvtError(f"no mTLS CA in {paths.MTLS_DIR}: run the installer with ACTVT_ENABLE_MTLS=yes first")
+            raise ActvtError(f"no mTLS CA in {self.shown(paths.MTLS_DIR)}: "
+                             + ("make one with `actvt ca init --dir DIR`" if self.folder else
+                                "run the installer with ACTVT_ENABLE_MTLS=yes first"))
+        previous = mtls.previous_ca(files, ca) if self.folder else None
         index = mtls.load_index(files)
-        mtls.sync_index(index, files, ca)
-        return files, ca, index
+        mtls.sync_index(index, files, ca, also=(previous,) if previous else ())
+        return files, ca, index, previous
+
+    def material(self, index, ca, previous, files, now) -> tuple:
+        """What a change rewrites besides the clients: the CA and index and CRL (and, in a CA folder,
+        the trust file; on a proxy-mode server, the front's check and reload)."""
+        if self.folder:
+            return mtls.folder_files(index, ca, previous, files, now)
+        crl = mtls.crl_file(index, ca, files, now)  # first: it counts index["crl_number"] up
+        return mtls.ca_files(ca) + (mtls.index_file(index), crl) + front_reload(self.state())
 
     def apply(self, title: str, actions) -> List[engine.Checked]:
         outcome = sequence.execute(engine.Engine(self.root, engine.Runner()), Plan((Step(title, tuple(actions)),)),
@@ -114,7 +144,23 @@ class _Run:
         return records.read_domain(read_file(self.root, paths.DOMAIN_FILE)) or "YOUR-SERVER"
 
     def state(self) -> dict:
-        return records.read_state(read_file(self.root, paths.STATE_FILE))
+        """install.state (a CA folder has none: it is no server)."""
+        return {} if self.folder else records.read_state(read_file(self.root, paths.STATE_FILE))
+
+    def download_hint(self, name: str) -> List[str]:
+        if self.folder:
+            return ["Hand out the bundle (it connects to every server that trusts this CA):",
+                    f"  {self.root.host(paths.client_bundle(name))}"]
+        return ["Download the bundle from your Mac:",
+                f"  {mtls.download_command(self.domain(), name, self.environ.get('SUDO_USER'))}"]
+
+
+def ca_folder(path: str):
+    from installer.core.paths import CaFolder
+
+    if not os.path.isdir(path):
+        raise UsageError(f"--ca-dir: {path} is not a directory; allowed: a CA folder made by `actvt ca init --dir DIR`")
+    return CaFolder(path)
 
 
 def front_reload(state: dict) -> tuple:
@@ -155,7 +201,7 @@ def cmd_issue(run: _Run, ns) -> int:
     out = run.out
     with run.lock():
         now = pki.now_utc()
-        files, ca, index = run.load(now)
+        files, ca, index, former = run.load(now)
         previous = mtls.active(index, name, ca)
         exists = any(path in files for path in (paths.client_cert(name), paths.client_key(name), paths.client_bundle(name))) \
             or bool(previous)
@@ -180,24 +226,25 @@ def cmd_issue(run: _Run, ns) -> int:
                                   f"client {name}" + (" (replaces the previous one)" if exists else ""), key=key)
         out.plain("→ Creating distribution bundle...")
         new = index["certificates"][-1]
-        crl = mtls.crl_file(index, ca, files, now)
-        run.apply(f"Issuing client certificate {name}",
-                  mtls.ca_files(ca) + client + (mtls.index_file(index), crl) + front_reload(run.state()))
+        run.apply(f"Issuing client certificate {name}", client + run.material(index, ca, former, files, now))
     if run.dry_run:
         return 0
     out.plain("✓ Client certificate generated successfully")
-    out.plain(f"✓ Certificate: {paths.client_cert(name)}")
-    out.plain(f"✓ Private key: {paths.client_key(name)}")
-    out.plain(f"✓ Bundle: {paths.client_bundle(name)}")
+    out.plain(f"✓ Certificate: {run.shown(paths.client_cert(name))}")
+    out.plain(f"✓ Private key: {run.shown(paths.client_key(name))}")
+    out.plain(f"✓ Bundle: {run.shown(paths.client_bundle(name))}")
     for line in cert_details(cert):
         out.plain(f"  {line}")
     if previous:
         if crl_enforced(run.state()):
             out.plain(f"✓ The previous certificate of {name} is in {paths.MTLS_CRL} (superseded): nginx refuses it")
+        elif run.folder:
+            out.plain(f"✓ The previous certificate of {name} is in {run.shown(paths.MTLS_CRL)} (superseded): servers "
+                      "behind nginx refuse it once they have this CRL; standalone servers until a CA rotation")
         else:
             out.plain(f"⚠ {mtls._superseded_note(name, previous[-1]['not_after'])}")
-    out.plain("Download the bundle from your Mac:")
-    out.plain(f"  {mtls.download_command(run.domain(), name, run.environ.get('SUDO_USER'))}")
+    for line in run.download_hint(name):
+        out.plain(line)
     if run.json:
         run.stdout.write(json.dumps(new, indent=2) + "\n")
     return 0
@@ -221,13 +268,14 @@ def cmd_revoke(run: _Run, ns) -> int:
     run.need_root()
     out = run.out
     state = run.state()
-    rotate = not crl_enforced(state)
+    rotate = not crl_enforced(state) and not run.folder  # a CA folder publishes CRLs; its rotation is `actvt ca`
     cfg = configuration.parse(run.environ, require_install_fields=False) if rotate else None
     with run.lock():
         now = pki.now_utc()
-        files, ca, index = run.load(now)
+        files, ca, index, former = run.load(now)
+        signers = {ca.id} | ({former.id} if former else set())
         targets = [item for item in index["certificates"]
-                   if item["name"] == name and item["ca"] == ca.id and item["status"] != mtls.REVOKED]
+                   if item["name"] == name and item["ca"] in signers and item["status"] != mtls.REVOKED]
         if not targets:
             raise ActvtError(f"no valid certificate named {name} to revoke (see `actvt client list`)")
         others = [other for other in mtls.existing_clients(files) if other != name] if rotate else []
@@ -245,13 +293,12 @@ def cmd_revoke(run: _Run, ns) -> int:
             if not answer:
                 out.plain("Aborted: nothing was changed.")
                 return 1
-        revoked = mtls.record_revocation(index, name, ca, now)
+        revoked = mtls.record_revocation(index, name, ca, now, also=(former,) if former else ())
         reissued: List[str] = []
         rotation = ()
         if rotate:
             owner = run.environ.get("SUDO_USER") or "root"
             ca, rotation, reissued = mtls.rotate_ca(files, index, name, cfg.mtls_ca_days, now, owner)
-        crl = mtls.crl_file(index, ca, files, now)
         restart = ()
         if rotate and state.get("mtls") == "enabled":
             restart = (Service("vector", restart_when_changed=(paths.CA_CERT,), wait_seconds=30,
@@ -260,14 +307,19 @@ def cmd_revoke(run: _Run, ns) -> int:
             Absent(paths.client_key(name), reason="revoked"),
             Absent(paths.client_cert(name), reason="revoked"),
             Absent(paths.client_bundle(name), reason="revoked"),
-            mtls.index_file(index), crl,
-        ) + front_reload(state) + restart)
+        ) + run.material(index, ca, former, files, now) + restart)
     if run.dry_run:
         return 0
     for item in revoked:
         out.plain(f"✓ Revoked {name}: serial {item['serial']} (revoked at {item['revoked_at']})")
     out.plain("✓ Removed its key, certificate and bundle")
-    if not rotate:
+    if run.folder:
+        crl = run.shown(paths.MTLS_CRL)
+        out.plain(f"✓ {crl} lists it. Behind nginx: copy {crl} to the servers (ACTVT_MTLS_CRL_FILE) and re-run the "
+                  "installer there (e.g. the Ansible playbook)")
+        out.plain("  Standalone servers cannot read a CRL: rotate the CA (`actvt ca rotate --dir DIR`), hand out the "
+                  "re-issued bundles, push trust.pem, then `actvt ca finish` and push trust.pem again")
+    elif not rotate:
         out.plain(f"✓ {paths.MTLS_CRL} lists "
                   f"{sum(1 for item in index['certificates'] if item['status'] == mtls.REVOKED and item['ca'] == ca.id)}"
                   " revoked certificate(s); nginx refuses them")
@@ -302,7 +354,8 @@ def _read_only(run: _Run):
         run.out.warn(str(exc))
         ca = None
     if ca is not None:
-        mtls.sync_index(index, files, ca)
+        previous = mtls.previous_ca(files, ca) if run.folder else None
+        mtls.sync_index(index, files, ca, also=(previous,) if previous else ())
     return files, ca, index, now
 
 

@@ -49,11 +49,13 @@ from installer.core.facts import read_file
 from installer.core.fs import Tree, walk_files
 from installer.core.render import render_file
 
-READS = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR, paths.PROXY_DIR)
+CA_FOLDERS = (paths.MTLS_DIR, paths.MTLS_CLIENTS_DIR, paths.PREVIOUS_DIR)  # a server's, or a CA folder's
+READS = CA_FOLDERS + (paths.PROXY_DIR,)
 PROXY_NAME = "actvt-proxy"  # the common name of the proxy's own identity
 PROXY_DAYS = 3650
 RENEW_DAYS = 30  # the proxy's identity is made again this long before it expires
 ACTIVE, REPLACED, REVOKED = "active", "replaced", "revoked"
+ROTATED = "rotated"  # re-issued under a new CA by a rotation: valid until the rollover is finished
 EXPIRING_DAYS = 30
 
 
@@ -84,7 +86,7 @@ def read_files(root) -> Dict[str, bytes]:
     of the host facts: ``actvt client`` needs only these."""
     tree = Tree(root)
     files: Dict[str, bytes] = {}
-    for folder in READS:
+    for folder in CA_FOLDERS:
         for path in walk_files(tree, folder):
             content = read_file(root, path)
             if content is not None:
@@ -207,7 +209,7 @@ def resolve_ca(files: Mapping[str, bytes], reuse: bool, days: int, now: datetime
     return existing or new_ca(days, now, "first mTLS setup")
 
 
-def ca_files(ca: CA) -> Tuple:
+def ca_files(ca: CA, folder_mode: int = 0o755) -> Tuple:
     """The CA's folders and files. A new CA is written key first, between a record of what is being
     written and its removal, so that a run killed half-way can be told apart from a damaged CA."""
     reason = {"new": ca.note, "adopted": ca.note}.get(ca.state, "the mTLS CA")
@@ -219,7 +221,7 @@ def ca_files(ca: CA) -> Tuple:
     if ca.state == "new":
         pair = (File(paths.CA_PENDING, pending_record(ca), 0o600, reason="a new CA is being written"),) + pair
     return (
-        Directory(paths.MTLS_DIR, 0o755, reason="mTLS CA and client bundles"),
+        Directory(paths.MTLS_DIR, folder_mode, reason="mTLS CA and client bundles"),
         Directory(paths.MTLS_CLIENTS_DIR, 0o755, reason="client certificates"),
     ) + pair + (Absent(paths.CA_PENDING, reason="the CA is complete"),)
 
@@ -253,12 +255,12 @@ def client_files(name: str, cert_pem: bytes, key_pem: Optional[bytes], files: Ma
 
 
 def issue(index: dict, name: str, ca: CA, days: int, key_type: str, now: datetime.datetime,
-          files: Mapping[str, bytes], owner: str, reason: str, key=None):
+          files: Mapping[str, bytes], owner: str, reason: str, key=None, supersede: str = REPLACED):
     """The one place a client certificate is issued (install run, ``actvt client issue``, CA
     rotation): a new key (or ``key``), signed by ``ca``, recorded in ``index``. Returns
     (certificate, its files: certificate, key and bundle)."""
     key, cert = pki.issue_client(ca.cert, ca.key, name, days, key_type, now, key=key)
-    record_issue(index, name, cert, ca)
+    record_issue(index, name, cert, ca, supersede)
     return cert, client_files(name, pki.cert_pem(cert), pki.key_pem(key), files, owner, reason)
 
 
@@ -350,8 +352,8 @@ def _entry_problem(item) -> Optional[str]:
             parse_time(item["replaced_at"])
     except (ValueError, TypeError):
         return "serial or a date cannot be read"
-    if item["status"] not in (ACTIVE, REPLACED, REVOKED):
-        return f"status is not {ACTIVE}, {REPLACED} or {REVOKED}"
+    if item["status"] not in (ACTIVE, REPLACED, REVOKED, ROTATED):
+        return f"status is not {ACTIVE}, {REPLACED}, {ROTATED} or {REVOKED}"
     if item["status"] == REVOKED:
         try:
             parse_time(item["revoked_at"])
@@ -378,35 +380,39 @@ def entry(name: str, cert, ca: CA) -> dict:
     }
 
 
-def record_issue(index: dict, name: str, cert, ca: CA) -> dict:
+def record_issue(index: dict, name: str, cert, ca: CA, supersede: str = REPLACED) -> dict:
     """Add a newly issued certificate; earlier active ones of the same name become ``replaced`` (and
-    are listed in the CRL as superseded)."""
+    are listed in the CRL as superseded), or, re-issued by a CA rotation, ``rotated`` (valid until the
+    rollover is finished)."""
     for item in index["certificates"]:
         if item["name"] == name and item["status"] == ACTIVE:
-            item["status"] = REPLACED
+            item["status"] = supersede
             item["replaced_at"] = iso(cert.not_valid_before_utc)
     new = entry(name, cert, ca)
     index["certificates"].append(new)
     return new
 
 
-def record_revocation(index: dict, name: str, ca: CA, now: datetime.datetime) -> List[dict]:
-    """Revoke every certificate of ``name`` this CA signed and that is not revoked yet (the current
-    one and the ones it replaced, which their holders may still have)."""
+def record_revocation(index: dict, name: str, ca: CA, now: datetime.datetime, also: Sequence[CA] = ()) -> List[dict]:
+    """Revoke every certificate of ``name`` this CA (or, in a rollover, the previous one: ``also``)
+    signed and that is not revoked yet (the current one and the ones it replaced, which their holders
+    may still have)."""
     revoked = []
+    cas = {ca.id} | {other.id for other in also}
     for item in index["certificates"]:
-        if item["name"] == name and item["ca"] == ca.id and item["status"] != REVOKED:
+        if item["name"] == name and item["ca"] in cas and item["status"] != REVOKED:
             item["status"], item["revoked_at"] = REVOKED, iso(now)
             revoked.append(item)
     return revoked
 
 
-def sync_index(index: dict, files: Mapping[str, bytes], ca: CA) -> None:
-    """Bring the index up to date with the host: certificates from another CA are no longer
-    active; a client certificate this CA signed that the index does not know (made by the old
-    script, by hand, or before the index existed) is added."""
+def sync_index(index: dict, files: Mapping[str, bytes], ca: CA, also: Sequence[CA] = ()) -> None:
+    """Bring the index up to date with the host: certificates from another CA (than this one and, in
+    a rollover, ``also``) are no longer active; a client certificate this CA signed that the index
+    does not know (made by the old script, by hand, or before the index existed) is added."""
+    current = {ca.id} | {other.id for other in also}
     for item in index["certificates"]:
-        if item["status"] == ACTIVE and item["ca"] != ca.id:
+        if item["status"] in (ACTIVE, ROTATED) and item["ca"] not in current:
             item["status"] = REPLACED
     known = {item["fingerprint_sha256"] for item in index["certificates"]}
     for name in existing_clients(files):
@@ -430,11 +436,14 @@ def active_serials(index: dict, ca_id: str) -> List[str]:
 
 
 def display_status(item: dict, now: datetime.datetime) -> str:
-    """valid, expires within 30 days, expired, revoked (or replaced)."""
+    """valid, expires within 30 days, expired, revoked (or replaced; rotated: valid until the rollover
+    of its CA is finished)."""
     if item["status"] == REVOKED:
         return "revoked"
     if item["status"] == REPLACED:
         return "replaced"
+    if item["status"] == ROTATED:
+        return "valid until the rollover ends"
     not_after = parse_time(item["not_after"])
     if not_after <= now:
         return "expired"
@@ -462,30 +471,136 @@ def denied(index: dict, ca: CA) -> Dict[int, Tuple[datetime.datetime, object]]:
     return found
 
 
-def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.datetime) -> File:
-    """``crl.pem`` listing what ``denied`` gives, and every serial the existing CRL of this CA already
-    lists (a revocation is never undone by a rewrite, e.g. after index.json was put back from an older
-    backup). An existing CRL that lists exactly those and stays current is kept as it is; otherwise a
-    new one is signed and ``index["crl_number"]`` counts up. A CRL that cannot be read stops the run."""
+def crl_file(index: dict, ca: CA, files: Mapping[str, bytes], now: datetime.datetime, others: Sequence[CA] = ()) -> File:
+    """``crl.pem``: for this CA (and, in a CA folder during a rollover, the previous one) a CRL listing
+    what ``denied`` gives and every serial the existing CRL of that CA already lists (a revocation is
+    never undone by a rewrite, e.g. after index.json was put back from an older backup). An existing
+    CRL that lists exactly those and stays current is kept as it is; otherwise a new one is signed and
+    ``index["crl_number"]`` counts up. A CRL that cannot be read stops the run."""
     from installer.core.records import damaged
 
-    wanted = denied(index, ca)
     existing = files.get(paths.MTLS_CRL)
-    info = None
-    if existing is not None:
-        try:
-            info = pki.read_crl(existing, ca.cert)  # None: another CA's (the CA was replaced)
-        except pki.PKIError as exc:
-            raise damaged(paths.MTLS_CRL, str(exc), " (or move it away: it is then rebuilt from index.json's revocations)") \
-                from None
-    if info is not None:
-        wanted = {**info.entries, **wanted}
-    if info is not None and info.serials == frozenset(wanted) and info.next_update > now + datetime.timedelta(days=1):
-        index["crl_number"] = max(index["crl_number"], info.number)
+    blocks = [block for label, block in pki.pem_blocks(existing) if label == "X509 CRL"] if existing else []
+    if existing is not None and not blocks:
+        raise damaged(paths.MTLS_CRL, "it is not a PEM CRL",
+                      " (or move it away: it is then rebuilt from index.json's revocations)")
+    out, kept = [], []
+    for authority in (ca,) + tuple(others):
+        wanted = denied(index, authority)
+        info, block = None, None
+        for candidate in blocks:
+            try:
+                found = pki.read_crl(candidate, authority.cert)  # None: another CA's (the CA was replaced)
+            except pki.PKIError as exc:
+                raise damaged(paths.MTLS_CRL, str(exc),
+                              " (or move it away: it is then rebuilt from index.json's revocations)") from None
+            if found is not None:
+                info, block = found, candidate
+                break
+        if info is not None:
+            wanted = {**info.entries, **wanted}
+        if info is not None and info.serials == frozenset(wanted) and info.next_update > now + datetime.timedelta(days=1):
+            index["crl_number"] = max(index["crl_number"], info.number)
+            out.append(block)
+            kept.append(True)
+            continue
+        index["crl_number"] = max(index["crl_number"], info.number if info else 0) + 1
+        out.append(pki.crl_pem(pki.make_crl(authority.cert, authority.key, wanted, index["crl_number"], now)))
+        kept.append(False)
+    if all(kept) and b"".join(out) == b"".join(blocks) and existing is not None:
         return File(paths.MTLS_CRL, existing, 0o644, reason="revoked and superseded client certificates")
-    index["crl_number"] = max(index["crl_number"], info.number if info else 0) + 1
-    crl = pki.make_crl(ca.cert, ca.key, wanted, index["crl_number"], now)
-    return File(paths.MTLS_CRL, pki.crl_pem(crl), 0o644, reason="revoked and superseded client certificates (signed by the CA)")
+    return File(paths.MTLS_CRL, b"".join(out), 0o644,
+                reason="revoked and superseded client certificates (signed by the CA)")
+
+
+# --- a CA kept off the servers: a CA folder (actvt ca, actvt client --ca-dir) ------------------------
+
+#: A CA folder is private: its key and every client's key are in it.
+FOLDER_MODE = 0o700
+
+
+def previous_ca(files: Mapping[str, bytes], current: CA) -> Optional[CA]:
+    """The CA a rotation replaced, trusted until ``actvt ca finish`` (None outside a rollover)."""
+    cert_data, key_data = files.get(paths.PREVIOUS_CA_CERT), files.get(paths.PREVIOUS_CA_KEY)
+    if cert_data is None and key_data is None:
+        return None
+    try:
+        cert, key = pki.check_ca(cert_data or b"", key_data or b"")
+    except pki.PKIError as exc:
+        raise MTLSError(f"the previous CA in {paths.PREVIOUS_DIR}: {exc}; finish the rollover again with "
+                        "`actvt ca finish` after putting it back from .backups/; nothing was changed") from None
+    previous = CA(cert, key, cert_data, key_data, "kept")
+    return None if previous.id == current.id else previous  # a rotation stopped before the new CA was written
+
+
+def trust_bytes(ca: CA, previous: Optional[CA]) -> bytes:
+    """What servers trust (their ACTVT_MTLS_CA_FILE): the CA, and the previous one during a rollover."""
+    return pki.cert_pem(ca.cert) + (pki.cert_pem(previous.cert) if previous else b"")
+
+
+def folder_files(index: dict, ca: CA, previous: Optional[CA], files: Mapping[str, bytes],
+                 now: datetime.datetime) -> Tuple:
+    """What a change in a CA folder rewrites besides clients: the CA, the index, the CRLs (one per
+    trusted CA), the trust file."""
+    count = 2 if previous else 1
+    crl = crl_file(index, ca, files, now, others=(previous,) if previous else ())  # first: it counts the index up
+    return ca_files(ca, FOLDER_MODE) + (
+        index_file(index),
+        crl,
+        File(paths.FLEET_TRUST, trust_bytes(ca, previous), 0o644,
+             reason=f"what servers trust (ACTVT_MTLS_CA_FILE): {count} CA certificate(s)"),
+    )
+
+
+def rotate_folder(files: Mapping[str, bytes], index: dict, days: int, now: datetime.datetime,
+                  owner: str) -> Tuple[CA, CA, Tuple, List[str]]:
+    """Start a rollover: a new CA signs from now on, the current one becomes the previous one (still
+    trusted, its CRL still published), and every live client (an active certificate of the current
+    CA that has not expired; never a revoked one) is re-issued under the new CA with the same key type
+    and end. Returns (new CA, previous CA, actions, re-issued names)."""
+    current = load_ca(files, now)
+    if current is None:
+        raise MTLSError(f"no CA in this folder: make one with `actvt ca init --dir DIR`")
+    if previous_ca(files, current) is not None:
+        raise MTLSError("a rollover is in progress: hand out the re-issued bundles, push trust.pem, then finish it "
+                        "with `actvt ca finish --dir DIR` before the next rotation; nothing was changed")
+    ca = new_ca(days, now, "a new CA: the rotation started (the previous one is trusted until it finishes)")
+    actions: List = [
+        Directory(paths.PREVIOUS_DIR, FOLDER_MODE, reason="the CA being replaced, trusted until the rollover ends"),
+        File(paths.PREVIOUS_CA_CERT, current.cert_pem, 0o644, reason="the previous CA"),
+        File(paths.PREVIOUS_CA_KEY, current.key_pem, 0o600, sensitive=True, reason="its key: it still signs its CRL"),
+    ]
+    reissued = []
+    for name in sorted({item["name"] for item in active_entries(index, current, now)}):
+        old = pki.load_cert(files[paths.client_cert(name)]) if paths.client_cert(name) in files else None
+        entry = [item for item in active_entries(index, current, now) if item["name"] == name][-1]
+        left = (parse_time(entry["not_after"]) - now).total_seconds()
+        key_type = pki.key_type_of(old.public_key()) if old else ("ecdsa" if entry.get("key", "").startswith("ECDSA")
+                                                                   else "rsa")
+        _, made = issue(index, name, ca, max(1, int(-(-left // 86400))), key_type, now, files, owner,
+                        f"client {name}: re-issued under the new CA (hand its bundle out again)", supersede=ROTATED)
+        actions.extend(made)
+        reissued.append(name)
+    previous = CA(current.cert, current.key, current.cert_pem, current.key_pem, "kept")
+    return ca, previous, tuple(actions), reissued
+
+
+def active_entries(index: dict, ca: CA, now: datetime.datetime) -> List[dict]:
+    return [item for item in index["certificates"] if item["ca"] == ca.id and item["status"] == ACTIVE
+            and parse_time(item["not_after"]) > now]
+
+
+def finish_folder(files: Mapping[str, bytes], index: dict, now: datetime.datetime) -> Tuple[CA, CA, Tuple]:
+    """End a rollover: servers trust the new CA only. Certificates of the previous CA (the ones the
+    rotation re-issued included) stop connecting once servers have the new trust file."""
+    ca = load_ca(files, now)
+    previous = previous_ca(files, ca) if ca else None
+    if previous is None:
+        raise MTLSError("no rollover in progress (start one with `actvt ca rotate --dir DIR`); nothing was changed")
+    for item in index["certificates"]:
+        if item["ca"] == previous.id and item["status"] in (ACTIVE, ROTATED):
+            item["status"] = REPLACED
+    return ca, previous, (Absent(paths.PREVIOUS_DIR, reason="the rollover is finished (backed up)"),)
 
 
 # --- generate-client.sh ---------------------------------------------------------------------------

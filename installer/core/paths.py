@@ -34,6 +34,12 @@ MTLS_INDEX = "/etc/vector/certs/mtls/index.json"
 MTLS_CRL = "/etc/vector/certs/mtls/crl.pem"
 CA_PENDING = "/etc/vector/certs/mtls/.ca-pending.json"  # a new CA being written (see concerns.mtls)
 MANIFEST = "/var/lib/actvt/manifest.json"
+# In a CA folder (CaFolder) only: the file servers trust (ACTVT_MTLS_CA_FILE), and the CA a rotation
+# replaced, trusted until the rollover is finished
+FLEET_TRUST = "/etc/vector/certs/mtls/trust.pem"
+PREVIOUS_DIR = "/etc/vector/certs/mtls/previous"
+PREVIOUS_CA_CERT = "/etc/vector/certs/mtls/previous/ca.crt"
+PREVIOUS_CA_KEY = "/etc/vector/certs/mtls/previous/ca.key"
 # Proxy mode with mTLS: nginx's own identity towards Vector on 127.0.0.1, from a CA of its own
 # (never handed out, never a user's certificate)
 PROXY_DIR = "/etc/vector/certs/proxy"
