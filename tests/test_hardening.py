@@ -692,3 +692,17 @@ def test_replacing_a_client_with_client_issue_says_what_happens_to_the_old_certi
         handle.write("mode=proxy\n")
     status, out = install(root, MTLS, "client", "issue", "laptop", "--force")
     assert status == 0 and f"The previous certificate of laptop is in {paths.MTLS_CRL} (superseded)" in out
+
+
+def test_a_folder_made_meanwhile_by_another_run_is_taken_as_it_is(tmp_path, monkeypatch):
+    """Two runs at once both make /run/actvt: the second finds it made between its look and its mkdir."""
+    real = os.mkdir
+
+    def racing(path, mode=0o777, *, dir_fd=None):
+        real(path, mode, dir_fd=dir_fd)  # the other run was first
+        raise FileExistsError(17, "File exists", path)
+
+    monkeypatch.setattr(os, "mkdir", racing)
+    fsafe.Tree(Root(str(tmp_path))).make_dir(paths.LOCK_DIR, 0o755)
+    monkeypatch.undo()
+    assert stat.S_IMODE(os.stat(tmp_path / "run/actvt").st_mode) == 0o755

@@ -104,7 +104,11 @@ class Tree:
                     if create is None:
                         raise
                     self._check_writable(fd, "/" + "/".join(names))
-                    os.mkdir(name, 0o700, dir_fd=fd)
+                    try:
+                        os.mkdir(name, 0o700, dir_fd=fd)
+                    except FileExistsError:  # made by another process meanwhile (two runs at once): look again
+                        todo.insert(0, name)
+                        continue
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                     os.fchmod(child, last_mode if last_mode is not None and not todo else create)
                     stack.append(child)
