@@ -47,6 +47,8 @@ def summary_json(items: List[Checked], *, dry_run: bool, root, log, mode=None, w
                 "status": status_word(item, dry_run),
                 "why": item.why,
                 "seconds": round(item.seconds, 3),
+                # what the file would become (or became): a unified diff, or why it is not shown (a secret)
+                "diff": item.diff if item.status == CHANGE and item.diff else None,
             }
             for item in items
         ],

@@ -67,7 +67,7 @@ IMAGES = os.environ.get("ACTVT_E2E_IMAGES", "actvt-test")
 
 
 def image_name(kind, suite="bookworm"):
-    if kind in ("acme", "mirror", "client"):
+    if kind in ("acme", "mirror", "client", "controller"):
         return "%s/%s:latest" % (IMAGES, kind)
     return "%s/%s:%s" % (IMAGES, kind, suite)
 

@@ -147,12 +147,13 @@ for suite in $SUITES; do
     build server "$IMAGES/server:$suite" "$suite"
 done
 for suite in $VARIANT_SUITES; do
-    for v in server-nginx-other server-nginx-domain server-apache server-ufw; do
+    for v in server-nginx-other server-nginx-domain server-apache server-ufw server-ssh; do
         build "$v" "$IMAGES/$v:$suite" "$suite"
     done
 done
 build acme "$IMAGES/acme:latest" bookworm
 build mirror "$IMAGES/mirror:latest" bookworm
 build client "$IMAGES/client:latest" bookworm
+build controller "$IMAGES/controller:latest" bookworm
 
 say "done"

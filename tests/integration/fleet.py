@@ -1,0 +1,114 @@
+"""A fleet on the harness: an Ansible controller (Debian's ansible-core, a container on the internal
+network) and servers reached over SSH, each answering to its own domain; the repository's role and
+playbooks (contrib/ansible) run as users run them. Used by test_fleet_e2e.py and bench/fleet.py.
+"""
+import hashlib
+import io
+import json
+import os
+import shlex
+import tarfile
+
+import harness as H
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONTRIB = os.path.join(REPO, "contrib", "ansible")
+WORK = "/root/ansible"
+CA_DIR = "/root/fleet-ca"
+PYZ = "/root/install.pyz"
+
+
+def _tar(folder):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(folder, arcname=".")
+    return buf.getvalue()
+
+
+class Fleet:
+    """``servers``: name -> (domain, mode). ``start()`` makes the controller and the servers."""
+
+    def __init__(self, harness, servers, pyz_path, suite="bookworm"):
+        self.harness, self.servers, self.pyz_path, self.suite = harness, dict(servers), str(pyz_path), suite
+        self.hosts = {}
+        self.controller = None
+
+    def start(self):
+        h = self.harness
+        self.controller = h._start("controller", H.image_name("controller"), aliases=["controller"])
+        c = self.controller
+        c.sh("ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519")
+        public = c.read_file("/root/.ssh/id_ed25519.pub")
+        for name, (domain, _mode) in self.servers.items():
+            host = h.server("server-ssh", self.suite, domain=domain)
+            host.put_file("/root/.ssh/authorized_keys", public, mode=0o600)
+            host.trust_acme_ca()
+            host.sh("systemctl start ssh")
+            self.hosts[name] = host
+        c.exec(["mkdir", "-p", WORK])
+        c.container.put_archive(WORK, _tar(CONTRIB))
+        with open(self.pyz_path, "rb") as handle:
+            data = handle.read()
+        c.put_file(PYZ, data, mode=0o644)
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.write_inventory()
+        return self
+
+    def write_inventory(self, extra=None):
+        """A YAML inventory: the harness's mirror and Pebble through actvt_environment."""
+        hosts = {}
+        for name, (domain, mode) in self.servers.items():
+            values = {"ansible_host": domain, "actvt_domain": domain, "actvt_mode": mode}
+            if mode == "proxy":
+                values["actvt_fleet_crl_file"] = CA_DIR + "/crl.pem"
+            hosts[name] = values
+        variables = {
+            "ansible_user": "root", "ansible_become": False, "ansible_python_interpreter": "/usr/bin/python3",
+            "actvt_email": H.EMAIL, "actvt_installer_src": PYZ, "actvt_installer_sha256": self.sha256,
+            "actvt_fleet_ca_file": CA_DIR + "/trust.pem", "actvt_ca_dir": CA_DIR,
+            "actvt_environment": {"ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
+                                  "ACTVT_VECTOR_KEY_URL": H.VECTOR_KEY_URL},
+        }
+        variables.update(extra or {})
+        # localhost (the controller) holds the CA folder: rotate-ca.yml runs `actvt ca` there
+        inventory = {"all": {"vars": variables, "hosts": {"localhost": {"ansible_connection": "local"}},
+                             "children": {"actvt_servers": {"hosts": hosts}}}}
+        self.controller.put_file(WORK + "/inventory.json", json.dumps(inventory).encode())
+
+    def actvt(self, *args):
+        """install.pyz on the controller (the CA holder): returns Result."""
+        return self.controller.exec(["python3", "-I", PYZ] + list(args), timeout=300)
+
+    def playbook(self, playbook="fleet.yml", *args, forks=3):
+        """ansible-playbook with the JSON callback: (Result, {host: stats}, parsed output)."""
+        env = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_STDOUT_CALLBACK": "json",
+               "ANSIBLE_ROLES_PATH": WORK + "/roles", "ANSIBLE_FORKS": str(forks), "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null"}
+        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", WORK + "/" + playbook] + list(args)
+        r = self.controller.exec(argv, env=env, workdir=WORK, timeout=1200)
+        try:
+            output = json.loads(r.out)
+        except ValueError:
+            raise AssertionError("ansible-playbook printed no JSON:\n%s" % r)
+        return r, output["stats"], output
+
+    def bundle(self, name):
+        return self.controller.read_file("%s/%s-bundle.tar.gz" % (CA_DIR, name))
+
+    def url(self, name):
+        domain, mode = self.servers[name]
+        return "wss://%s/actvt" % domain if mode == "proxy" else "wss://%s:4096" % domain
+
+
+def module_results(output, task="Actvt (actvt-installer)"):
+    """{host: result} of the actvt_install task in a JSON-callback output."""
+    found = {}
+    for play in output["plays"]:
+        for task_entry in play["tasks"]:
+            if task_entry["task"]["name"] == task:
+                found.update(task_entry["hosts"])
+    return found
+
+
+def shell(argv):
+    return " ".join(shlex.quote(a) for a in argv)

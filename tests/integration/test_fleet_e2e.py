@@ -1,0 +1,119 @@
+"""Many servers, one CA, with real ansible-playbook (issue 12, item 6).
+
+An Ansible controller (a container with Debian's ansible-core, standing in for an admin machine) holds
+the fleet's CA folder (`actvt ca init`) and runs the repository's role over SSH against three systemd
+servers, two standalone and one behind nginx, each with its own domain and Let's Encrypt certificate
+(Pebble). What users observe: the play recap's `changed`, Vector's MainPID, every byte of the servers in
+check mode, and which bundle connects to which server.
+"""
+import pytest
+
+import harness as H
+from fleet import CA_DIR, Fleet, module_results
+from test_wiring_e2e import App
+
+pytestmark = pytest.mark.e2e
+
+SERVERS = {"srv-a": ("a.fleet.example.com", "standalone"), "srv-b": ("b.fleet.example.com", "standalone"),
+           "srv-c": ("c.fleet.example.com", "proxy")}
+OURS = ("/etc/vector", "/etc/default/vector", "/var/lib/actvt", "/usr/local", "/etc/nginx", "/etc/letsencrypt",
+        "/etc/actvt", "/var/cache/actvt")
+
+
+@pytest.fixture(scope="module")
+def fleet(harness, pyz):
+    f = Fleet(harness, SERVERS, pyz).start()
+    assert f.actvt("ca", "init", "--dir", CA_DIR).rc == 0
+    for name in ("laptop", "phone"):
+        r = f.actvt("client", "issue", name, "--ca-dir", CA_DIR)
+        assert r.rc == 0, r
+    yield f
+    for host in f.hosts.values():
+        harness.remove(host)
+    harness.remove(f.controller)
+
+
+class Holder:
+    """A user's Mac holding bundles from the CA folder (the client container)."""
+
+    def __init__(self, harness, fleet, tag):
+        self.app, self.fleet = App(harness, tag), fleet
+
+    def take(self, name, as_name):
+        dest = "%s/%s" % (self.app.dir, as_name)
+        self.app.host.put_file(dest + "/bundle.tar.gz", self.fleet.bundle(name), mode=0o600)
+        self.app.host.sh("cd %s && tar -xzf bundle.tar.gz" % dest)
+        return ("%s/clients/%s.crt" % (dest, name), "%s/clients/%s.key" % (dest, name))
+
+    def connects_everywhere(self, cert):
+        for name in SERVERS:
+            self.app.metrics(self.fleet.url(name), cert)
+
+    def refused_everywhere(self, cert):
+        for name in SERVERS:
+            self.app.refused(self.fleet.url(name), cert)
+
+
+def pids(fleet):
+    return {name: host.unit("vector.service")["MainPID"] for name, host in fleet.hosts.items()}
+
+
+def ours(snapshot):
+    return {p: v for p, v in snapshot.items() if p.startswith(OURS) and not p.startswith("/var/lib/actvt/backups")}
+
+
+def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
+    # first run: every server changes
+    r, stats, _ = fleet.playbook()
+    assert r.rc == 0, r
+    assert all(stats[name]["changed"] > 0 and stats[name]["failures"] == 0 for name in SERVERS), stats
+    for host in fleet.hosts.values():
+        assert not host.exists("/etc/vector/certs/mtls/ca.key"), "a trust-only server holds no CA key"
+    before = pids(fleet)
+    # second run: changed=0 everywhere, Vector not restarted
+    r, stats, _ = fleet.playbook()
+    assert r.rc == 0 and all(stats[name]["changed"] == 0 for name in SERVERS), stats
+    assert pids(fleet) == before
+    # check mode with a change in sight: reported with its diff, and not one byte changed
+    snapshots = {name: ours(host.snapshot()) for name, host in fleet.hosts.items()}
+    fleet.write_inventory({"actvt_environment": {
+        "ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
+        "ACTVT_VECTOR_KEY_URL": H.VECTOR_KEY_URL, "ACTVT_VECTOR_PORT": "4097"}})
+    r, stats, output = fleet.playbook("fleet.yml", "--check", "--diff")
+    assert r.rc == 0, r
+    results = module_results(output)
+    assert all(results[name]["changed"] for name in SERVERS), results
+    diffs = [d["prepared"] for d in results["srv-a"]["diff"]]
+    assert any("-address = \"0.0.0.0:4096\"" in d and "+address = \"0.0.0.0:4097\"" in d for d in diffs), diffs
+    assert {name: ours(host.snapshot()) for name, host in fleet.hosts.items()} == snapshots
+    assert pids(fleet) == before
+    fleet.write_inventory()
+    r, stats, _ = fleet.playbook("fleet.yml", "--check")
+    assert r.rc == 0 and all(stats[name]["changed"] == 0 for name in SERVERS), stats
+
+    # one bundle from the CA folder connects to every server; another CA's to none
+    holder = Holder(harness, fleet, "fleet")
+    laptop, phone = holder.take("laptop", "laptop"), holder.take("phone", "phone-1")
+    holder.connects_everywhere(laptop)
+    holder.refused_everywhere(holder.app.other_ca_cert())
+
+    # revoke the laptop: the CRL pushed to the proxy server denies it there at once
+    r = fleet.actvt("client", "revoke", "laptop", "--ca-dir", CA_DIR, "--yes")
+    assert r.rc == 0, r
+    r, stats, _ = fleet.playbook()
+    assert r.rc == 0 and stats["srv-c"]["changed"] > 0, stats
+    holder.app.refused(fleet.url("srv-c"), laptop)
+    holder.connects_everywhere(phone)
+
+    # standalone servers read no CRL: a rollover. Mid-way both CAs are trusted: old and new bundles connect
+    r, stats, output = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=start")
+    assert r.rc == 0, r
+    phone_new = holder.take("phone", "phone-2")
+    holder.connects_everywhere(phone)
+    holder.connects_everywhere(phone_new)
+    # finished: the old CA is dropped; the revoked laptop is denied everywhere, the re-issued phone connects
+    r, stats, _ = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=finish")
+    assert r.rc == 0, r
+    holder.refused_everywhere(laptop)
+    holder.refused_everywhere(phone)
+    holder.connects_everywhere(phone_new)
