@@ -32,7 +32,7 @@ def state_text(config, facts, decisions, ctx) -> str:
         f"version={ctx.version}",
         f"installed_at={previous.get('installed_at') or ctx.now}",
         f"mode={decisions.mode}",
-        f"webserver={decisions.webserver if decisions.webserver != 'unknown' else 'none'}",
+        f"webserver={webserver(decisions)}",
         f"mtls={'enabled' if config.enable_mtls else 'disabled'}",
     ]
     if config.enable_mtls and config.mtls_ca_file:  # trusted, kept elsewhere: clients are not issued here
@@ -42,6 +42,14 @@ def state_text(config, facts, decisions, ctx) -> str:
     elif config.enable_mtls:
         lines.append(f"mtls_client_cn={config.mtls_client_cn}")
     return "\n".join(lines) + "\n"
+
+
+def webserver(decisions) -> str:
+    """What serves 80/443: in proxy mode the front (also on the first run, when the installer installs
+    it and nothing listened yet: a re-run must record the same), else what listened."""
+    if decisions.front is not None:
+        return decisions.front.name
+    return decisions.webserver if decisions.webserver != "unknown" else "none"
 
 
 def plan_state(config, facts, decisions, ctx) -> List[Step]:

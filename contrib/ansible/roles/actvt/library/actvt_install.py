@@ -20,6 +20,9 @@ options:
     description: ACTVT_* variables (and e.g. REQUESTS_CA_BUNDLE, HTTPS_PROXY) for the installer.
     type: dict
     default: {}
+  email:
+    description: ACTVT_EMAIL, kept out of Ansible's output and logs (the installer masks it too).
+    type: str
   python:
     description: The Python that runs the installer.
     type: str
@@ -36,8 +39,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             installer=dict(type="path", required=True),
-            # the e-mail is never logged in full: the whole environment is kept out of Ansible's logs
-            environment=dict(type="dict", default={}, no_log=True),
+            environment=dict(type="dict", default={}),
+            email=dict(type="str", no_log=True),  # never logged in full
             python=dict(type="str", default="python3"),
         ),
         supports_check_mode=True,
@@ -51,6 +54,8 @@ def main():
     if module.check_mode:
         argv.append("--dry-run")
     environ = {key: str(value) for key, value in module.params["environment"].items()}
+    if module.params["email"]:
+        environ["ACTVT_EMAIL"] = module.params["email"]
     rc, out, err = module.run_command(argv, environ_update=environ)
     try:
         summary = json.loads(out)
