@@ -213,6 +213,47 @@ def test_readme_cloud_config_failure_is_reported_by_cloud_init(harness, cloud_im
     assert not host.exists("/var/lib/actvt/install.state") and not host.is_active("vector")
 
 
+def with_trust_file(cloud_config, trust_pem):
+    """The README's fleet #cloud-config with its placeholder certificate replaced by a real trust file."""
+    found = re.search(r"^( +)-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n", cloud_config, re.M | re.S)
+    assert found, cloud_config
+    indented = "".join(found.group(1) + line + "\n" for line in trust_pem.decode().splitlines())
+    return cloud_config[:found.start()] + indented + cloud_config[found.end():]
+
+
+def test_readme_fleet_cloud_config_by_cloud_init(harness, cloud_image, booted, tmp_path):
+    """The README's fleet #cloud-config: user data writes the fleet's trust file, the first boot joins
+    the fleet (no CA made on the server), and a bundle of the CA folder connects."""
+    import io
+
+    from installer.commands.cli import main
+
+    folder = tmp_path / "fleet-ca"
+    assert main(["ca", "init", "--dir", str(folder)], {}, stdout=io.StringIO()) == 0
+    assert main(["client", "issue", "fleet-laptop", "--ca-dir", str(folder)], {}, stdout=io.StringIO()) == 0
+    domain = "ci-fleet.example.com"
+    user_data = with_harness_env_file(with_trust_file(adapt(readme_example("cloud-config-fleet"), domain),
+                                                      (folder / "trust.pem").read_bytes()))
+    host = boot_with_seed(harness, cloud_image, user_data, "ci-fleet", domain)
+    booted.append(host)
+    r, seconds = wait_cloud_init(host)
+    print("fleet #cloud-config: boot to cloud-init done in %.1f s" % seconds)
+    assert_cloud_init_succeeded(host, r)
+    assert host.read_file("/etc/vector/certs/mtls/ca.crt") == (folder / "ca.crt").read_bytes()
+    assert not host.exists("/etc/vector/certs/mtls/ca.key"), "a fleet server holds no CA key"
+    assert "mtls_ca_file=/etc/actvt/fleet-ca.pem" in host.read_text("/var/lib/actvt/install.state")
+    client = harness.client_host
+    client.put_file("/tmp/issuer.pem", harness.pebble_issuer_pem())
+    for ext in ("crt", "key"):
+        client.put_file("/tmp/fleet-laptop." + ext, (folder / "clients" / ("fleet-laptop." + ext)).read_bytes(),
+                        mode=0o600)
+    url = "wss://%s:4096" % domain
+    r = client.exec(["wsclient", url, "--ca", "/tmp/issuer.pem", "--cert", "/tmp/fleet-laptop.crt",
+                     "--key", "/tmp/fleet-laptop.key", "--count", "2"], timeout=60)
+    assert r.rc == 0, r
+    assert client_without_cert(harness, url).rc == 1
+
+
 def test_readme_baked_cloud_config_by_cloud_init(harness, baked_cloud_image, booted):
     """The README's #cloud-config for a baked image: cloud-init writes the env file, the first-boot
     unit (enabled in the image) finishes the install on the same boot, and runcmd's
