@@ -89,6 +89,9 @@ def test_ca_init_makes_a_private_folder_with_the_trust_file(fleet, capsys):
     capsys.readouterr()
     status, _ = actvt("ca", "init", "--dir", str(fleet))
     assert status == 2 and "exists and is not an empty folder" in capsys.readouterr().err  # never over a CA
+    status, _ = actvt("ca", "init", "--dir", str(fleet.parent / "missing" / "ca"))
+    assert status == 2 and "missing does not exist" in capsys.readouterr().err
+    assert not (fleet.parent / "missing").exists()
 
 
 def test_a_trust_only_server_holds_no_ca_key_and_issues_no_client(tmp_path, fleet):

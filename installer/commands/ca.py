@@ -81,6 +81,8 @@ def cmd_init(ns, environ, out, stdout) -> int:
     folder = os.path.abspath(ns.dir)
     if os.path.lexists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
         raise UsageError(f"--dir: {folder} exists and is not an empty folder; allowed: a new folder (or an empty one)")
+    if not os.path.isdir(os.path.dirname(folder)):
+        raise UsageError(f"--dir: {os.path.dirname(folder)} does not exist; allowed: a new folder in an existing one")
     if not os.path.isdir(folder):
         if ns.dry_run:
             out.plain(f"  would: make {folder} (0700) and a new CA in it")

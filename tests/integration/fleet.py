@@ -56,17 +56,20 @@ class Fleet:
         return self
 
     def write_inventory(self, extra=None):
-        """A YAML inventory: the harness's mirror and Pebble through actvt_environment."""
+        """A YAML inventory: the harness's mirror and Pebble through actvt_environment. Controller paths are
+        written with ~ as in contrib/ansible/inventory.example.ini (the controller runs as root)."""
+        def home(path):
+            return "~" + path[len("/root"):]
         hosts = {}
         for name, (domain, mode) in self.servers.items():
             values = {"ansible_host": domain, "actvt_domain": domain, "actvt_mode": mode}
             if mode == "proxy":
-                values["actvt_fleet_crl_file"] = CA_DIR + "/crl.pem"
+                values["actvt_fleet_crl_file"] = home(CA_DIR + "/crl.pem")
             hosts[name] = values
         variables = {
             "ansible_user": "root", "ansible_become": False, "ansible_python_interpreter": "/usr/bin/python3",
-            "actvt_email": H.EMAIL, "actvt_installer_src": PYZ, "actvt_installer_sha256": self.sha256,
-            "actvt_fleet_ca_file": CA_DIR + "/trust.pem", "actvt_ca_dir": CA_DIR,
+            "actvt_email": H.EMAIL, "actvt_installer_src": home(PYZ), "actvt_installer_sha256": self.sha256,
+            "actvt_fleet_ca_file": home(CA_DIR + "/trust.pem"), "actvt_ca_dir": home(CA_DIR),
             "actvt_environment": {"ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
                                   "ACTVT_VECTOR_KEY_URL": H.VECTOR_KEY_URL},
         }
