@@ -30,7 +30,7 @@ USER_OK = {"vector_user": ProbeResult(0, "vector:x:999:999::/var/lib/vector:/usr
 USER_MISSING = {"vector_user": ProbeResult(2, "")}
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", "vector_standin", "vector")
 
-#: The metrics contract (spec section 4): metric_type -> fields besides metric_type, host, timestamp.
+#: The metrics contract (docs/metrics-contract.md): metric_type -> fields besides metric_type, host, timestamp.
 CONTRACT = {
     "memory_used": ("value",), "memory_total": ("value",),
     "cpu_idle": ("value", "cpu"), "cpu_total": ("value", "cpu"),
@@ -225,6 +225,10 @@ def test_rendered_config_parses_and_has_the_contract(mode, mtls, gpu):
     assert set(metrics["collectors"]) == {"cpu", "memory", "disk", "filesystem", "network", "host", "load"}
     assert cfg["sources"]["system_info"]["scheduled"]["exec_interval_secs"] == 15
     assert ("gpu_metrics" in cfg["sources"]) == gpu
+    if gpu:  # a scheduled nvidia-smi slower than its interval would be killed: one streaming process
+        source = cfg["sources"]["gpu_metrics"]
+        assert source["mode"] == "streaming" and "scheduled" not in source and "--loop=1" in source["command"]
+        assert source["streaming"] == {"respawn_on_exit": True, "respawn_interval_secs": 5}
     # every input names a component, and the sink sends every formatting transform
     names = set(cfg["sources"]) | set(cfg["transforms"])
     for comp in list(cfg["transforms"].values()) + [sink]:
@@ -326,8 +330,8 @@ def test_service_restarts_on_its_inputs_and_waits_for_the_port():
     service, = step.actions
     assert isinstance(service, Service) and service.name == "vector" and service.wait_seconds == 30
     assert service.ports == (9000,)
-    assert service.restart_when_changed == (paths.VECTOR_CONFIG, paths.VECTOR_DEFAULTS, paths.SERVER_CERT,
-                                            paths.SERVER_KEY, paths.CA_CERT)
+    assert service.restart_when_changed == (paths.VECTOR_CONFIG, paths.VECTOR_DEFAULTS, paths.VECTOR_LIMITS,
+                                            paths.SERVER_CERT, paths.SERVER_KEY, paths.CA_CERT)
     assert ("vector", "validate", "--no-environment", "/etc/vector/vector.toml") in service.diagnose
     step, = vector.plan_vector_service(make_config(), make_facts(), STANDALONE, CTX)
     assert paths.CA_CERT not in step.actions[0].restart_when_changed

@@ -26,7 +26,7 @@ from installer.core.actions import Absent, Command, Step
 from installer.core.concern import Concern, Phase, Planner
 from installer.core.facts import read_file
 
-OVERRIDE_DIR = "/etc/systemd/system/vector.service.d"
+OVERRIDE_DIR = paths.VECTOR_DROPIN_DIR
 OVERRIDE = f"{OVERRIDE_DIR}/override.conf"
 
 

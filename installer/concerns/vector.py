@@ -314,7 +314,7 @@ def plan_vector_config(config, facts, decisions, ctx) -> List[Step]:
 def restart_inputs(config, mode: str) -> Tuple[str, ...]:
     """Files whose change in a run makes Vector restart (not reload: the websocket_server sink keeps
     the certificate it loaded at start)."""
-    found = (paths.VECTOR_CONFIG, paths.VECTOR_DEFAULTS, paths.SERVER_CERT, paths.SERVER_KEY)
+    found = (paths.VECTOR_CONFIG, paths.VECTOR_DEFAULTS, paths.VECTOR_LIMITS, paths.SERVER_CERT, paths.SERVER_KEY)
     trusted = paths.PROXY_CA_CERT if mode == "proxy" else paths.CA_CERT
     return found + ((trusted,) if config.enable_mtls else ())
 

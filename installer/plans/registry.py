@@ -11,8 +11,8 @@ does. Planners are pure; so is everything here.
 
 from typing import List, Optional, Tuple
 
-from installer.concerns import (certbot, firewall, lifecycle, migration, mtls, nginx, packages, selfcopy, state,
-                                vector)
+from installer.concerns import (certbot, firewall, guard, lifecycle, migration, mtls, nginx, packages, selfcopy,
+                                state, vector)
 from installer.core.actions import Plan, Step
 from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, UninstallOptions
 from installer.core.config import BY_NAME, port_taken_by_nginx, warnings
@@ -21,7 +21,7 @@ from installer.core.errors import ActvtError
 from installer.core.facts import Facts
 
 CONCERNS: Tuple[Concern, ...] = (
-    packages.CONCERN, vector.CONCERN, nginx.CONCERN, certbot.CONCERN, mtls.CONCERN, firewall.CONCERN,
+    packages.CONCERN, vector.CONCERN, guard.CONCERN, nginx.CONCERN, certbot.CONCERN, mtls.CONCERN, firewall.CONCERN,
     migration.CONCERN, lifecycle.CONCERN, selfcopy.CONCERN, state.CONCERN,
 )
 

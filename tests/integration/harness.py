@@ -27,6 +27,7 @@ try:
 except ImportError:  # the e2e tests then skip (or fail under CI=true); the stand-in's tests still run
     docker = None
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 LABEL = "actvt-test.session"
 LABEL_PID = "actvt-test.pid"
 # apt-cacher-ng's cache, kept between runs (label actvt-test.cache)
@@ -292,10 +293,13 @@ class Host:
         self.put_file("/usr/local/share/ca-certificates/actvt-test-pebble.crt", self.harness.acme_ca_pem())
         self.sh("update-ca-certificates >/dev/null")
 
-    def install_nvidia_smi_double(self, path="/usr/local/bin/nvidia-smi"):
-        """Put the nvidia-smi TEST DOUBLE (one fake GPU, docker/nvidia-smi) on the server's PATH."""
-        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "docker", "nvidia-smi"), "rb") as fh:
+    def install_nvidia_smi_double(self, path="/usr/local/bin/nvidia-smi", delay=None):
+        """Put the nvidia-smi TEST DOUBLE (one fake GPU, docker/nvidia-smi) on the server's PATH; each query
+        takes DELAY seconds (as a busy driver's)."""
+        with open(os.path.join(HERE, "docker", "nvidia-smi"), "rb") as fh:
             self.put_file(path, fh.read(), mode=0o755)
+        if delay is not None:
+            self.put_file("/etc/nvidia-smi-double/delay", b"%s\n" % str(delay).encode(), mode=0o644)
 
     def diagnostics(self, units=("vector", "nginx", "apache2", "actvt-firstboot", "certbot")):
         parts = ["==== %s: /var/log/actvt-install.log (last 200 lines)" % self.name,
@@ -344,6 +348,10 @@ class Harness:
             self.outbound.connect(self.mirror.container)
         self.acme = self._start("acme", image_name("acme"), aliases=["acme"])
         self.client_host = self._start("client", image_name("client"), aliases=["client"])
+        # the checkout's own tools, so that a change to them needs no image rebuild
+        for tool in ("wsclient.py",):
+            with open(os.path.join(HERE, "docker", tool), "rb") as handle:
+                self.client_host.put_file("/usr/local/bin/" + tool.rsplit(".", 1)[0], handle.read(), mode=0o755)
         if pyz_path:
             self.publish_pyz(pyz_path)
         self._wait_http(self.mirror, "http://127.0.0.1/vector-apt/dists/stable/InRelease")

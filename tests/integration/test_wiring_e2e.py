@@ -29,25 +29,6 @@ LIVE = "/etc/letsencrypt/live/%s" % H.DOMAIN
 NO_CERT_400 = "No required SSL certificate was sent"  # nginx's page for `return 496`
 BAD_CERT_400 = "The SSL certificate error"  # nginx 495: revoked, or signed by another CA
 
-# An nvidia-smi test double: one GPU, values in the order --query-gpu asks for them (with the
-# leading spaces and [N/A] fields of the real tool).
-NVIDIA_SMI = r"""#!/usr/bin/python3
-import sys
-VALUES = {"name": "NVIDIA Test Double GPU", "utilization.gpu": "37", "memory.used": "1024",
-          "memory.total": "8192", "temperature.gpu": "55", "clocks.gr": "1500", "clocks.mem": "5000",
-          "power.draw": "[N/A]", "power.limit": "200.00", "utilization.encoder": "0",
-          "utilization.decoder": "0", "fan.speed": "30", "pstate": "P2"}
-args = sys.argv[1:]
-if args[:1] == ["-L"]:
-    print("GPU 0: NVIDIA Test Double GPU (UUID: GPU-00000000-0000-0000-0000-000000000000)")
-    sys.exit(0)
-query = [a.split("=", 1)[1] for a in args if a.startswith("--query-gpu=")]
-if not query:
-    print("nvidia-smi test double")
-    sys.exit(0)
-print(", ".join(VALUES.get(f.strip(), "[N/A]") for f in query[0].split(",")))
-"""
-
 OTHER_CA_SETUP = """
 set -e
 mkdir -p /tmp/other-ca && cd /tmp/other-ca
@@ -327,8 +308,9 @@ def test_standalone_tls_gpu_and_mtls_switch(harness, new_server):
     messages = app.metrics(STANDALONE_URL, count=5)
     assert not any(m["metric_type"].startswith("gpu_") for m in messages)
 
-    # GPU present: an nvidia-smi test double on PATH -> GPU sources, validate passes, GPU messages flow
-    server.put_file("/usr/local/bin/nvidia-smi", NVIDIA_SMI.encode(), mode=0o755)
+    # GPU present: an nvidia-smi test double on PATH -> GPU sources, validate passes, GPU messages flow,
+    # even though each query takes 1.5 s (a scheduled command with a 1 s interval would be killed)
+    server.install_nvidia_smi_double(delay=1.5)
     pid = main_pid(server)
     r, summary = install(server, ENV)
     assert [a["target"] for a in changed_actions(summary) if a["type"] == "file"] == ["/etc/vector/vector.toml"], \
@@ -338,11 +320,16 @@ def test_standalone_tls_gpu_and_mtls_switch(harness, new_server):
     assert_vector_up(server)
     assert main_pid(server) != pid, "vector.toml changed but Vector was not restarted"
     wait_until(lambda: app.ws(STANDALONE_URL, count=1).rc == 0, what="Vector back")
-    r = app.ws(STANDALONE_URL, count=400)  # a whole cycle of host metrics comes first
+    # three samples of the seven GPU messages: one nvidia-smi keeps sampling (2.5 s a sample here)
+    r = app.host.exec(["wsclient", STANDALONE_URL, "--ca", app.dir + "/root.pem", "--match", "gpu_",
+                       "--count", "21", "--within", "40"], timeout=70)
     assert r.rc == 0, r
-    gpu = [m for m in map(json.loads, r.out.splitlines()) if m["metric_type"].startswith("gpu_")]
-    assert {m["metric_type"] for m in gpu} >= {"gpu_utilization", "gpu_memory", "gpu_power"}, r.out[-2000:]
-    assert all(m["gpu_name"] == "NVIDIA Test Double GPU" for m in gpu)
+    gpu = [json.loads(line) for line in r.out.splitlines()]
+    assert {m["metric_type"] for m in gpu} == {"gpu_utilization", "gpu_memory", "gpu_temperature", "gpu_clocks",
+                                               "gpu_power", "gpu_encoder_decoder", "gpu_fan_pstate"}, r.out
+    assert all(m["gpu_name"] == "NVIDIA TEST DOUBLE GPU" for m in gpu)
+    assert {m["value"] for m in gpu if m["metric_type"] == "gpu_utilization"} == {37.0}
+    assert all(m["fan_speed"] == 0.0 for m in gpu if m["metric_type"] == "gpu_fan_pstate")  # [N/A] reads 0
 
     # ACTVT_ENABLE_GPU=no removes them again
     r, summary = install(server, dict(ENV, ACTVT_ENABLE_GPU="no"))
