@@ -16,12 +16,18 @@ Which firewall, from the probes (read-only commands run before planning, on the 
   permanent configuration (no ``--reload``, which would drop runtime rules of others).
 - else **iptables**: ``iptables -S INPUT``. A port is open when an ACCEPT rule covers it, or when the
   chain accepts everything (policy ACCEPT and no DROP/REJECT rule). A missing port gets a rule
-  inserted at the top of INPUT (appended after a final DROP it would do nothing), and the rules are
-  saved to ``/etc/iptables/rules.v4`` (loaded at boot by iptables-persistent, when installed).
+  inserted at the top of INPUT (appended after a final DROP it would do nothing). When
+  ``/etc/iptables/rules.v4`` exists (iptables-persistent loads it at boot), the same rules are written
+  into its ``*filter`` table, and only those: the rest of the file, other tables included, stays as it
+  is (``iptables-save`` would also save the run-time rules of other programs, e.g. Docker's).
 - no firewall tool: nothing to do.
 
 Every rule the installer adds is recorded, one per line, in ``/var/lib/actvt/firewall.added``
 (earlier lines are kept), so that uninstall removes exactly those (``removal_commands``).
+
+The ports are opened before certbot runs (``Phase.FIREWALL``): a running firewalld or a default-deny
+iptables chain would otherwise refuse Let's Encrypt's challenge on port 80. Each added rule carries
+its undo, so a run that fails later (certbot, say) takes its rules away again with its files.
 """
 
 import re
@@ -29,12 +35,11 @@ import shlex
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from installer.core import paths
-from installer.core.actions import Absent, Command, Directory, File, Step
+from installer.core.actions import Absent, Command, File, Step
 from installer.core.concern import Concern, Phase, Planner, Undo, Uninstaller
 from installer.core.facts import Probe
 
 RECORD = f"{paths.STATE_DIR}/firewall.added"
-IPTABLES_DIR = "/etc/iptables"
 IPTABLES_RULES = "/etc/iptables/rules.v4"
 SSH_PORT = 22
 
@@ -217,7 +222,6 @@ def removal_commands(text: str) -> List[Tuple[str, ...]]:
     commands: List[Tuple[str, ...]] = []
     if "ufw enable" in lines:
         commands.append(("ufw", "--force", "disable"))
-    iptables = False
     for line in lines:
         words = line.split()
         if words[:2] == ["ufw", "allow"] and len(words) == 3:
@@ -227,10 +231,42 @@ def removal_commands(text: str) -> List[Tuple[str, ...]]:
             commands.append(("firewall-cmd", "--permanent", f"--remove-port={words[1]}"))
         elif words[:1] == ["iptables"] and len(words) > 1:
             commands.append(("iptables", "-D", "INPUT", *words[1:]))
-            iptables = True
-    if iptables:
-        commands.append(save_iptables_command().argv)
     return commands
+
+
+def saved_rule(rule: Sequence[str]) -> str:
+    """How iptables-save writes a rule added as ``-p tcp --dport N -j ACCEPT``."""
+    words = list(rule)
+    if words[:2] == ["-p", "tcp"] and "-m" not in words:
+        words[2:2] = ["-m", "tcp"]
+    return " ".join(["-A", "INPUT"] + words)
+
+
+def with_saved_rules(text: str, rules: Sequence[Sequence[str]]) -> str:
+    """rules.v4 with ``rules`` first in the INPUT chain of its ``*filter`` table, in the order the
+    run-time chain has them after each was inserted at the top (the last one first)."""
+    lines = text.splitlines()
+    added = [saved_rule(rule) for rule in reversed(rules)]
+    if "*filter" not in lines:
+        return "\n".join(lines + ["*filter"] + added + ["COMMIT"]) + "\n"
+    at = lines.index("*filter") + 1
+    while at < len(lines) and (lines[at].startswith(":") or lines[at].startswith("#")):
+        at += 1
+    return "\n".join(lines[:at] + added + lines[at:]) + "\n"
+
+
+def without_saved_rules(text: str, rules: Sequence[Sequence[str]]) -> str:
+    """rules.v4 without the lines ``with_saved_rules`` added for ``rules`` (each once)."""
+    lines = text.splitlines()
+    for rule in rules:
+        line = saved_rule(rule)
+        if line in lines:
+            lines.remove(line)
+    return "\n".join(lines) + "\n"
+
+
+def recorded_iptables_rules(text: str) -> List[Tuple[str, ...]]:
+    return [tuple(line.split()[1:]) for line in record_lines(text) if line.split()[:1] == ["iptables"]]
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -247,13 +283,6 @@ def backend(facts) -> Optional[str]:
     return None
 
 
-def save_iptables_command() -> Command:
-    script = (f"umask 022 && iptables-save > {IPTABLES_RULES}.actvt-new && "
-              f"mv -f {IPTABLES_RULES}.actvt-new {IPTABLES_RULES}")
-    return Command(("sh", "-c", script), reason="keep the rules across reboots",
-                   display=f"iptables-save > {IPTABLES_RULES}", creates=(IPTABLES_RULES,))
-
-
 def _ufw(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
     active, open_ports = facts.fact(UFW_STATUS) or (None, set())
     open_ports = set(open_ports) | (facts.fact(UFW_ADDED) or set())
@@ -267,10 +296,11 @@ def _ufw(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
             continue
         spec = f"{port}/tcp"
         why = "SSH, before ufw is enabled" if port not in ports else f"clients reach port {port}"
-        actions.append(Command(("ufw", "allow", spec), reason=why))
+        actions.append(Command(("ufw", "allow", spec), reason=why, on_rollback=(("ufw", "delete", "allow", spec),)))
         recorded.append(f"ufw allow {spec}")
     if active is False:
-        actions.append(Command(("ufw", "--force", "enable"), reason="ufw was inactive (SSH is allowed first)"))
+        actions.append(Command(("ufw", "--force", "enable"), reason="ufw was inactive (SSH is allowed first)",
+                               on_rollback=(("ufw", "--force", "disable"),)))
         recorded.append("ufw enable")
     return actions, recorded, "ufw"
 
@@ -283,9 +313,11 @@ def _firewalld(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
         if port in open_ports:
             continue
         spec = f"{port}/tcp"
-        actions.append(Command(("firewall-cmd", f"--add-port={spec}"), reason=f"clients reach port {port}"))
+        actions.append(Command(("firewall-cmd", f"--add-port={spec}"), reason=f"clients reach port {port}",
+                               on_rollback=(("firewall-cmd", f"--remove-port={spec}"),)))
         actions.append(Command(("firewall-cmd", "--permanent", f"--add-port={spec}"),
-                               reason=f"port {port} stays open after a reboot"))
+                               reason=f"port {port} stays open after a reboot",
+                               on_rollback=(("firewall-cmd", "--permanent", f"--remove-port={spec}"),)))
         recorded.append(f"firewalld {spec}")
     return actions, recorded, "firewalld"
 
@@ -296,15 +328,19 @@ def _iptables(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
     recorded: List[str] = []
     if accept_all:
         return actions, recorded, "iptables"
+    rules = []
     for port in ports:
         if port in open_ports:
             continue
         rule = ("-p", "tcp", "--dport", str(port), "-j", "ACCEPT")
-        actions.append(Command(("iptables", "-I", "INPUT", *rule), reason=f"clients reach port {port}"))
+        actions.append(Command(("iptables", "-I", "INPUT", *rule), reason=f"clients reach port {port}",
+                               on_rollback=(("iptables", "-D", "INPUT", *rule),)))
         recorded.append("iptables " + " ".join(rule))
-    if actions:
-        actions.append(Directory(IPTABLES_DIR, 0o755, reason="saved iptables rules"))
-        actions.append(save_iptables_command())
+        rules.append(rule)
+    saved = facts.files.get(IPTABLES_RULES)
+    if rules and saved is not None:
+        actions.append(File(IPTABLES_RULES, with_saved_rules(saved.decode("utf-8", errors="replace"), rules).encode(),
+                            None, shared=True, reason="the same rules at the next boot (iptables-persistent)"))
     return actions, recorded, "iptables"
 
 
@@ -333,6 +369,10 @@ def notes(config, facts, decisions, ctx) -> List[str]:
                 + ", ".join(f"{port}/tcp" for port in wanted_ports(config, decisions.mode)) + " yourself if needed"]
     if facts.probes and backend(facts) is None:
         return ["no firewall tool found (ufw, firewalld, iptables): no ports were opened"]
+    if backend(facts) == "iptables" and IPTABLES_RULES not in facts.files and _iptables(facts, wanted_ports(
+            config, decisions.mode))[0]:
+        return [f"the iptables rules added are not kept across a reboot: there is no {IPTABLES_RULES} "
+                "(install iptables-persistent, or save them your way)"]
     return []
 
 
@@ -341,15 +381,22 @@ def uninstall_rules(entries, facts, options) -> List[Step]:
     record = facts.files.get(RECORD)
     if not record:
         return []
-    commands = [Command(argv, "remove a rule the installer added", may_fail=True)
-                for argv in removal_commands(record.decode(errors="replace"))]
+    text = record.decode(errors="replace")
+    actions: List = [Command(argv, "remove a rule the installer added", may_fail=True)
+                     for argv in removal_commands(text)]
+    saved = facts.files.get(IPTABLES_RULES)
+    rules = recorded_iptables_rules(text)
+    if saved is not None and rules:
+        kept = without_saved_rules(saved.decode("utf-8", errors="replace"), rules).encode()
+        if kept != saved:
+            actions.append(File(IPTABLES_RULES, kept, None, shared=True, reason="without the rules the installer added"))
     return [Step("Removing the firewall rules the installer added",
-                 tuple(commands) + (Absent(RECORD, "the record of added rules"),))]
+                 tuple(actions) + (Absent(RECORD, "the record of added rules"),))]
 
 
 CONCERN = Concern(
     name="firewall",
-    reads=lambda config: (RECORD,),
+    reads=lambda config: (RECORD, IPTABLES_RULES),
     probes=PROBES,
     planners=(Planner(Phase.FIREWALL, plan_firewall),),
     notes=notes,

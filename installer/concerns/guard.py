@@ -71,7 +71,6 @@ def plan_guard(config, facts, decisions, ctx) -> List[Step]:
         Directory(paths.VECTOR_DROPIN_DIR, 0o755, reason="settings added to Vector's unit"),
         File(paths.VECTOR_LIMITS, LIMITS.encode(), 0o644,
              reason=f"LimitNOFILE={LIMIT_NOFILE}: a flood of idle connections cannot use up Vector's file descriptors"),
-        Directory(paths.LIB_DIR, 0o755, reason="the installer's helpers"),
         File(paths.HEALTH_SCRIPT, template("vector-health.py").encode(), 0o755,
              reason="restarts Vector when its port stops completing TLS handshakes"),
         File(paths.HEALTH_SERVICE, service.encode(), 0o644, reason=f"checks port {config.vector_port} on 127.0.0.1"),

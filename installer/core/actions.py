@@ -16,14 +16,18 @@ class File:
 
     path: str
     content: bytes
-    mode: int = 0o644
+    mode: Optional[int] = 0o644  # None: the mode the file has (0644 for a new one)
     owner: str = "root"
     group: str = "root"
     sensitive: bool = False  # a private key or similar: never diffed, never logged
     reason: str = ""
+    # a file of someone else's that a concern edits line by line (e.g. /etc/iptables/rules.v4): the
+    # manifest does not claim it; the concern's own uninstall takes its lines out again
+    shared: bool = False
 
     def describe(self) -> str:
-        return f"file {self.path} ({self.mode:04o} {self.owner}:{self.group})"
+        mode = "mode kept" if self.mode is None else f"{self.mode:04o}"
+        return f"file {self.path} ({mode} {self.owner}:{self.group})"
 
 
 @dataclasses.dataclass(frozen=True)

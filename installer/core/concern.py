@@ -21,12 +21,12 @@ class Phase(enum.IntEnum):
 
     REPAIR = 0  # an interrupted dpkg
     PACKAGES = 10  # Vector's repository and package
+    FIREWALL = 15  # before certbot: a running firewall would refuse the ACME challenge on port 80
     CHALLENGE = 20  # the front answers the ACME challenge on port 80
     CERTIFICATE = 30  # certbot, the copies for Vector, the renewal hook
     MTLS = 40  # CA, clients, index, CRL
     CONFIG = 50  # vector.toml
     FRONT = 60  # the front's site for wss://DOMAIN/actvt
-    FIREWALL = 70
     MIGRATION = 80  # what the bash installer left
     SERVICE = 90  # Vector started or restarted
     SELF = 100  # the installer kept as `actvt`

@@ -67,7 +67,7 @@ def record(previous: Mapping[str, dict], plan: Plan, created, backed_up: Mapping
     ``adopt``: paths whose replaced file was the bash installer's (recorded as adopted: uninstall
     removes them instead of putting its version back; the backup stays)."""
     entries = {path: dict(entry) for path, entry in previous.items()}
-    managed = [action for action in plan.actions if isinstance(action, _MANAGED)]
+    managed = [action for action in plan.actions if isinstance(action, _MANAGED) and not getattr(action, "shared", False)]
     planned = {action.path for action in managed}
     for path in created:  # folders made on the way to a planned file
         if path not in planned:

@@ -243,9 +243,9 @@ class Engine:
         why += self._meta_differences(st, action.mode, action.owner, action.group)
         return Checked(action, step, CHANGE if why else OK, ", ".join(why), summary if "content" in why else "")
 
-    def _meta_differences(self, st: os.stat_result, mode: int, owner: str, group: str) -> List[str]:
+    def _meta_differences(self, st: os.stat_result, mode: Optional[int], owner: str, group: str) -> List[str]:
         why = []
-        if stat.S_IMODE(st.st_mode) != mode:
+        if mode is not None and stat.S_IMODE(st.st_mode) != mode:
             why.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {mode:04o}")
         if self.manage_owner and owner_names(st) != (owner, group):
             why.append("owner {}:{} -> {}:{}".format(*owner_names(st), owner, group))
@@ -377,7 +377,11 @@ class Engine:
         action = item.action
         self._ensure_parent(action.path, journal)
         journal.save(action.path)
-        self.tree.write(action.path, action.content, action.mode, self._ids_for(action.owner, action.group))
+        mode = action.mode
+        if mode is None:  # keep the file's own mode
+            st = self.tree.lstat(action.path)
+            mode = stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISREG(st.st_mode) else 0o644
+        self.tree.write(action.path, action.content, mode, self._ids_for(action.owner, action.group))
 
     def _apply_copy(self, item: Checked, journal: "Journal") -> None:
         action = item.action

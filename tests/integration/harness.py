@@ -56,6 +56,7 @@ PER_CONTAINER = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/machin
 
 SERVER_CAPS = ["SYS_ADMIN"]
 FIREWALL_CAPS = ["NET_ADMIN", "NET_RAW"]
+FIREWALL_KINDS = ("server-ufw", "server-firewalld", "server-iptables")
 
 
 class HarnessUnavailable(Exception):
@@ -430,7 +431,7 @@ class Harness:
 
     def server(self, kind="server", suite="bookworm", domain=DOMAIN, firewall=False, wait=True):
         """A fresh systemd server (kind: server, server-nginx-other, server-nginx-domain, server-apache,
-        server-ufw) answering to "server" and, alone, to `domain` (None: no domain; see give_domain)."""
+        server-ufw, server-firewalld, server-iptables, server-ssh) answering to "server" and, alone, to `domain` (None: no domain; see give_domain)."""
         image = image_name(kind, suite)
         if not self.has_image(image):
             raise HarnessUnavailable("image %s is missing; run tests/integration/setup.sh "
@@ -439,7 +440,7 @@ class Harness:
             self._drop_alias(domain)
         aliases = ["server"] + ([domain] if domain else [])
         host = self._start("server", image, aliases=aliases, hostname="actvt-server", systemd=True,
-                           caps=FIREWALL_CAPS if firewall or kind == "server-ufw" else ())
+                           caps=FIREWALL_CAPS if firewall or kind in FIREWALL_KINDS else ())
         host.aliases = aliases
         if wait:
             host.wait_for_systemd()

@@ -13,7 +13,7 @@
 #
 # Environment:
 #   ACTVT_E2E_SUITES          Debian suites for base and bare server images (default: bullseye bookworm trixie)
-#   ACTVT_E2E_VARIANT_SUITES  suites for the server variants (nginx, apache2, ufw) (default: bookworm)
+#   ACTVT_E2E_VARIANT_SUITES  suites for the server variants (nginx, apache2, firewalls, ssh) (default: bookworm)
 #   ACTVT_E2E_BASE_<SUITE>    use this image instead of building actvt-base:<suite>
 #                             (e.g. ACTVT_E2E_BASE_BOOKWORM=debian:bookworm where a registry is reachable)
 #   ACTVT_E2E_STATE           folder for logs (default: /var/tmp/actvt-e2e)
@@ -147,7 +147,8 @@ for suite in $SUITES; do
     build server "$IMAGES/server:$suite" "$suite"
 done
 for suite in $VARIANT_SUITES; do
-    for v in server-nginx-other server-nginx-domain server-apache server-ufw server-ssh; do
+    for v in server-nginx-other server-nginx-domain server-apache server-ufw server-firewalld server-iptables \
+             server-ssh; do
         build "$v" "$IMAGES/$v:$suite" "$suite"
     done
 done

@@ -494,36 +494,6 @@ def test_apache_on_port_80_stops_clearly_and_changes_nothing(harness, new_server
 
 
 # ------------------------------------------------------------------------------------------------
-# firewall: ACTVT_CONFIGURE_FIREWALL=no leaves ufw alone; then ufw opens exactly the mode's ports
-# ------------------------------------------------------------------------------------------------
-def ufw_rules(server):
-    r = server.sh("ufw status")
-    return r.out
-
-
-def test_ufw_opens_exactly_the_modes_ports(harness, new_server):
-    server = new_server("server-ufw", firewall=True)
-    server.trust_acme_ca()
-    assert "inactive" in ufw_rules(server)
-    added_before = server.sh("ufw show added").out
-    r, summary = install(server, dict(ENV, ACTVT_CONFIGURE_FIREWALL="no"))
-    assert "inactive" in ufw_rules(server) and server.sh("ufw show added").out == added_before
-    assert "firewall left alone" in r.err, r
-    assert not server.exists("/var/lib/actvt/firewall.added")
-
-    r, summary = install(server, ENV)
-    status = ufw_rules(server)
-    assert "Status: active" in status, status
-    ports = set(re.findall(r"^(\d+)/tcp\s+ALLOW", status, re.M))
-    assert ports == {"22", "80", "443", "4096"}, status
-    assert server.stat("/var/lib/actvt/firewall.added").mode == 0o600
-    App(harness, "ufw").metrics(STANDALONE_URL)  # the opened port really lets the app in
-    pid = main_pid(server)
-    r, summary = install(server, ENV)
-    assert_no_changes(server, summary, pid)
-
-
-# ------------------------------------------------------------------------------------------------
 # failures: unreachable mirror, wrong ACME URL, Pebble stopped; each a clear error and a clean host,
 # then a run that converges (last in the file: restarting Pebble resets its accounts and root)
 # ------------------------------------------------------------------------------------------------
