@@ -258,13 +258,17 @@ def test_certbot_accepts_the_arguments_we_pass(tmp_path):
     dirs = ("--config-dir", str(tmp_path / "config"), "--work-dir", str(tmp_path / "work"),
             "--logs-dir", str(tmp_path / "logs"))
     cfg = make_config(acme_server="https://127.0.0.1:9/dir", reuse_cert="no", install_mode="proxy")
-    for argv in (certbot.certonly_argv(cfg, ("--webroot", "-w", str(tmp_path)), True),
-                 certbot.certonly_argv(cfg, ("--standalone",), False),
-                 ("certbot", "renew", "--dry-run", "--no-random-sleep-on-renew", "--non-interactive",
-                  "--cert-name", DOMAIN)):
+    # each gets past parsing to the step that needs the network or a certificate, and fails there
+    for argv, reached in ((certbot.certonly_argv(cfg, ("--webroot", "-w", str(tmp_path)), True), "Requesting 127.0.0.1/dir"),
+                          (certbot.certonly_argv(cfg, ("--standalone",), False), "Requesting 127.0.0.1/dir"),
+                          (("certbot", "renew", "--dry-run", "--no-random-sleep-on-renew", "--non-interactive",
+                            "--cert-name", DOMAIN), f"No certificate found with name {DOMAIN}")):
         done = subprocess.run(list(argv) + list(dirs), capture_output=True, text=True, timeout=120)
         output = done.stdout + done.stderr
+        assert done.returncode != 0 and reached in output, output
         assert "unrecognized arguments" not in output and "error: argument" not in output, output
+    bogus = subprocess.run(["certbot", "renew", "--no-such-option"] + list(dirs), capture_output=True, text=True)
+    assert "unrecognized arguments: --no-such-option" in bogus.stderr  # the check above can fail
 
 
 # --- the deploy hook, run for real ----------------------------------------------------------------

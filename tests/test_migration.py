@@ -115,6 +115,26 @@ def test_engine_backs_up_and_removes_the_override_and_reloads(tmp_path):
     assert migration.plan_migration(make_config(), facts2, None, None) == []
 
 
+def test_the_old_override_goes_and_our_limits_in_the_same_folder_stay(tmp_path):
+    """The bash installer's override.conf and our actvt-limits.conf share vector.service.d: removing the
+    one (and the folder 'if empty') must leave the other, on the first run and on every re-run."""
+    root = Root(str(tmp_path))
+    override = tmp_path / migration.OVERRIDE.lstrip("/")
+    override.parent.mkdir(parents=True)
+    override.write_bytes(BASH_OVERRIDE)
+    from installer.core import paths
+    from installer.core.actions import Plan
+
+    for files in ({migration.OVERRIDE: BASH_OVERRIDE}, {}):
+        plan = build_plan(make_config(), make_facts(files=files), Context(version="9", now="2025-01-01T00:00:00Z"))
+        wanted = [s for s in plan.steps if s.title in ("Keeping Vector's port in service",
+                                                       "Replacing the old Vector unit override")]
+        engine = Engine(root, RecordingRunner(), manage_owner=False)
+        engine.apply(engine.check(Plan(tuple(wanted))), lambda item: None, lambda item: None)
+        assert not override.exists()
+        assert (tmp_path / paths.VECTOR_LIMITS.lstrip("/")).read_text().endswith("LimitNOFILE=65536\n")
+
+
 def test_bash_installer_files_are_at_the_paths_we_write():
     """The old nginx site, its link, the renewal hook and vector.toml are replaced (and backed up) by the
     ordinary file actions because the bash script used the same paths."""

@@ -61,15 +61,18 @@ def test_uninstall_dry_run_then_uninstall(tmp_path):
 
 def test_a_replaced_foreign_file_is_put_back(tmp_path):
     root = make_root(tmp_path)
-    (root / "var/lib/actvt").mkdir(parents=True)
-    (root / "var/lib/actvt/domain").write_text("old.example.com\n")
-    os.chmod(root / "var/lib/actvt/domain", 0o640)
+    (root / "etc/vector").mkdir(parents=True)
+    mine = "# the user's own Vector configuration\n[sources.in]\ntype = \"stdin\"\n"
+    (root / "etc/vector/vector.toml").write_text(mine)
+    os.chmod(root / "etc/vector/vector.toml", 0o640)
     assert run(["--root", str(root)])[0] == 0
-    assert (root / "var/lib/actvt/domain").read_text() == DOMAIN + "\n"
+    assert (root / "etc/vector/vector.toml").read_text() != mine
     entries = json.loads((root / manifest.MANIFEST.lstrip("/")).read_text())["paths"]
-    assert entries[paths.DOMAIN_FILE]["origin"] == "replaced" and entries[paths.DOMAIN_FILE]["mode"] == "0640"
+    assert entries[paths.VECTOR_CONFIG]["origin"] == "replaced" and entries[paths.VECTOR_CONFIG]["mode"] == "0640"
     assert run(["uninstall", "--root", str(root)])[0] == 0
-    # the state files go (they are state), everything else foreign is as it was
+    # the user's file is back, with its content and its mode; everything else foreign is as it was
+    assert (root / "etc/vector/vector.toml").read_text() == mine
+    assert oct(os.stat(root / "etc/vector/vector.toml").st_mode & 0o777) == "0o640"
     assert (root / "etc/keep.conf").read_text() == "a foreign file\n"
 
 

@@ -121,18 +121,24 @@ class Engine:
         self.manage_owner = os.geteuid() == 0 if manage_owner is None else manage_owner
         self.warnings: List[str] = []  # failures of commands marked may_fail
         self.leftovers: List[str] = []  # temporary files of an interrupted run (found by check)
+        self._removing: set = set()
 
     # -- check --
 
     def check(self, plan: Plan) -> List[Checked]:
         items: List[Checked] = []
         changing: set = set()
+        self._removing = set()  # paths this run removes (an emptied folder may go too), not those it writes
         for number, step in enumerate(plan.steps):
             for action in step.actions:
                 item = self._check_one(action, step.title, changing)
                 item.step_no = number
                 if item.status == CHANGE and isinstance(action, FILE_ACTIONS):
                     changing.add(action.path)
+                    if isinstance(action, Absent):
+                        self._removing.add(action.path)
+                    else:
+                        self._removing.discard(action.path)
                 if item.status == CHANGE and isinstance(action, Command):
                     changing.update(action.creates)
                 items.append(item)
@@ -178,8 +184,9 @@ class Engine:
                 return Checked(action, step, CHANGE, "made in this run")
             return Checked(action, step, OK)
         if action.if_empty and stat.S_ISDIR(st.st_mode):
-            left = [name for name in self.tree.listdir(action.path)
-                    if f"{action.path.rstrip('/')}/{name}" not in changing]
+            inside = {f"{action.path.rstrip('/')}/{name}" for name in self.tree.listdir(action.path)}
+            inside |= {path for path in changing if os.path.dirname(path) == action.path.rstrip("/")}  # written here
+            left = sorted(inside - self._removing)
             if left:
                 return Checked(action, step, OK, f"kept: {len(left)} other file(s) in it")
         return Checked(action, step, CHANGE, "exists")

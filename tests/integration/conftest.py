@@ -64,6 +64,10 @@ def pyz():
 
 @pytest.fixture(scope="session")
 def harness(docker_client, pyz):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "ACTVT_E2E_CACHE_VOLUME" not in os.environ:
+        # one apt-cacher-ng per worker's harness: each gets its own cache, never two writers on one
+        H.CACHE_VOLUME = "%s-%s" % (H.CACHE_VOLUME, worker)
     try:
         h = H.Harness(docker_client, pyz_path=str(pyz))
     except H.HarnessUnavailable as exc:

@@ -428,10 +428,13 @@ def test_migration_from_the_bash_installer(harness, new_server):
     summary = r.json()
     assert summary["mode"] == "standalone" and summary["mtls"] is True and summary["url"] == url
 
-    # the override is gone (backed up), systemd forgot it, VECTOR_CONFIG wires the unit
-    assert not server.exists(OVERRIDE) and not server.exists(os.path.dirname(OVERRIDE))
+    # the override is gone (backed up), systemd forgot it (only our file limit is left in the folder),
+    # VECTOR_CONFIG wires the unit
+    assert not server.exists(OVERRIDE)
     assert server.unit("vector.service").get("LoadState") == "loaded"
-    assert server.sh("systemctl show vector -p DropInPaths").out.strip() == "DropInPaths="
+    assert server.sh("systemctl show vector -p DropInPaths").out.strip() == \
+        "DropInPaths=/etc/systemd/system/vector.service.d/actvt-limits.conf"
+    assert server.sh("systemctl show vector -p LimitNOFILESoft").out.strip() == "LimitNOFILESoft=65536"
     assert "VECTOR_CONFIG=/etc/vector/vector.toml" in server.read_text("/etc/default/vector")
     backups = server.sh("find /var/lib/actvt/backups -type f | sort").out.split()
     backup_of = {path: [b for b in backups if b.endswith(path)] for path in
