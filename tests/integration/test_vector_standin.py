@@ -485,13 +485,18 @@ def test_package_layout_matches_the_real_package(tmp_path):
                  "EnvironmentFile=-/etc/default/vector", "User=vector", "Restart=always"):
         assert line in unit.splitlines()
     if shutil.which("python3"):
+        # the system's python3, isolated from this venv, imports the vendored vrl_python and TOML parser;
+        # the TOML parser reads the installer's VRL as tomllib does (python3-toml 0.10.1 would not)
         tree = tmp_path / "tree"
         subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        sample = tmp_path / "sample.toml"
+        sample.write_text("source = \'\'\'\nname = string(.name) ?? \"\"\ntags = {}\n\'\'\'\n")
         r = subprocess.run([shutil.which("python3"), "-I", "-c",
-                            "import sys; sys.path.insert(0, %r); import vrl_python; "
-                            "assert vrl_python.VRLRuntime.check_syntax('.a = 1') is None; print('ok')"
-                            % str(tree / "usr/lib/vector-test-double")], capture_output=True, text=True)
-        assert r.stdout.strip() == "ok", r.stderr
+                            "import sys; sys.path.insert(0, %r); import vrl_python, vector_test_double_tomllib as t; "
+                            "assert vrl_python.VRLRuntime.check_syntax('.a = 1') is None; "
+                            "print(repr(t.loads(open(%r).read())['source']))"
+                            % (str(tree / "usr/lib/vector-test-double"), str(sample))], capture_output=True, text=True)
+        assert r.stdout.strip() == repr('name = string(.name) ?? ""\ntags = {}\n'), r.stderr
 
 
 # --------------------------------------------------------------------------------------------------

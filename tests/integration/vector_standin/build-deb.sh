@@ -8,6 +8,10 @@
 # manylinux_2_17 x86_64).  The servers have no PyPI, so its files go into the package, in
 # /usr/lib/vector-test-double/vrl_python, where the double imports it from.  They come from ./vendor
 # when staged there, else from the vrl_python that ${PYTHON:-python3} (or this checkout's .venv) imports.
+# Likewise CPython's tomllib (tomli 2, MIT, pure Python that runs on 3.9), as
+# /usr/lib/vector-test-double/vector_test_double_tomllib: Debian 11 has no tomllib, and its
+# python3-toml 0.10.1 mangles a multi-line literal string line ending in "" (the installer's VRL has
+# such lines), where Vector's toml crate reads it right.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -44,29 +48,56 @@ copy_vrl_python() {  # copy_vrl_python SRC DEST
     return 0
 }
 
+installed_tomllib() {  # the tomllib folder of a Python >= 3.11 of this machine
+    for py in ${PYTHON:-} "$here/../../../.venv/bin/python" python3; do
+        [ -n "$py" ] || continue
+        dir=$("$py" -c 'import os, tomllib; print(os.path.dirname(tomllib.__file__))' 2>/dev/null) || continue
+        [ -f "$dir/_parser.py" ] && { echo "$dir"; return 0; }
+    done
+    return 1
+}
+
+find_tomllib() {
+    if [ -f "$here/vendor/tomllib/_parser.py" ]; then
+        echo "$here/vendor/tomllib"
+        return 0
+    fi
+    installed_tomllib && return 0
+    echo "build-deb.sh: no tomllib (Python >= 3.11) found to vendor, nor one staged with --stage" >&2
+    return 1
+}
+
+copy_tomllib() {  # copy_tomllib SRC DEST
+    install -d -m 0755 "$2"
+    for f in __init__.py _parser.py _re.py _types.py; do install -m 0644 "$1/$f" "$2/$f"; done
+}
+
 if [ "${1:-}" = "--stage" ]; then
-    if ! src=$(installed_vrl_python); then
-        if [ -f "$here/vendor/vrl_python/__init__.py" ]; then
-            echo "vrl_python already staged in $here/vendor (no installed one to refresh it from)"
+    if ! src=$(installed_vrl_python) || ! tsrc=$(installed_tomllib); then
+        if [ -f "$here/vendor/vrl_python/__init__.py" ] && [ -f "$here/vendor/tomllib/_parser.py" ]; then
+            echo "vrl_python and tomllib already staged in $here/vendor (no installed ones to refresh them from)"
             exit 0
         fi
-        find_vrl_python >/dev/null
+        find_vrl_python >/dev/null && find_tomllib >/dev/null
         exit 1
     fi
     rm -rf "$here/vendor"
     copy_vrl_python "$src" "$here/vendor/vrl_python"
-    echo "vrl_python staged in $here/vendor (from $src)"
+    copy_tomllib "$tsrc" "$here/vendor/tomllib"
+    echo "vrl_python and tomllib staged in $here/vendor (from $src, $tsrc)"
     exit 0
 fi
 
 out=${1:?usage: build-deb.sh OUTDIR | build-deb.sh --stage}
 vrl_src=$(find_vrl_python)
+toml_src=$(find_tomllib)
 arch=$(dpkg --print-architecture)
 root=$(mktemp -d)
 chmod 0755 "$root"
 trap 'rm -rf "$root"' EXIT
 install -D -m 0755 "$here/vector" "$root/usr/bin/vector"
 copy_vrl_python "$vrl_src" "$root/usr/lib/vector-test-double/vrl_python"
+copy_tomllib "$toml_src" "$root/usr/lib/vector-test-double/vector_test_double_tomllib"
 install -D -m 0644 "$here/debian/vector.service" "$root/lib/systemd/system/vector.service"
 # distribution/systemd/vector.default ships as /etc/default/vector with mode 600 (Cargo.toml
 # [package.metadata.deb] assets), a conffile like /etc/vector/vector.yaml
