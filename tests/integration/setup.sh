@@ -153,6 +153,10 @@ for suite in $VARIANT_SUITES; do
     done
 done
 build acme "$IMAGES/acme:latest" bookworm
+# The Vector test double's package carries vrl_python (its VRL compiler, from this machine's
+# pip install -e '.[test]'): staged into the mirror image's build context (vector_standin/vendor, not in git).
+PYTHON="$ROOT/.venv/bin/python" sh "$HERE/vector_standin/build-deb.sh" --stage >/dev/null \
+    || die "vrl_python for the Vector test double: pip install -e '.[test]' first"
 build mirror "$IMAGES/mirror:latest" bookworm
 build client "$IMAGES/client:latest" bookworm
 build controller "$IMAGES/controller:latest" bookworm
