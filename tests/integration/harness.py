@@ -350,7 +350,7 @@ class Harness:
         self.acme = self._start("acme", image_name("acme"), aliases=["acme"])
         self.client_host = self._start("client", image_name("client"), aliases=["client"])
         # the checkout's own tools, so that a change to them needs no image rebuild
-        for tool in ("wsclient.py",):
+        for tool in ("wsclient.py", "flood.py"):
             with open(os.path.join(HERE, "docker", tool), "rb") as handle:
                 self.client_host.put_file("/usr/local/bin/" + tool.rsplit(".", 1)[0], handle.read(), mode=0o755)
         if pyz_path:
