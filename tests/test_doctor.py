@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 
 import pytest
 from cryptography import x509
@@ -161,7 +162,9 @@ class WsServer:
             while b"\r\n\r\n" not in request:
                 request += tls.recv(4096)
             if self.answer != 101:
-                tls.sendall(b"HTTP/1.1 %d Nope\r\ncontent-length: 0\r\n\r\n" % self.answer)
+                tls.sendall(b"HTTP/1.1 %d Nope\r\ncontent-length: 7\r\n\r\n" % self.answer)
+                time.sleep(0.2)  # the body in a packet of its own
+                tls.sendall(b"No page")
                 return
             headers = dict(line.split(": ", 1) for line in request.decode().split("\r\n")[1:] if ": " in line)
             accept = websocket.accept_value(headers["Sec-WebSocket-Key"]).encode()
@@ -415,11 +418,11 @@ def test_a_healthy_mtls_connection(tmp_path, web, servers):
     server = servers(read(root, paths.SERVER_CERT), read(root, paths.SERVER_KEY), client_ca=read(root, paths.CA_CERT))
     before = tree_digest(root)
     found = connect(root, server.port, web)
-    assert found["port"]["text"] == f"Port {server.port}: vector answers on 127.0.0.1:{server.port}"
+    assert found["port"]["text"] == f"Port {server.port}: Vector answers on 127.0.0.1:{server.port}"
     assert found["certificate.served"] == {
         "check": "certificate.served", "level": PASS, "fix": "",
-        "text": f"Served certificate on wss://127.0.0.1:{server.port}/: {paths.SERVER_CERT}, valid for {DOMAIN}, "
-                "trusted (issued by Test R3)"}
+        "text": f"Served certificate on wss://127.0.0.1:{server.port}/: the one in {paths.SERVER_CERT}, valid for "
+                f"{DOMAIN}, trusted (issued by Test R3)"}
     assert found["metrics"]["level"] == PASS and found["metrics"]["text"] == (
         f"Metrics with {FIRST}'s certificate: a metrics message arrives on wss://127.0.0.1:{server.port}/ (cpu_idle)")
     assert found["mtls.refused"]["level"] == PASS and "refuses the handshake" in found["mtls.refused"]["text"]
@@ -475,12 +478,25 @@ def test_a_message_that_is_not_metrics(tmp_path, web, servers):
 
 
 def test_behind_nginx_the_refusal_is_a_496():
-    where = f"https://127.0.0.1:443/actvt"
-    ok = doctor.refused_finding(websocket.Attempt("http", "HTTP 496", status=496), True, where)
-    assert ok.level == PASS and ok.text == f"Without a client certificate: {where} answers 496, as it should"
-    open_door = doctor.refused_finding(websocket.Attempt("done", status=101, message="{}"), True, where)
+    """nginx sends its own 496 (``return 496``) as a 400 with its page: that, and only that, passes."""
+    where = "https://127.0.0.1:443/actvt"
+    page = b"<html><head><title>400 No required SSL certificate was sent</title></head>"
+    ok = doctor.refused_finding(websocket.Attempt("http", "HTTP 400", status=400, body=page), nginx.FRONT, where)
+    assert ok.level == PASS and ok.text == (f"Without a client certificate: {where} answers 496 (nginx sends it as "
+                                            "400 'No required SSL certificate was sent'), as it should")
+    bad_request = doctor.refused_finding(websocket.Attempt("http", "HTTP 400", status=400, body=b"400 Bad Request"),
+                                         nginx.FRONT, where)
+    assert bad_request.level == FAIL and "answers HTTP 400, not 496" in bad_request.text
+    open_door = doctor.refused_finding(websocket.Attempt("done", status=101, message="{}"), nginx.FRONT, where)
     assert open_door.level == FAIL and "answers HTTP 101, not 496" in open_door.text
     assert open_door.fix == "sudo actvt install  (rewrites the nginx site)"
+
+
+def test_the_body_of_a_refusal_is_read(web, servers):
+    cert, key = web.server()
+    server = servers(cert, key, answer=400)
+    result = websocket.attempt("127.0.0.1", server.port, DOMAIN, "/actvt", websocket.context())
+    assert (result.stage, result.status, result.body) == ("http", 400, b"No page")
 
 
 def test_an_address_of_this_host():

@@ -97,6 +97,7 @@ def _command(name: str):
 
         return cmd_status
     if name == "doctor":
+        sys.dont_write_bytecode = True  # doctor writes nothing, not even Python's cache of its own modules
         from installer.commands.doctor import cmd_doctor
 
         return cmd_doctor

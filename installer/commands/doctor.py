@@ -50,6 +50,7 @@ LOOPBACK = "127.0.0.1"
 RESTART_VECTOR = "sudo systemctl restart vector"
 RESTART = RESTART_VECTOR + "  (why it stopped: sudo journalctl -u vector -n 50)"
 RELOAD_NGINX = "sudo nginx -t && sudo systemctl reload nginx"
+PROGRAMS = {"vector": "Vector"}  # as a port's holder is named
 
 
 # --- the connection, as the app makes it, over this host's own address ------------------------------
@@ -153,7 +154,8 @@ def certificate_finding(served: websocket.Attempt, trusted: websocket.Attempt, e
                        f"sudo ACTVT_REUSE_CERT=no actvt install  (a certificate from the ACME directory "
                        "ACTVT_ACME_SERVER names; Let's Encrypt's production directory by default)")
     issuer = cert.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return Finding("certificate.served", PASS, f"Served certificate on {where}: {source}, valid for {domain}, trusted"
+    return Finding("certificate.served", PASS, f"Served certificate on {where}: the one in {source}, valid for {domain}, "
+                   "trusted"
                    + (f" (issued by {issuer[0].value})" if issuer else ""))
 
 
@@ -171,12 +173,15 @@ def metrics_finding(check: str, result: websocket.Attempt, label: str, where: st
     return Finding(check, PASS, f"{label}: a metrics message arrives on {where} ({kind})")
 
 
-def refused_finding(result: websocket.Attempt, proxy: bool, where: str) -> Finding:
-    """Without a client certificate: Vector's handshake refuses (standalone), nginx answers 496 (proxy)."""
+def refused_finding(result: websocket.Attempt, front, where: str) -> Finding:
+    """Without a client certificate: Vector's handshake refuses (standalone), the front answers its 496
+    (proxy: ``front`` is the Front, which says how its 496 reaches a client)."""
     label = "Without a client certificate"
-    if proxy:
-        if result.status == 496:
-            return Finding("mtls.refused", PASS, f"{label}: {where} answers 496, as it should")
+    if front is not None:
+        status, page = front.no_certificate
+        if result.status == status and page in result.body:
+            return Finding("mtls.refused", PASS, f"{label}: {where} answers 496 ({front.name} sends it as {status} "
+                                                 f"{page.decode()!r}), as it should")
         got = f"HTTP {result.status}" if result.status else result.error
         return Finding("mtls.refused", FAIL, f"{label}: {where} answers {got}, not 496: the client certificate is not "
                                              "checked there", "sudo actvt install  (rewrites the nginx site)")
@@ -200,7 +205,7 @@ def port_finding(check: str, result: websocket.Attempt, port: int, listeners, pr
         others = ", ".join(sorted({item.process or f"user {item.user}" for item in held}))
         return Finding(check, FAIL, f"{label}: held by {others}, not {program}",
                        f"stop {others}, then: sudo systemctl restart {program}")
-    return Finding(check, PASS, f"{label}: {program} answers on {LOOPBACK}:{port}")
+    return Finding(check, PASS, f"{label}: {PROGRAMS.get(program, program)} answers on {LOOPBACK}:{port}")
 
 
 def client_for_check(install, now) -> Optional[Tuple[str, bytes, bytes]]:
@@ -234,6 +239,7 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     found = [dns_finding(domain, facts.domain_addresses)]
     service = status._service(root)
     found += service_findings(service)
+    down = service["active"] not in (None, "active")
     if address is None:
         return found + [Finding("connection", SKIP, "Connection: not tried (--root)")]
     proxy = install.decisions.mode == "proxy"
@@ -243,8 +249,7 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     front_port, path = (443, "/actvt") if proxy else (port, "/")
     where = f"{'https' if proxy else 'wss'}://{address}:{front_port}{path}"
     served = websocket.attempt(address, front_port, domain, path, websocket.context(cert_pem, key_pem))
-    found.append(port_finding("port", served, front_port, facts.listeners, "nginx" if proxy else "vector",
-                              service["active"] not in (None, "active")))
+    found.append(port_finding("port", served, front_port, facts.listeners, "nginx" if proxy else "vector", down))
     if not served.connected:
         return found + [Finding("connection", SKIP, f"Connection: not tried further (nothing answers on port "
                                                     f"{front_port})")]
@@ -253,7 +258,8 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     source = paths.fullchain(domain) if proxy else paths.SERVER_CERT
     found.append(certificate_finding(served, trusted, facts.files.get(source), source, domain, where,
                                      "nginx" if proxy else "Vector", now))
-    fix = RESTART_VECTOR + "  (it loads its certificates only at start; if that is not it: sudo actvt install)"
+    fix = RESTART if down else \
+        RESTART_VECTOR + "  (it loads its certificates only at start; if that is not it: sudo actvt install)"
     if not mtls_on:
         found.append(metrics_finding("metrics", served, "Metrics (mTLS off)", where, fix))
     elif install.trust_only:
@@ -267,12 +273,13 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
         found.append(metrics_finding("metrics", served, f"Metrics with {client[0]}'s certificate", where, fix))
     if mtls_on:
         bare = websocket.attempt(address, front_port, domain, path, websocket.context())
-        found.append(refused_finding(bare, proxy, where))
+        front = (install.decisions.front or registry.FRONTS[0]) if proxy else None
+        found.append(refused_finding(bare, front, where))
     if proxy:  # the hop from nginx to Vector on 127.0.0.1, with nginx's own identity under mTLS
         identity = (facts.files.get(paths.PROXY_CERT), facts.files.get(paths.PROXY_KEY)) if mtls_on else (None, None)
         hop = websocket.attempt(address, port, domain, "/", websocket.context(*identity))
         hop_where = f"wss://{address}:{port}/"
-        found.append(port_finding("port.upstream", hop, port, facts.listeners, "vector", service["active"] not in (None, "active")))
+        found.append(port_finding("port.upstream", hop, port, facts.listeners, "vector", down))
         if hop.connected:
             found.append(metrics_finding("metrics.upstream", hop, "Vector behind nginx"
                                          + (" (with nginx's own identity)" if mtls_on else ""), hop_where, fix))

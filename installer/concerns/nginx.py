@@ -514,7 +514,11 @@ def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
                                           "reload or a restart would fail)", fix)]
 
 
-FRONT = Front(name="nginx", packages=NGINX_PACKAGES, challenge_files=CHALLENGE_FILES,
+#: nginx's `return 496` (the location's guard) reaches the client as a 400 with this page
+#: (ngx_http_special_response.c): 495-497 are nginx's own codes, never sent as they are.
+NO_CERTIFICATE = (400, b"No required SSL certificate was sent")
+
+FRONT = Front(name="nginx", packages=NGINX_PACKAGES, challenge_files=CHALLENGE_FILES, no_certificate=NO_CERTIFICATE,
               check_and_reload=test_and_reload, challenge_webroot=challenge_webroot)
 
 CONCERN = Concern(

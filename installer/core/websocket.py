@@ -40,6 +40,7 @@ class Attempt:
     peer_cert: Optional[bytes] = None  # DER of the certificate the server presented
     status: Optional[int] = None  # the HTTP status of the upgrade request
     message: Optional[str] = None  # the first text message
+    body: bytes = b""  # the start of the body of an answer other than 101
 
     @property
     def connected(self) -> bool:
@@ -170,6 +171,21 @@ def read_response(reader: Reader) -> Tuple[int, dict]:
     return int(parts[1]), headers
 
 
+def read_body(reader: Reader, headers: dict, limit: int = 4096) -> bytes:
+    """The start of an answer's body (its Content-Length, at most ``limit`` bytes; what came before
+    the server closed)."""
+    try:
+        wanted = min(int(headers.get("content-length", limit)), limit)
+    except ValueError:
+        wanted = limit
+    try:
+        while len(reader.buffer) < wanted:
+            reader.more()
+    except (ssl.SSLError, OSError):
+        pass
+    return reader.buffer[:wanted]
+
+
 def accept_value(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
 
@@ -200,7 +216,8 @@ def attempt(address: str, port: int, server_name: str, path: str, ctx: ssl.SSLCo
                 # TLS 1.3: a server that wants a client certificate says so after the handshake
                 return Attempt("tls", _reason(exc), peer)
             if status != 101:
-                return Attempt("http", f"HTTP {status} instead of 101 Switching Protocols", peer, status)
+                return Attempt("http", f"HTTP {status} instead of 101 Switching Protocols", peer, status,
+                               body=read_body(reader, headers))
             if headers.get("sec-websocket-accept") != accept_value(key):
                 return Attempt("http", "the upgrade's Sec-WebSocket-Accept does not match", peer, status)
             try:
@@ -213,6 +230,8 @@ def attempt(address: str, port: int, server_name: str, path: str, ctx: ssl.SSLCo
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)):
+        return "the server closed the connection"
     if isinstance(exc, ssl.SSLError) and exc.reason:
         return f"TLS: {exc.reason.replace('_', ' ').lower()}"
     if isinstance(exc, OSError) and exc.strerror:
