@@ -176,7 +176,7 @@ def lifetime_findings(certs: dict, install: Install) -> List[Finding]:
             found.append(Finding("mtls.crl", FAIL, f"CRL: {paths.MTLS_CRL} is {crl['error']}",
                                  "put back its newest copy from /var/lib/actvt/backups, then: sudo actvt install"))
         elif crl["days_left"] is not None:
-            line = (f"CRL: {crl['revoked']} revoked, next update due {crl['next_update']} "
+            line = (f"CRL: {crl['revoked']} revoked or superseded, next update due {crl['next_update']} "
                     f"({crl['days_left']} days)")
             # the CRL is signed to last as long as the CA: renewing the CA renews it
             fix = ("push a current crl.pem from the CA folder (ACTVT_MTLS_CRL_FILE) and re-run the installer"
@@ -302,7 +302,7 @@ def show(result: dict, out) -> None:
             out.warn(f"{label}: {item['error']}")
     crl = certs["crl"]
     if crl and "error" not in crl and crl["days_left"] is not None and "mtls.crl" not in warned:
-        out.ok(f"CRL: {crl['revoked']} revoked, next update due {crl['next_update']} ({crl['days_left']} days)")
+        out.ok(f"CRL: {crl['revoked']} revoked or superseded, next update due {crl['next_update']} ({crl['days_left']} days)")
     for client in certs["clients"]:
         out.plain(f"  client {client['name']}: {client['status']} (until {client['not_after']})")
     for item in result["warnings"]:
