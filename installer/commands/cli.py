@@ -1,4 +1,4 @@
-"""Command line: ``install`` (the default), ``status``, ``client``, ``uninstall``.
+"""Command line: ``install`` (the default), ``status``, ``doctor``, ``client``, ``ca``, ``uninstall``.
 
 Parsing and dispatch only; each command is its module in this folder, imported when
 one runs, so that ``--version``, ``--help`` and a refused input start fast (they need neither
@@ -20,7 +20,7 @@ from installer.core.errors import EXIT_FAIL, EXIT_USAGE, ActvtError, Refused, St
 from installer.core.paths import Root
 from installer.ui.console import Console, Log, use_colour
 
-COMMANDS = ("install", "status", "client", "ca", "uninstall")
+COMMANDS = ("install", "status", "doctor", "client", "ca", "uninstall")
 
 
 # --- arguments ------------------------------------------------------------------------------------
@@ -57,7 +57,8 @@ def make_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("install", "install or update (default): Vector, TLS certificate, mTLS, nginx, firewall, service"),
         ("status", "show what is installed and whether a re-run would change anything"),
-        ("client", "manage mTLS client certificates (issue, list, show, revoke)"),
+        ("doctor", "check the server as the Actvt app would use it; each failed check names its fix"),
+        ("client", "manage mTLS client certificates (issue, renew, list, show, revoke)"),
         ("ca", "a CA kept off the servers, for a fleet (init, rotate, finish, show)"),
         ("uninstall", "remove what the installer wrote"),
     ):
@@ -95,6 +96,11 @@ def _command(name: str):
         from installer.commands.status import cmd_status
 
         return cmd_status
+    if name == "doctor":
+        sys.dont_write_bytecode = True  # doctor writes nothing, not even Python's cache of its own modules
+        from installer.commands.doctor import cmd_doctor
+
+        return cmd_doctor
     if name == "uninstall":
         from installer.commands.uninstall import cmd_uninstall
 

@@ -1,6 +1,7 @@
 """``actvt client``: issue, list, show and revoke mTLS client certificates.
 
     actvt client issue NAME [--days N] [--force] [--yes]
+    actvt client renew NAME | --all-expiring DAYS [--days N]
     actvt client list [--json]
     actvt client show NAME [--json]
     actvt client revoke NAME [--yes]   (standalone: replaces the CA, re-issues the others)
@@ -8,14 +9,16 @@
 Each change is a small plan of File/Absent actions built with ``mtls`` and applied by the same engine
 as the install run (``commands.run.execute``: atomic writes, backups, rollback), under the run lock.
 ``generate-client.sh`` calls ``actvt client issue``, whose output is the user guide's (the lines
-``generate-client.sh`` always printed). A name that is not allowed, like any bad
+``generate-client.sh`` always printed); ``renew`` issues through the same code (``_issuing``,
+``_issued``), as ``issue --force`` replaces. A name that is not allowed, like any bad
 input, is refused with one line and exit status 2 before anything is read or written.
 """
 
 import argparse
-import os
 import contextlib
+import datetime
 import json
+import os
 import sys
 from typing import List
 
@@ -56,6 +59,13 @@ def make_parser() -> argparse.ArgumentParser:
     issue.add_argument("--days", help="validity in days (default: ACTVT_MTLS_CLIENT_DAYS, else 365)")
     issue.add_argument("--force", action="store_true", help="replace an existing certificate without asking")
     common(issue)
+    renew = actions.add_parser("renew", help="a new certificate for a client, same name and key type; the old one "
+                                             "is recorded as replaced (and listed in the CRL as superseded)")
+    renew.add_argument("name", nargs="?", help="the client to renew")
+    renew.add_argument("--all-expiring", metavar="DAYS",
+                       help="renew every live client certificate that expires within DAYS days")
+    renew.add_argument("--days", help="validity in days (default: ACTVT_MTLS_CLIENT_DAYS, else 365)")
+    common(renew)
     listing = actions.add_parser("list", help="list issued certificates and their status")
     common(listing)
     show = actions.add_parser("show", help="show one client's certificate")
@@ -111,8 +121,8 @@ class _Run:
         """(files, the CA, the index, the previous CA during a rollover of a CA folder)."""
         external = self.state().get("mtls_ca_file")
         if external:
-            raise ActvtError(f"this server trusts a CA kept elsewhere ({external}, ACTVT_MTLS_CA_FILE): issue and "
-                             "revoke clients where that CA is, with `actvt client issue NAME --ca-dir DIR`; its "
+            raise ActvtError(f"this server trusts a CA kept elsewhere ({external}, ACTVT_MTLS_CA_FILE): issue, "
+                             "renew and revoke clients where that CA is, with `actvt client issue NAME --ca-dir DIR`; its "
                              "bundles connect here")
         files = mtls.read_files(self.root)
         ca = mtls.load_ca(files, now)
@@ -187,16 +197,65 @@ def cert_details(cert) -> List[str]:
 # --- issue ----------------------------------------------------------------------------------------
 
 
+DAYS = configuration.BY_NAME["ACTVT_MTLS_CLIENT_DAYS"]
+
+
+def _days(option: str, raw, default: int) -> int:
+    """``--days`` (or ``--all-expiring``): a number of days as ACTVT_MTLS_CLIENT_DAYS allows, else exit 2."""
+    if raw is None:
+        return default
+    try:
+        return DAYS.parse(raw)
+    except configuration.Invalid as exc:
+        raise UsageError(f"{option}: {exc}; allowed: {DAYS.allowed}") from None
+
+
+def _issuing(run: _Run, index: dict, name: str, ca, days: int, key_type: str, now, replaces: bool,
+             first: bool = True):
+    """The issuance of ``client issue`` and ``client renew``: the user guide's progress lines, a new key,
+    the certificate signed by the CA and recorded in the index (an earlier active one of the name
+    becomes ``replaced``). Returns (certificate, its files). ``first``: the first of this run (the CA's
+    adoption is said once)."""
+    out = run.out
+    out.plain(f"Generating client certificate: {name}")
+    out.plain(f"Certificate validity: {days} days")
+    if first and ca.state == "adopted":
+        out.plain(f"→ Re-signing the CA certificate with its own key ({ca.note})...")
+    out.plain("→ Generating client private key (PKCS#8)...")
+    key = pki.new_key(key_type)
+    out.plain("→ Creating certificate signing request...")
+    out.plain("→ Signing certificate with CA...")
+    owner = run.environ.get("SUDO_USER") or "root"
+    cert, client = mtls.issue(index, name, ca, days, key_type, now, {}, owner,
+                              f"client {name}" + (" (replaces the previous one)" if replaces else ""), key=key)
+    out.plain("→ Creating distribution bundle...")
+    return cert, client
+
+
+def _issued(run: _Run, name: str, cert, previous: List[dict]) -> None:
+    """What ``client issue`` and ``client renew`` say once it is done: the files, the certificate, and
+    what becomes of the certificate it replaced, which depends on who checks the CRL."""
+    out = run.out
+    out.plain("✓ Client certificate generated successfully")
+    out.plain(f"✓ Certificate: {run.shown(paths.client_cert(name))}")
+    out.plain(f"✓ Private key: {run.shown(paths.client_key(name))}")
+    out.plain(f"✓ Bundle: {run.shown(paths.client_bundle(name))}")
+    for line in cert_details(cert):
+        out.plain(f"  {line}")
+    if previous:
+        if crl_enforced(run.state()):
+            out.plain(f"✓ The previous certificate of {name} is in {paths.MTLS_CRL} (superseded): nginx refuses it")
+        elif run.folder:
+            out.plain(f"✓ The previous certificate of {name} is in {run.shown(paths.MTLS_CRL)} (superseded): servers "
+                      "behind nginx refuse it once they have this CRL; standalone servers until a CA rotation")
+        else:
+            out.plain(f"⚠ {mtls._superseded_note(name, previous[-1]['not_after'])}")
+
+
 def cmd_issue(run: _Run, ns) -> int:
     name = client_name(ns.name)
     cfg = configuration.parse(run.environ, require_install_fields=False)
-    days = cfg.mtls_client_days
-    if ns.days is not None:
-        var = configuration.BY_NAME["ACTVT_MTLS_CLIENT_DAYS"]
-        try:
-            days = var.parse(ns.days)
-        except configuration.Invalid as exc:
-            raise UsageError(f"--days: {exc}; allowed: {var.allowed}") from None
+    days = _days("--days", ns.days, cfg.mtls_client_days)
     run.need_root()
     out = run.out
     with run.lock():
@@ -213,40 +272,86 @@ def cmd_issue(run: _Run, ns) -> int:
             if not answer:
                 out.plain("Aborted: nothing was changed.")
                 return 1
-        out.plain(f"Generating client certificate: {name}")
-        out.plain(f"Certificate validity: {days} days")
-        if ca.state == "adopted":
-            out.plain(f"→ Re-signing the CA certificate with its own key ({ca.note})...")
-        out.plain("→ Generating client private key (PKCS#8)...")
-        key = pki.new_key(cfg.mtls_key_type)
-        out.plain("→ Creating certificate signing request...")
-        out.plain("→ Signing certificate with CA...")
-        owner = run.environ.get("SUDO_USER") or "root"
-        cert, client = mtls.issue(index, name, ca, days, cfg.mtls_key_type, now, {}, owner,
-                                  f"client {name}" + (" (replaces the previous one)" if exists else ""), key=key)
-        out.plain("→ Creating distribution bundle...")
+        cert, client = _issuing(run, index, name, ca, days, cfg.mtls_key_type, now, exists)
         new = index["certificates"][-1]
         run.apply(f"Issuing client certificate {name}", client + run.material(index, ca, former, files, now))
     if run.dry_run:
         return 0
-    out.plain("✓ Client certificate generated successfully")
-    out.plain(f"✓ Certificate: {run.shown(paths.client_cert(name))}")
-    out.plain(f"✓ Private key: {run.shown(paths.client_key(name))}")
-    out.plain(f"✓ Bundle: {run.shown(paths.client_bundle(name))}")
-    for line in cert_details(cert):
-        out.plain(f"  {line}")
-    if previous:
-        if crl_enforced(run.state()):
-            out.plain(f"✓ The previous certificate of {name} is in {paths.MTLS_CRL} (superseded): nginx refuses it")
-        elif run.folder:
-            out.plain(f"✓ The previous certificate of {name} is in {run.shown(paths.MTLS_CRL)} (superseded): servers "
-                      "behind nginx refuse it once they have this CRL; standalone servers until a CA rotation")
-        else:
-            out.plain(f"⚠ {mtls._superseded_note(name, previous[-1]['not_after'])}")
+    _issued(run, name, cert, previous)
     for line in run.download_hint(name):
         out.plain(line)
     if run.json:
         run.stdout.write(json.dumps(new, indent=2) + "\n")
+    return 0
+
+
+# --- renew ----------------------------------------------------------------------------------------
+
+
+def cmd_renew(run: _Run, ns) -> int:
+    """A new certificate for NAME (or for every live client that expires within DAYS), with its key type
+    and the validity ``issue`` gives; the old one becomes ``replaced``, as after ``issue --force``. An
+    expired certificate is renewed only by name: ``--all-expiring`` does not bring back a client whose
+    certificate was left to lapse."""
+    if (ns.name is None) == (ns.all_expiring is None):
+        raise UsageError("actvt client renew: give NAME or --all-expiring DAYS; allowed: exactly one of them")
+    name = client_name(ns.name) if ns.name is not None else None
+    within = _days("--all-expiring", ns.all_expiring, 0) if name is None else None
+    cfg = configuration.parse(run.environ, require_install_fields=False)
+    days = _days("--days", ns.days, cfg.mtls_client_days)
+    run.need_root()
+    out = run.out
+    with run.lock():
+        now = pki.now_utc()
+        files, ca, index, former = run.load(now)
+        if name is not None:
+            if not mtls.active(index, name, ca):
+                if mtls.revoked_name(index, name):
+                    raise ActvtError(f"{name} was revoked: renewing does not bring it back; issue a new certificate "
+                                     f"with `actvt client issue {name}`")
+                raise ActvtError(f"no valid certificate named {name} to renew (see `actvt client list`)")
+            names = [name]
+        else:
+            horizon = now + datetime.timedelta(days=within)
+            names = sorted({item["name"] for item in mtls.active_entries(index, ca, now)
+                            if mtls.parse_time(item["not_after"]) <= horizon})
+            lapsed_names = {item["name"] for item in index["certificates"] if item["ca"] == ca.id
+                            and item["status"] == mtls.ACTIVE and mtls.parse_time(item["not_after"]) <= now}
+            for lapsed in sorted(lapsed_names - set(names)):
+                out.warn(f"{lapsed}: its certificate has expired; --all-expiring renews only live ones: renew it by "
+                         f"name (`actvt client renew {lapsed}`) or revoke it (`actvt client revoke {lapsed}`)")
+            if not names:
+                out.plain(f"No live client certificate expires within {within} days: nothing to renew.")
+                if run.json:
+                    run.stdout.write(json.dumps({"renewed": [], "replaced": []}, indent=2) + "\n")
+                return 0
+        made = []
+        actions: List = []
+        for number, target in enumerate(names):
+            previous = mtls.active(index, target, ca)  # recorded as replaced by the issuance
+            cert, client = _issuing(run, index, target, ca, days, mtls.key_type(files, previous[-1]), now, True,
+                                    first=number == 0)
+            actions.extend(client)
+            made.append((target, cert, previous, index["certificates"][-1]))
+        title = f"Renewing client certificate {names[0]}" if len(names) == 1 else \
+            f"Renewing {len(names)} client certificates"
+        run.apply(title, tuple(actions) + run.material(index, ca, former, files, now))
+    if run.dry_run:
+        return 0
+    for target, cert, previous, _ in made:
+        _issued(run, target, cert, previous)
+    if len(made) == 1:
+        for line in run.download_hint(made[0][0]):
+            out.plain(line)
+    else:
+        out.plain("Hand these bundles out (they replace the earlier ones):")
+        for target, *_ in made:
+            out.plain(f"  {target}: " + (run.shown(paths.client_bundle(target)) if run.folder else
+                                         mtls.download_command(run.domain(), target, run.environ.get('SUDO_USER'))))
+    if run.json:
+        run.stdout.write(json.dumps({"renewed": [new for *_, new in made],
+                                     "replaced": [item for _, _, previous, _ in made for item in previous]},
+                                    indent=2) + "\n")
     return 0
 
 
@@ -428,7 +533,7 @@ def cmd_show(run: _Run, ns) -> int:
     return 0
 
 
-COMMANDS = {"issue": cmd_issue, "list": cmd_list, "show": cmd_show, "revoke": cmd_revoke}
+COMMANDS = {"issue": cmd_issue, "renew": cmd_renew, "list": cmd_list, "show": cmd_show, "revoke": cmd_revoke}
 
 
 def cmd_client(args, environ, out, stdout) -> int:

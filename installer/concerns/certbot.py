@@ -39,7 +39,9 @@ from typing import List, Optional, Tuple
 from installer import __version__
 from installer.core import paths
 from installer.core.actions import Command, Copy, Directory, File, Packages, Step
-from installer.core.concern import BAKE, Concern, Endpoint, Phase, Planner, Undo, Uninstaller, UninstallOptions
+from installer.core.concern import (BAKE, FAIL, PASS, SKIP, WARN, Checks, Concern, Endpoint, Finding, Phase, Planner,
+                                   Undo, Uninstaller, UninstallOptions)
+from installer.core.facts import Probe
 from installer.core.context import answer
 from installer.core.errors import ActvtError
 from installer.core.render import render_file
@@ -251,6 +253,61 @@ def plan_certbot_package(config, facts, decisions, ctx) -> List[Step]:
     return [Step("Installing certbot", tuple(install_certbot(facts)))]
 
 
+# --- what `actvt doctor` checks ----------------------------------------------------------------------
+
+#: The units that run ``certbot renew`` (Debian's and Ubuntu's package, EPEL's, the snap).
+RENEWAL_TIMERS = ("certbot.timer", "certbot-renew.timer", "snap.certbot.renew.timer")
+#: Which of them are active (``systemctl is-active`` prints one state per unit, in order).
+RENEWAL_TIMER = Probe("certbot_timer", ("systemctl", "is-active") + RENEWAL_TIMERS,
+                      lambda result: tuple(unit for unit, state in zip(RENEWAL_TIMERS, result.output.split())
+                                           if state == "active"))
+
+
+def doctor_reads(config) -> Tuple[str, ...]:
+    return (paths.DEPLOY_HOOK, paths.SERVER_CERT)
+
+
+def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
+    """The renewal timer runs, the deploy hook is the one this installer writes, and the certificate
+    Vector reads is certbot's current one (the hook copied the last renewal)."""
+    from installer.concerns import pki
+
+    found = []
+    active = facts.fact(RENEWAL_TIMER)
+    timer = "certbot.timer" if (facts.package_manager or "apt") == "apt" else "certbot-renew.timer"
+    if active is None:
+        found.append(Finding("certbot.timer", SKIP, "certbot's renewal timer: not checked (--root)"))
+    elif active:
+        found.append(Finding("certbot.timer", PASS, f"certbot's renewal timer {active[0]} is active"))
+    else:
+        found.append(Finding("certbot.timer", FAIL, f"certbot's renewal timer {timer} is not active: the certificate "
+                                                    "will not be renewed", f"sudo systemctl enable --now {timer}"))
+    hook = facts.files.get(paths.DEPLOY_HOOK)
+    if hook is None:
+        found.append(Finding("certbot.hook", FAIL, f"deploy hook {paths.DEPLOY_HOOK} is missing: after a renewal "
+                                                   "Vector would go on serving the old certificate", "sudo actvt install"))
+    elif hook != hook_text(config.domain):
+        found.append(Finding("certbot.hook", WARN, f"deploy hook {paths.DEPLOY_HOOK} differs from what "
+                                                   f"actvt-installer {__version__} writes", "sudo actvt install"))
+    else:
+        found.append(Finding("certbot.hook", PASS, f"deploy hook {paths.DEPLOY_HOOK} is in place"))
+    live, copied = facts.files.get(paths.fullchain(config.domain)), facts.files.get(paths.SERVER_CERT)
+    if live is None:
+        found.append(Finding("certbot.lineage", FAIL, f"certbot has no certificate for {config.domain} "
+                                                      f"({paths.fullchain(config.domain)} is missing)", "sudo actvt install"))
+    elif copied is not None:
+        try:
+            same = pki.fingerprint(pki.load_cert(live)) == pki.fingerprint(pki.load_cert(copied))
+        except pki.PKIError:
+            same = False
+        if same:
+            found.append(Finding("certbot.lineage", PASS, f"{paths.SERVER_CERT} is certbot's current certificate"))
+        else:
+            found.append(Finding("certbot.lineage", FAIL, f"{paths.SERVER_CERT} is not certbot's current certificate "
+                                                          "(a renewal was not copied for Vector)", "sudo actvt install"))
+    return found
+
+
 def endpoints(config, actions) -> List[Endpoint]:
     """The ACME directory, when certbot is to obtain or renew a certificate in this run."""
     return [Endpoint("the ACME directory (certbot)", action.argv[action.argv.index("--server") + 1],
@@ -273,4 +330,5 @@ CONCERN = Concern(
     notes=notes,
     endpoints=endpoints,
     uninstall=(Uninstaller(Undo.CERTIFICATE, uninstall_steps),),
+    checks=Checks(doctor_checks, doctor_reads, (RENEWAL_TIMER,)),
 )

@@ -572,17 +572,26 @@ def rotate_folder(files: Mapping[str, bytes], index: dict, days: int, now: datet
     ]
     reissued = []
     for name in sorted({item["name"] for item in active_entries(index, current, now)}):
-        old = pki.load_cert(files[paths.client_cert(name)]) if paths.client_cert(name) in files else None
         entry = [item for item in active_entries(index, current, now) if item["name"] == name][-1]
         left = (parse_time(entry["not_after"]) - now).total_seconds()
-        key_type = pki.key_type_of(old.public_key()) if old else ("ecdsa" if entry.get("key", "").startswith("ECDSA")
-                                                                   else "rsa")
-        _, made = issue(index, name, ca, max(1, int(-(-left // 86400))), key_type, now, files, owner,
+        _, made = issue(index, name, ca, max(1, int(-(-left // 86400))), key_type(files, entry), now, files, owner,
                         f"client {name}: re-issued under the new CA (hand its bundle out again)", supersede=ROTATED)
         actions.extend(made)
         reissued.append(name)
     previous = CA(current.cert, current.key, current.cert_pem, current.key_pem, "kept")
     return ca, previous, tuple(actions), reissued
+
+
+def key_type(files: Mapping[str, bytes], entry: dict) -> str:
+    """rsa or ecdsa: an issued certificate's key type (of its file, else as the index recorded it), the
+    type its re-issue (rotation, ``actvt client renew``) keeps."""
+    data = files.get(paths.client_cert(entry["name"]))
+    if data is not None:
+        try:
+            return pki.key_type_of(pki.load_cert(data).public_key())
+        except pki.PKIError:
+            pass
+    return "ecdsa" if entry.get("key", "").startswith("ECDSA") else "rsa"
 
 
 def active_entries(index: dict, ca: CA, now: datetime.datetime) -> List[dict]:

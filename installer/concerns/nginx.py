@@ -38,7 +38,7 @@ from typing import Iterable, List, Optional, Tuple
 from installer import __version__
 from installer.core import paths
 from installer.core.actions import Absent, Command, File, Packages, Service, Step, Symlink
-from installer.core.concern import Concern, Phase, Planner, Undo, Uninstaller
+from installer.core.concern import FAIL, PASS, SKIP, Checks, Concern, Finding, Phase, Planner, Undo, Uninstaller
 from installer.core.errors import ActvtError
 from installer.core.facts import Probe, ProbeResult
 from installer.core.front import Front
@@ -250,6 +250,12 @@ class NginxDump:
     def parse(cls, result: ProbeResult) -> "NginxDump":
         sections = tuple((name, _strip_comments(content)) for name, content in split_dump(result.output))
         return cls(result.returncode, sections, " | ".join(result.output.strip().splitlines()[-2:]))
+
+    @property
+    def error_file(self) -> Optional[str]:
+        """The file a failed test names (``nginx: [emerg] ... in /etc/nginx/conf.d/x.conf:3``)."""
+        found = re.findall(r" in (/[^\s:]+):\d+", self.tail) if self.returncode != 0 else []
+        return found[0] if found else None
 
     def _others(self):
         return [(name, code) for name, code in self.files if name not in OUR_FILES]
@@ -492,7 +498,27 @@ def uninstall_reload(entries, facts, options) -> List[Step]:
     return [Step("Reloading nginx", test_and_reload(nginx_paths, "the configuration without the Actvt site"))]
 
 
-FRONT = Front(name="nginx", packages=NGINX_PACKAGES, challenge_files=CHALLENGE_FILES,
+def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
+    """Proxy mode: nginx's configuration passes its test (``nginx -T`` tests it as ``nginx -t`` does)."""
+    if decisions.mode != "proxy":
+        return []
+    dump = facts.fact(NGINX_DUMP)
+    if dump is None:
+        return [Finding("nginx.config", SKIP, "nginx -t: not run (nginx not found, or --root)")]
+    if dump.returncode == 0:
+        return [Finding("nginx.config", PASS, "nginx -t: the configuration is valid")]
+    where = dump.error_file
+    fix = ("sudo actvt install  (rewrites it)" if where in OUR_FILES else
+           f"correct {where or 'the file it names'}, then: sudo nginx -t && sudo systemctl reload nginx")
+    return [Finding("nginx.config", FAIL, f"nginx -t fails: {dump.tail} (nginx serves what it loaded last; a "
+                                          "reload or a restart would fail)", fix)]
+
+
+#: nginx's `return 496` (the location's guard) reaches the client as a 400 with this page
+#: (ngx_http_special_response.c): 495-497 are nginx's own codes, never sent as they are.
+NO_CERTIFICATE = (400, b"No required SSL certificate was sent")
+
+FRONT = Front(name="nginx", packages=NGINX_PACKAGES, challenge_files=CHALLENGE_FILES, no_certificate=NO_CERTIFICATE,
               check_and_reload=test_and_reload, challenge_webroot=challenge_webroot)
 
 CONCERN = Concern(
@@ -502,4 +528,5 @@ CONCERN = Concern(
     planners=(Planner(Phase.CHALLENGE, plan_nginx_challenge), Planner(Phase.FRONT, plan_nginx_site)),
     notes=notes,
     uninstall=(Uninstaller(Undo.RELOAD, uninstall_reload),),
+    checks=Checks(doctor_checks),
 )

@@ -46,7 +46,8 @@ from urllib.parse import quote
 
 from installer.core import paths
 from installer.core.actions import Absent, Command, Fetch, File, Packages, Service, Step
-from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, Phase, Planner, Undo, Uninstaller
+from installer.core.concern import (BAKE, FAIL, INSTALL, PASS, SKIP, Checks, Concern, Endpoint, Finding, Phase, Planner,
+                                   Undo, Uninstaller)
 from installer.core.context import answer
 from installer.core.facts import Probe
 from installer.core.render import render_file, template
@@ -64,6 +65,21 @@ READS = (KEYRING_DIR, paths.VECTOR_DEFAULTS)
 
 #: The ``vector`` system user exists (True/False; None under --root, where it is not asked).
 VECTOR_USER = Probe("vector_user", ("getent", "passwd", "vector"), lambda result: result.returncode == 0)
+
+#: What the unit's ExecStartPre does before each start: validate vector.toml as the vector user,
+#: with its environment checks (the TLS files it names must be readable by that user).
+VALIDATE_AS_VECTOR = ("runuser", "-u", "vector", "--", "vector", "validate", paths.VECTOR_CONFIG)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _validation(result) -> Tuple[bool, str]:
+    """(passed, its last lines: the error, when it failed) of ``vector validate``."""
+    lines = [_ANSI.sub("", line).strip() for line in result.output.splitlines()]
+    return result.returncode == 0, " | ".join(line for line in lines if line)[-400:]
+
+
+#: ``actvt doctor`` only.
+VECTOR_VALIDATE = Probe("vector_validate", VALIDATE_AS_VECTOR, _validation)
 
 #: Transforms whose output the WebSocket sink sends.
 BASE_OUTPUTS = ("format_host_metrics", "format_system_info")
@@ -324,8 +340,7 @@ def plan_vector_service(config, facts, decisions, ctx) -> List[Step]:
         Service(PACKAGE, enabled=True, running=True, restart_when_changed=restart_inputs(config, decisions.mode),
                 wait_seconds=30, reason="streams the metrics",
                 ports=(int(config.vector_port),),
-                diagnose=(("vector", "validate", "--no-environment", paths.VECTOR_CONFIG),
-                          ("runuser", "-u", "vector", "--", "vector", "validate", paths.VECTOR_CONFIG))),
+                diagnose=(("vector", "validate", "--no-environment", paths.VECTOR_CONFIG), VALIDATE_AS_VECTOR)),
     ))]
 
 
@@ -360,6 +375,19 @@ def uninstall_package(entries, facts, options) -> List[Step]:
     return [Step("Removing the Vector package", (Command(argv, "--remove-vector"),))]
 
 
+def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
+    """``vector validate`` as the next start would run it."""
+    verdict = facts.fact(VECTOR_VALIDATE)
+    if verdict is None:
+        return [Finding("vector.validate", SKIP, "vector validate: not run (runuser not found, or --root)")]
+    passed, tail = verdict
+    if passed:
+        return [Finding("vector.validate", PASS, f"vector validate: {paths.VECTOR_CONFIG} is valid (read as the "
+                                                 "vector user, as the unit does before each start)")]
+    return [Finding("vector.validate", FAIL, f"vector validate fails as the vector user: {tail}",
+                    f"sudo actvt install  (rewrites {paths.VECTOR_CONFIG} and gives the files it names their modes)")]
+
+
 CONCERN = Concern(
     name="vector",
     reads=lambda config: READS,
@@ -369,4 +397,5 @@ CONCERN = Concern(
     notes=notes,
     endpoints=endpoints,
     uninstall=(Uninstaller(Undo.STOP, uninstall_stop), Uninstaller(Undo.PACKAGES, uninstall_package)),
+    checks=Checks(doctor_checks, probes=(VECTOR_VALIDATE,)),
 )

@@ -2,8 +2,9 @@
 
 A concern (Vector, certbot, the nginx front, mTLS, the firewall, ...) is a ``Concern``: the paths it
 reads into the facts, the read-only commands it probes, its notes, its planners (each with the
-``Phase`` it runs in), what it needs from the network, and its uninstall steps. ``plans.registry``
-lists the concerns in order and builds plans from them; nothing is looked up by spelling.
+``Phase`` it runs in), what it needs from the network, its uninstall steps and what ``actvt doctor``
+checks of it (``Checks``). ``plans.registry`` lists the concerns in order and builds plans from them;
+nothing is looked up by spelling.
 
 A planner is ``(config, facts, decisions, ctx) -> [Step]``: pure, it reads only its arguments.
 """
@@ -82,6 +83,31 @@ def _nothing(*args) -> list:
     return []
 
 
+#: How a check of ``actvt doctor`` stands: a FAIL makes its exit status 1; a WARN (e.g. a certificate
+#: that expires within 30 days) does not; SKIP: it could not be checked here (said why).
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+
+
+class Finding(NamedTuple):
+    """One result of ``actvt doctor``."""
+
+    check: str  # a stable name for scripts (``vector.validate``, ``files``, ...)
+    level: str  # PASS, WARN, FAIL or SKIP
+    text: str  # what was found, one line, as the user reads it (never a secret)
+    fix: str = ""  # with WARN and FAIL: the command that fixes it
+
+
+@dataclasses.dataclass(frozen=True)
+class Checks:
+    """What ``actvt doctor`` checks of a concern: a pure judgement of the facts, gathered with the
+    concern's own reads and probes plus these (read-only commands only doctor runs, such as ``vector
+    validate``; files only doctor looks at)."""
+
+    judge: Callable  # (config, facts, decisions, ctx) -> [Finding]
+    reads: Callable = lambda config: ()
+    probes: Tuple[Probe, ...] = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Concern:
     name: str
@@ -92,6 +118,7 @@ class Concern:
     endpoints: Callable = _nothing  # (config, actions: the concern's planned actions) -> [Endpoint]
     uninstall: Tuple[Uninstaller, ...] = ()
     uninstall_reads: Callable = lambda entries: ()  # manifest entries -> paths uninstall reads
+    checks: Optional[Checks] = None  # what `actvt doctor` checks of it
 
     def planners_for(self, mode: str) -> Sequence[Planner]:
         return [planner for planner in self.planners if mode in planner.modes]

@@ -18,6 +18,8 @@ class Front:
     check_and_reload: Callable  # (when_changed paths, what) -> actions: config test, then reload
     challenge_webroot: Callable  # (config, facts) -> the folder certbot's webroot challenge is served from
     enforces_crl: bool = True  # revocation through a CRL (Vector alone cannot)
+    # what /actvt answers a client without a certificate (`actvt doctor` checks it): (status, a piece of the body)
+    no_certificate: Tuple[int, bytes] = (496, b"")
 
     def installed(self, facts) -> bool:
         return any(facts.has_package(name) for name in self.packages)

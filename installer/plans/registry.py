@@ -1,9 +1,10 @@
 """The concerns in order, and the plans built from them.
 
 ``CONCERNS`` lists every concern once; each declares what it reads, probes, plans (with its
-``Phase``), notes, needs from the network and undoes (``core.concern``). This module turns them into
-the run's reads and probes, the mode decision, the install plan (or the bake plan), the notes, the
-endpoints to check and the uninstall plan. It sits above the concerns: they never import it.
+``Phase``), notes, needs from the network, undoes and what ``actvt doctor`` checks of it
+(``core.concern``). This module turns them into the run's reads and probes, the mode decision, the
+install plan (or the bake plan), the notes, the endpoints to check, the uninstall plan and doctor's
+findings. It sits above the concerns: they never import it.
 
 The same ``build_plan`` serves ``--dry-run`` and a real run, so what the dry run shows is what the run
 does. Planners are pure; so is everything here.
@@ -14,7 +15,7 @@ from typing import List, Optional, Tuple
 from installer.concerns import (certbot, firewall, guard, lifecycle, migration, mtls, nginx, packages, selfcopy,
                                 state, vector)
 from installer.core.actions import Plan, Step
-from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, UninstallOptions
+from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, Finding, UninstallOptions
 from installer.core.config import BY_NAME, port_taken_by_nginx, warnings
 from installer.core.context import Context, Decisions
 from installer.core.errors import ActvtError
@@ -44,6 +45,22 @@ def reads(config) -> Tuple[str, ...]:
 
 def probes() -> tuple:
     return tuple(probe for concern in CONCERNS for probe in concern.probes)
+
+
+def check_reads(config) -> Tuple[str, ...]:
+    """The paths ``actvt doctor`` reads besides ``reads``."""
+    return tuple(dict.fromkeys(path for concern in CONCERNS if concern.checks for path in concern.checks.reads(config)))
+
+
+def check_probes() -> tuple:
+    """The read-only commands only ``actvt doctor`` runs (``vector validate``, the renewal timer)."""
+    return tuple(probe for concern in CONCERNS if concern.checks for probe in concern.checks.probes)
+
+
+def findings(config, facts: Facts, decisions: Decisions, ctx: Context) -> List[Finding]:
+    """What each concern's checks find, in the concerns' order."""
+    return [item for concern in CONCERNS if concern.checks
+            for item in concern.checks.judge(config, facts, decisions, ctx)]
 
 
 def uninstall_reads(entries) -> Tuple[str, ...]:
