@@ -9,9 +9,9 @@ Vector does not raise it) would end the server for good, with nothing to restart
 - ``/etc/systemd/system/vector.service.d/actvt-limits.conf`` raises ``LimitNOFILE`` to 65536, so
   that a flood has to be some sixty times larger to get there (Vector restarts when it changes);
 - ``actvt-vector-health.timer`` runs ``/usr/local/lib/actvt/vector-health`` every 30 s: when the
-  port completes no TLS handshake in three attempts while Vector has been active for a minute, it
-  restarts Vector, which drops the flood's connections. A legitimate client is served again within a
-  minute of the server ending.
+  port completes no TLS handshake in three attempts while Vector has been active for 20 s, it
+  restarts Vector, which drops the flood's connections. A legitimate client is served again within
+  about a minute of the server ending (at most 75 s: tests/integration/test_flood_e2e.py).
 
 Both modes get them: behind nginx, Vector's loopback listener is reached only through nginx, whose
 own timeouts close idle connections, and the check costs nothing there.
