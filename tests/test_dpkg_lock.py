@@ -123,9 +123,8 @@ def test_after_the_bound_it_fails_clearly_and_runs_nothing(host, holder):
     message = str(info.value)
     assert message.splitlines()[0] == (
         f"another package manager still holds its lock after 1 s: unattended-upgr (pid {child.pid}) holds "
-        "/var/lib/dpkg/lock-frontend, so `apt-get -o DPkg::Lock::Timeout=1 install -y -q --no-install-recommends "
-        "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold vector=0.50.0-1` was not run. Let it "
-        "finish (or give it more time with ACTVT_PACKAGE_LOCK_TIMEOUT) and run the installer again")
+        "/var/lib/dpkg/lock-frontend (not run: install packages (apt): vector=0.50.0-1). Let it finish (or give "
+        "it more time with ACTVT_PACKAGE_LOCK_TIMEOUT) and run the installer again")
     assert message.splitlines()[-1] == "nothing else was changed; running the installer again is safe"
     assert len(notices) == 1
     assert not [argv for argv in eng.runner.calls if argv[0] == "apt-get"]
@@ -186,7 +185,8 @@ def test_every_package_command_names_its_locks():
     assert commands["vector=0.50.0-1"].argv[1:3] == ("-o", "DPkg::Lock::Timeout=45")
     options = UninstallOptions(remove_vector=True, package_lock_timeout=45)
     [remove] = vector.uninstall_package({}, facts, options)[0].actions
-    assert remove.argv[:4] == ("apt-get", "-o", "DPkg::Lock::Timeout=45", "remove") and remove.locks == packaging.APT_INSTALL
+    assert remove.argv[:4] == ("apt-get", "-o", "DPkg::Lock::Timeout=45", "remove")
+    assert remove.locks == packaging.APT_INSTALL
     dnf_host = dataclasses.replace(make_facts(packages={"vector": "0.49.0-1"}), package_manager="dnf")
     rpm = vector.plan_vector_package(cfg, dnf_host, STANDALONE, CTX)
     assert [a.locks for a in rpm[0].actions if isinstance(a, Command) and a.argv[0] == "dnf"] == [packaging.RPM]

@@ -249,8 +249,8 @@ def test_a_rerun_without_the_mirrors_variables_leaves_its_repository(host_tree, 
 
 
 def test_a_vector_set_up_by_other_means_keeps_its_repository(host_tree):
-    (host_tree / "etc/apt/sources.list.d/vector.list").write_text("deb [signed-by=/usr/share/keyrings/"
-                                                                  "datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0\n")
+    (host_tree / "etc/apt/sources.list.d/vector.list").write_text(
+        "deb [signed-by=/usr/share/keyrings/datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0\n")
     eng, items, runner = install_package_step(host_tree, make_config(), packages={"vector": "0.50.0-1"})
     assert items == []
 

@@ -20,9 +20,10 @@ Decisions, each one a place where the bash installer behaved differently or said
 - **Installed already**: the package is kept (no install) unless ``ACTVT_REINSTALL_VECTOR`` is yes;
   the keyring and the repository file are kept up to date only where an earlier run made them (an
   ``actvt-vector-`` keyring is there) for the repository this run names: a Vector set up by other
-  means keeps its own, and a re-run without a mirror's variables leaves the mirror in place. A Vector at another version than the pinned one is
-  kept, never silently replaced; ``notes()`` says so. With reinstall, the pinned version is
-  installed even when that is a downgrade: the user asked for it.
+  means keeps its own, and a re-run without a mirror's variables leaves the mirror in place. A
+  Vector at another version than the pinned one is kept, never silently replaced; ``notes()`` says
+  so. With reinstall, the pinned version is installed even when that is a downgrade: the user asked
+  for it.
 - **Ownership**: ``vector.toml`` and ``/etc/default/vector`` are ``0644 root:root``. They hold no
   secret (paths, the port, the domain), Vector's user reads them, cannot change them, and the plan
   does not depend on the ``vector`` group existing yet (it appears only when the package is
@@ -80,7 +81,7 @@ DATADOG_KEYS = {
             ("DATADOG_APT_KEY_06462314.public", "D18886567EABAD8B2D2526900D826EB906462314")),  # 2033, next
     "rpm": (("DATADOG_RPM_KEY_CURRENT.public", None),
             ("DATADOG_RPM_KEY_B01082D3.public", "7408BFD56BC5BF0C361AAAE85D88EEA3B01082D3"),  # expires 2028
-            ("DATADOG_RPM_KEY_FD4BF915.public", "C6559B690CA882F023BDF3F63F4D1729FD4BF915"),  # expired 2024: old packages
+            ("DATADOG_RPM_KEY_FD4BF915.public", "C6559B690CA882F023BDF3F63F4D1729FD4BF915"),  # 2024: older packages
             ("DATADOG_RPM_KEY_4F09D16B.public", "2416A37757B1BB0268B3634B52AFC5994F09D16B")),  # 2033, next
 }
 
@@ -231,7 +232,8 @@ def yum_repo_text(config, manager: str = "dnf") -> bytes:
 
 
 def _apt_install_argv(spec: str, lock_timeout: int) -> Tuple[str, ...]:
-    return ("apt-get", *packaging.apt_lock_option(lock_timeout), "install", "-y", "-q", "--reinstall", "--allow-downgrades", "--no-install-recommends",
+    return ("apt-get", *packaging.apt_lock_option(lock_timeout), "install", "-y", "-q", "--reinstall",
+            "--allow-downgrades", "--no-install-recommends",
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", spec)
 
 
@@ -457,7 +459,8 @@ def uninstall_package(entries, facts, options) -> List[Step]:
         argv = ("apt-get", *packaging.apt_lock_option(options.package_lock_timeout), "remove", "-y", PACKAGE)
     else:
         argv = (manager, "remove", "-y", PACKAGE)
-    return [Step("Removing the Vector package", (Command(argv, "--remove-vector", locks=packaging.for_install(manager)),))]
+    return [Step("Removing the Vector package",
+                 (Command(argv, "--remove-vector", locks=packaging.for_install(manager)),))]
 
 
 CONCERN = Concern(

@@ -454,8 +454,9 @@ class Engine:
         action = item.action
         if action.locks:
             result = self._run_package_command(action.argv, action.locks, env=dict(action.env),
-                                               display=action.display, timeout=action.timeout,
-                                               check=not action.may_fail, secrets=action.secrets)
+                                               display=action.display, what=action.describe(),
+                                               timeout=action.timeout, check=not action.may_fail,
+                                               secrets=action.secrets)
         else:
             result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
                                      timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
@@ -474,9 +475,11 @@ class Engine:
                     "-o", "Dpkg::Options::=--force-confold", *action.names]
         else:
             argv = [action.manager, "install", "-y", *(name.replace("=", "-", 1) for name in action.names)]
-        self._run_package_command(argv, packaging.for_install(action.manager), timeout=1800)
+        self._run_package_command(argv, packaging.for_install(action.manager), what=action.describe(),
+                                  timeout=1800)
 
-    def _run_package_command(self, argv, locks, check: bool = True, display: Optional[str] = None, **run):
+    def _run_package_command(self, argv, locks, check: bool = True, display: Optional[str] = None,
+                             what: Optional[str] = None, **run):
         """Run a package manager's command once no other process holds its locks (one bound for the
         command, ``lock_timeout``); when it fails while another process has taken one of them again
         meanwhile, wait and run it again (apt and dpkg fail at once on a held lock; after the bound,
@@ -484,7 +487,7 @@ class Engine:
         shown = display or " ".join(argv)
         deadline = self.locks.deadline()
         while True:
-            self.locks.wait(locks, deadline, shown)
+            self.locks.wait(locks, deadline, what or "run " + shown)
             result = self.runner.run(argv, check=False, display=display, **run)
             if result.returncode == 0 or first_holder(locks, self.root.host) is None:
                 break  # done, or failed for a reason of its own

@@ -104,8 +104,8 @@ class Waiter:
         while found is not None:
             if self.clock() >= deadline:
                 raise ApplyError(f"another package manager still holds its lock after {self.timeout:.0f} s: "
-                                 f"{found.describe()}, so `{what}` was not run. Let it finish (or give it more "
-                                 f"time with {TIMEOUT_VARIABLE}) and run the installer again")
+                                 f"{found.describe()} (not run: {what}). Let it finish (or give it more time "
+                                 f"with {TIMEOUT_VARIABLE}) and run the installer again")
             self.sleep(POLL_SECONDS)
             found = first_holder(locks, self.host)
             if found is not None and found != seen[-1]:
