@@ -62,9 +62,17 @@ def machine():
         "python_binary": python_binary(),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "load": load(),
-        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "uptime": _uptime(),
         "install_pyz_sha256": _sha256(PYZ),
     }
+
+
+def _uptime():
+    """`uptime`'s line (none in a minimal Debian image, where procps is not installed)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return None
 
 
 def _sha256(path):

@@ -126,6 +126,10 @@ def doc(runs_command):
           % (s["pipe_cold"]["median"], yes(s["pipe_cold"]["median"] <= 2)))
         w("| the same with `PYTHONUNBUFFERED=1` | at most 2 s | %.2f s | %s (see below) |"
           % (s["pipe_cold_unbuffered"]["median"], yes(s["pipe_cold_unbuffered"]["median"] <= 2)))
+        if "isolated_cold_unbuffered" in s:
+            w("| `cat install.pyz \\| PYTHONUNBUFFERED=1 python3 -I - --version` (the README's form), empty cache "
+              "| at most 2 s | %.2f s | %s |"
+              % (s["isolated_cold_unbuffered"]["median"], yes(s["isolated_cold_unbuffered"]["median"] <= 2)))
     if times and "first" in times:
         med = times["rerun_seconds"]["median"]
         w("| re-run with nothing to change (harness) | at most 2 s | %.2f s (0 changes, 0 restarts) | %s |"
@@ -154,7 +158,7 @@ def doc(runs_command):
         w("## Start-up")
         w("")
         w("`python3 bench/startup.py` — median of %d runs each, interleaved (one of each per round), same "
-          "interpreter, the file written into a pipe to `python3 -` as `cat` does; \"cold\" removes the launcher's extraction cache (`/var/cache/actvt/pyz` and `shiv`) before "
+          "interpreter, the file written into a pipe to `python3 -` (and `python3 -I -`) as `cat` does; \"cold\" removes the launcher's extraction cache (`/var/cache/actvt/pyz` and `shiv`) before "
           "the run. As root the script runs in a private mount namespace with its own empty `/var/cache/actvt`, "
           "so other runs on the machine are not disturbed. `actvt` is the kept command (`/usr/local/bin/actvt`) "
           "of an install under a temporary `--root`, pointed at the zipapp kept there; it runs in-process when "
@@ -175,6 +179,45 @@ def doc(runs_command):
               "`PYTHONUNBUFFERED=1` stdin is unbuffered and the run makes **%d `read()` calls**: one per byte of "
               "the file, before a single line of the launcher runs."
               % (st["buffered"]["read_calls"], st["buffered"]["bytes"], st["unbuffered"]["read_calls"]))
+            if st.get("isolated_unbuffered"):
+                w("With `-I` (isolated mode: every `PYTHON*` variable is ignored) the variable changes nothing: %d "
+                  "`read()` calls." % st["isolated_unbuffered"]["read_calls"])
+            w("")
+        debian = start.get("debian") or {}
+        if debian.get("skipped"):
+            w("On Debian 11, 12 and 13: not measured (%s)." % debian["skipped"])
+            w("")
+        elif debian:
+            releases = [(suite, debian[suite]) for suite in ("bullseye", "bookworm", "trixie") if suite in debian]
+            w("### On Debian 11, 12 and 13")
+            w("")
+            w("The same measurement (%s) inside a container of each release's base image of the Docker harness "
+              "(`actvt-base:<suite>`: debootstrap's minbase with python3, the release's own interpreter), with no "
+              "network; medians, cold (empty cache) / warm." % ", ".join(
+                  "%d runs on %s" % (found["runs"], suite) for suite, found in releases if "seconds" in found))
+            w("")
+            w("| command | " + " | ".join(
+                "Debian %s (Python %s)" % ({"bullseye": "11", "bookworm": "12", "trixie": "13"}[suite],
+                                          found["machine"]["python"] if "machine" in found else "?")
+                for suite, found in releases) + " |")
+            w("|---|" + "---|" * len(releases))
+            forms = (("`… \\| python3 - --version`", "pipe"),
+                     ("`… \\| PYTHONUNBUFFERED=1 python3 - --version`", "pipe", "_unbuffered"),
+                     ("`… \\| python3 -I - --version`", "isolated"),
+                     ("`… \\| PYTHONUNBUFFERED=1 python3 -I - --version`", "isolated", "_unbuffered"))
+            for form in forms:
+                label, stem, tail = form[0], form[1], (form[2] if len(form) > 2 else "")
+                cells = []
+                for suite, found in releases:
+                    if "seconds" not in found:
+                        cells.append("not measured: %s" % found.get("skipped"))
+                        continue
+                    sec = found["seconds"]
+                    cells.append("%.2f s / %.2f s" % (sec["%s_cold%s" % (stem, tail)]["median"],
+                                                      sec["%s_warm%s" % (stem, tail)]["median"]))
+                w("| %s | %s |" % (label, " | ".join(cells)))
+            floors = ["%.3f s" % found["seconds"]["floor"]["median"] if "seconds" in found else "" for _, found in releases]
+            w("| `python3 -c pass` | %s |" % " | ".join(floors))
             w("")
     if mem:
         w("## Peak memory")
@@ -321,10 +364,17 @@ def doc(runs_command):
               "which the one-file design rules out."
               % (alt["xz_9e_base85_bytes"] / 1e6, 100 * alt["xz_9e_base85_bytes"] / size["payload_base64_bytes"]))
         w("")
-        w("The ways around it cost nothing and belong in the install instructions for Docker images: "
-          "`curl -fsSL …/install.pyz | PYTHONUNBUFFERED= python3 -` (an empty value counts as not set: %.2f s "
-          "cold, %.2f s warm here), or download then run `python3 install.pyz` (a file named on the command line "
-          "is read buffered even when the variable is set)." % (sec["pipe_cold"], sec["pipe_warm"]))
+        if "isolated_cold_unbuffered" in sec:
+            w("The README's command avoids it everywhere: `curl -fsSL …/install.pyz | python3 -I -` (isolated mode "
+              "ignores every `PYTHON*` variable, and so `PYTHONPATH` cannot add code to a root process either): "
+              "%.2f s cold, %.2f s warm here with `PYTHONUNBUFFERED=1` set. Downloading then running `python3 "
+              "install.pyz` also reads the file buffered." % (sec["isolated_cold_unbuffered"],
+                                                             sec["isolated_warm_unbuffered"]))
+        else:
+            w("The ways around it cost nothing and belong in the install instructions for Docker images: "
+              "`curl -fsSL …/install.pyz | PYTHONUNBUFFERED= python3 -` (an empty value counts as not set: %.2f s "
+              "cold, %.2f s warm here), or download then run `python3 install.pyz` (a file named on the command "
+              "line is read buffered even when the variable is set)." % (sec["pipe_cold"], sec["pipe_warm"]))
         w("")
     if mem:
         rows = dict(mem["local"])
@@ -365,8 +415,9 @@ def doc(runs_command):
     w("")
     w("| script | measures | result |")
     w("|---|---|---|")
-    w("| `bench/startup.py` | start-up through the pipe (cold, warm, with and without `PYTHONUNBUFFERED`) and "
-      "of `actvt`, against `python3 -c pass` | `bench/results/startup.json` |")
+    w("| `bench/startup.py` | start-up through the pipe, `python3 -` and `python3 -I -` (cold, warm, with and "
+      "without `PYTHONUNBUFFERED`), here and on Debian 11, 12 and 13, and of `actvt`, against `python3 -c pass` "
+      "| `bench/results/startup.json` |")
     w("| `bench/memory.py` | peak RSS of `--version` and of a full install (local `--root`, Docker) | "
       "`bench/results/memory.json` |")
     w("| `bench/size.py` | what `dist/install.pyz` carries | `bench/results/size.json` |")
@@ -398,7 +449,8 @@ def main() -> int:
         snapshot = os.path.join(tempfile.mkdtemp(prefix="actvt-bench-"), "install.pyz")
         shutil.copy2(C.ensure_pyz(), snapshot)
         os.environ["ACTVT_BENCH_PYZ"] = snapshot
-        steps = [("startup.py", ["--runs", str(args.runs)], None, None),
+        steps = [("startup.py", ["--runs", str(args.runs)] + ([] if args.no_docker else ["--debian", "all"]), None,
+                  None if args.no_docker else docker_python()),
                  ("memory.py", ["--no-docker"] if args.no_docker else [], None, docker_python()),
                  ("size.py", [], None, None),
                  ("bench_issuance.py", [], issuance_env(), None)]

@@ -34,7 +34,21 @@ CASES = {
     "ACTVT_VECTOR_VERSION": ({"0.50.0-1": "0.50.0-1", "0.51.1-1": "0.51.1-1"}, ["latest", "0.50 0", "; rm"]),
     "ACTVT_VECTOR_APT_URL": ({"http://mirror/vector/": "http://mirror/vector/"}, ["mirror/vector", "file:///x"]),
     "ACTVT_VECTOR_YUM_URL": ({"https://m/yum/": "https://m/yum/"}, ["yum"]),
-    "ACTVT_VECTOR_KEY_URL": ({"http://mirror/key.asc": "http://mirror/key.asc"}, ["key.asc"]),
+    "ACTVT_VECTOR_KEY_URL": ({"http://mirror/key.asc": ("http://mirror/key.asc",),
+                              " http://m/a.asc, https://m/b.gpg  http://m/c": ("http://m/a.asc", "https://m/b.gpg",
+                                                                            "http://m/c")},
+                             ["key.asc", "http://m/a.asc key.asc", " , "]),
+    "ACTVT_VECTOR_KEY_FINGERPRINTS": (
+        {"5f1e256061d813b125e156e8e6266d4ac0962c7d": ("5F1E256061D813B125E156E8E6266D4AC0962C7D",),
+         "5F1E 2560 61D8 13B1 25E1  56E8 E626 6D4A C096 2C7D": ("5F1E256061D813B125E156E8E6266D4AC0962C7D",),
+         "0x5F1E256061D813B125E156E8E6266D4AC0962C7D D75CEA17048B9ACBF186794B32637D44F14F620E":
+             ("5F1E256061D813B125E156E8E6266D4AC0962C7D", "D75CEA17048B9ACBF186794B32637D44F14F620E"),
+         "5F1E256061D813B125E156E8E6266D4AC0962C7D,D75C EA17 048B 9ACB F186  794B 3263 7D44 F14F 620E":
+             ("5F1E256061D813B125E156E8E6266D4AC0962C7D", "D75CEA17048B9ACBF186794B32637D44F14F620E"),
+         "a" * 64: ("A" * 64,)},
+        ["C0962C7D", "5F1E256061D813B125E156E8E6266D4AC0962C7", "5F1E256061D813B125E156E8E6266D4AC0962C7DX",
+         "G" * 40, ", ,", "5F1E 2560 61D8 13B1 25E1  56E8 E626 6D4A C096 2C7D 1234"]),
+    "ACTVT_PACKAGE_LOCK_TIMEOUT": ({"0": 0, "20": 20, "86400": 86400}, ["-1", "86401", "1.5", "10s", "ten"]),
 }
 BOOLEANS = [v.name for v in config.VARIABLES if v.parse is config.parse_bool]
 
@@ -65,6 +79,7 @@ def test_defaults_match_the_bash_installer():
     assert (cfg.reuse_mtls_ca, cfg.regen_client_cert, cfg.non_interactive) == (True, False, None)
     assert cfg.acme_server == "https://acme-v02.api.letsencrypt.org/directory"
     assert cfg.vector_version == "0.50.0-1" and cfg.bake is False
+    assert (cfg.vector_key_url, cfg.vector_key_fingerprints, cfg.package_lock_timeout) == (None, None, 600)
     assert cfg.explicit == frozenset(BASE)
 
 

@@ -9,7 +9,7 @@ import pytest
 from installer.commands import run
 from installer.concerns import certbot, vector
 from installer.core import http as reach
-from installer.core.actions import Command, Fetch, File, Plan, Step
+from installer.core.actions import Command, File, Plan, Step
 from installer.plans.registry import Built, endpoints
 
 from helpers import make_config
@@ -42,7 +42,7 @@ def free_port():
 def plan_for(cfg):
     """A plan whose steps the concerns that declare the endpoints planned."""
     return Built(Plan((
-        Step("x", (Fetch("/usr/share/keyrings/k.asc", cfg.vector_key_url), File(vector.APT_LIST, b"deb ..."))),
+        Step("x", (vector.keyring_action(cfg, "apt"), File(vector.APT_LIST, b"deb ..."))),
         Step("y", (Command(("certbot", "certonly", "--webroot", "--server", cfg.acme_server)),)),
     )), (vector.CONCERN, certbot.CONCERN))
 

@@ -13,9 +13,9 @@ import tomllib
 import pytest
 
 from installer.engine import engine
-from installer.core import paths
+from installer.core import packaging, paths
 from installer.concerns import vector
-from installer.core.actions import Absent, Fetch, Packages, Plan, Service
+from installer.core.actions import Absent, Keyring, Packages, Plan, Service
 from installer.core.facts import ProbeResult, gather
 from installer.core.paths import Root
 from installer.plans.registry import Context, Decisions
@@ -97,28 +97,48 @@ def package_plan(cfg=None, ctx=CTX, **facts):
     return [action for step in steps for action in step.actions]
 
 
+DATADOG_APT = tuple("https://keys.datadoghq.com/DATADOG_APT_KEY_%s.public" % name
+                    for name in ("CURRENT", "C0962C7D", "F14F620E", "06462314"))
+
+
 def test_fresh_apt_host_gets_the_signed_repository_and_the_pinned_package():
     actions = package_plan(probes=USER_MISSING)
-    keyring = vector.keyring_path("https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public")
-    assert keyring.startswith("/usr/share/keyrings/actvt-vector-") and keyring.endswith(".asc")
-    fetch, listing, update, package, user = actions
-    assert fetch == Fetch(keyring, "https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public", 0o644,
-                          reason=fetch.reason)
+    keyring, listing, update, package, user = actions
+    assert keyring == Keyring(vector.keyring_path(make_config(), "apt"), DATADOG_APT,
+                              ("5F1E256061D813B125E156E8E6266D4AC0962C7D", "D75CEA17048B9ACBF186794B32637D44F14F620E",
+                               "D18886567EABAD8B2D2526900D826EB906462314"),
+                              reason=keyring.reason, hint=keyring.hint)
+    assert keyring.path.startswith("/usr/share/keyrings/actvt-vector-") and keyring.path.endswith(".gpg")
     assert listing.path == "/etc/apt/sources.list.d/vector.list" and listing.mode == 0o644
-    assert f"deb [signed-by={keyring}] https://apt.vector.dev/ stable vector-0\n" in listing.content.decode()
+    assert f"deb [signed-by={keyring.path}] https://apt.vector.dev/ stable vector-0\n" in listing.content.decode()
     assert update.argv[:2] == ("apt-get", "update") and update.when_changed == ()  # installing: always
+    assert update.locks == packaging.APT_LISTS
     assert package == Packages("apt", ("vector=0.50.0-1",), reason=package.reason)
     assert user.argv[:2] == ("sh", "-c") and "useradd --system" in user.argv[2]
     assert "getent passwd vector >/dev/null && exit 0" in user.argv[2]  # harmless after the package made it
 
 
-def test_mirror_urls_and_version_are_used():
+def test_mirror_urls_keys_and_version_are_used():
     cfg = make_config(vector_apt_url="http://mirror.internal:3142/vector/", vector_version="0.49.0-1",
-                      vector_key_url="http://mirror.internal/key.asc")
-    fetch, listing, _update, package = package_plan(cfg)
-    assert fetch.url == "http://mirror.internal/key.asc" and fetch.path == vector.keyring_path(fetch.url)
+                      vector_key_url="http://mirror.internal/key.asc",
+                      vector_key_fingerprints="0123456789abcdef0123456789abcdef01234567")
+    keyring, listing, _update, package = package_plan(cfg)
+    assert keyring.urls == ("http://mirror.internal/key.asc",) and keyring.path == vector.keyring_path(cfg, "apt")
+    assert keyring.fingerprints == ("0123456789ABCDEF0123456789ABCDEF01234567",)
     assert "] http://mirror.internal:3142/vector/ stable vector-0\n" in listing.content.decode()
     assert package.names == ("vector=0.49.0-1",)
+
+
+def test_the_keyring_is_named_by_its_urls_and_pinned_keys():
+    """Another mirror, or a pinned set changed in a newer installer, makes another keyring (and so
+    another list line, and apt-get update)."""
+    base = make_config()
+    names = {vector.keyring_path(cfg, "apt") for cfg in (
+        base, make_config(vector_key_url="http://m/key.asc"),
+        make_config(vector_key_fingerprints="0123456789abcdef0123456789abcdef01234567"),
+        make_config(vector_key_url=" ".join(DATADOG_APT[:2])))}
+    assert len(names) == 4
+    assert vector.keyring_path(base, "apt") == vector.keyring_path(make_config(), "apt")  # stable between runs
 
 
 def test_apt_source_line_cannot_be_bent_by_the_url():
@@ -129,7 +149,7 @@ def test_apt_source_line_cannot_be_bent_by_the_url():
     assert url == "https://m.example/a%23b%5Bc%5D%20d%5D"
 
 
-def test_keys_of_an_earlier_key_url_are_removed():
+def test_keyrings_of_an_earlier_run_are_removed():
     old = "/usr/share/keyrings/actvt-vector-0123456789ab.asc"
     actions = package_plan(files={old: b"old key", "/usr/share/keyrings/debian-archive-keyring.gpg": b"x"})
     assert Absent(old, reason=actions[1].reason) == actions[1]
@@ -139,11 +159,14 @@ def test_keys_of_an_earlier_key_url_are_removed():
 @pytest.mark.parametrize("manager", ["dnf", "yum"])
 def test_rpm_hosts_get_a_checked_repo_file(manager):
     actions = package_plan(package_manager=manager)
-    repo, package = actions
+    keyring, repo, package = actions
     text = repo.content.decode()
     assert repo.path == "/etc/yum.repos.d/vector.repo"
-    for line in ("[vector]", "gpgcheck=1", "repo_gpgcheck=1", "enabled=1",
-                 "gpgkey=https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public",
+    # dnf and yum import the keys we checked, from the file: never one they fetch on their own
+    assert keyring.armored and keyring.path.startswith("/etc/pki/rpm-gpg/actvt-vector-")
+    assert keyring.urls[0] == "https://keys.datadoghq.com/DATADOG_RPM_KEY_CURRENT.public"
+    assert "7408BFD56BC5BF0C361AAAE85D88EEA3B01082D3" in keyring.fingerprints
+    for line in ("[vector]", "gpgcheck=1", "repo_gpgcheck=1", "enabled=1", f"gpgkey=file://{keyring.path}",
                  "baseurl=https://yum.vector.dev/stable/vector-0/$basearch/"):
         assert line in text.splitlines()
     assert package == Packages(manager, ("vector=0.50.0-1",), reason=package.reason)
@@ -162,9 +185,10 @@ def test_installed_vector_of_another_version_is_kept_and_said():
 
 def test_reinstall_on_apt_reinstalls_the_pinned_version():
     actions = package_plan(make_config(reinstall_vector="yes"), packages={"vector": "0.51.1-1"})
-    _fetch, listing, update, install = actions
+    _keyring, listing, update, install = actions
     assert update.when_changed == (listing.path, actions[0].path)  # installed: update only on change
-    assert install.argv[:3] == ("apt-get", "install", "-y")
+    assert install.argv[:5] == ("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y")
+    assert install.locks == packaging.APT_INSTALL
     assert {"--reinstall", "--allow-downgrades", "Dpkg::Options::=--force-confold"} <= set(install.argv)
     assert install.argv[-1] == "vector=0.50.0-1"
 

@@ -190,7 +190,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         out.heading(1, total, "Checking the system")
         report_system(facts, out)
         out.ok(f"mode: {decisions.mode} (web server on 80/443: {decisions.webserver})")
-        eng = engine.Engine(root, engine.Runner(log), log=log)
+        eng = engine.Engine(root, engine.Runner(log), log=log, lock_timeout=cfg.package_lock_timeout, notify=out.warn)
         outcome = run.execute(eng, plan, out, args.dry_run, first=2, total=total)
         if args.dry_run:
             for note in notes:

@@ -5,6 +5,7 @@ the kept mTLS material are ``concerns.state``'s."""
 import contextlib
 
 from installer.commands import run
+from installer.core import config as configuration
 from installer.core import facts as host_facts
 from installer.core import manifest, paths, records
 from installer.core.concern import UninstallOptions
@@ -17,6 +18,7 @@ from installer.ui import report
 
 def cmd_uninstall(args, environ, out, stdout) -> int:
     root = run.root_of(args)
+    lock_timeout = configuration.parse_one(environ, "ACTVT_PACKAGE_LOCK_TIMEOUT")
     run.need_root(root, args.dry_run, "must run as root: use `sudo` (or --dry-run to only see what would be removed)")
     out.log.enabled = not args.dry_run
     with contextlib.nullcontext() if args.dry_run else lock.hold(root):
@@ -26,10 +28,11 @@ def cmd_uninstall(args, environ, out, stdout) -> int:
             out.plain("actvt is not installed here (no /var/lib/actvt/install.state): nothing to remove.")
             return EXIT_OK
         options = UninstallOptions(purge=args.purge, remove_vector=args.remove_vector,
-                                   domain=records.read_domain(facts.files.get(paths.DOMAIN_FILE)))
+                                   domain=records.read_domain(facts.files.get(paths.DOMAIN_FILE)),
+                                   package_lock_timeout=lock_timeout)
         plan = registry.build_uninstall_plan(entries, facts, options)
         run.start_log(out)
-        eng = engine.Engine(root, engine.Runner(out.log), log=out.log)
+        eng = engine.Engine(root, engine.Runner(out.log), log=out.log, lock_timeout=lock_timeout, notify=out.warn)
         outcome = run.execute(eng, plan, out, args.dry_run, first=1)
 
         def summary(**extra) -> dict:

@@ -37,7 +37,7 @@ import datetime
 from typing import List, Optional, Tuple
 
 from installer import __version__
-from installer.core import paths
+from installer.core import packaging, paths
 from installer.core.actions import Command, Copy, Directory, File, Packages, Step
 from installer.core.concern import (BAKE, FAIL, PASS, SKIP, WARN, Checks, Concern, Endpoint, Finding, Phase, Planner,
                                    Undo, Uninstaller, UninstallOptions)
@@ -144,12 +144,12 @@ def install_certbot(facts) -> List:
     elif facts.os.id == "amzn":
         if facts.os.version_id.startswith("2") and facts.os.version_id != "2023" \
                 and not facts.has_package("epel-release"):
-            actions.append(Command(("amazon-linux-extras", "install", "-y", "epel"),
+            actions.append(Command(("amazon-linux-extras", "install", "-y", "epel"), locks=packaging.RPM,
                                    reason="certbot comes from EPEL on Amazon Linux 2"))
     elif not facts.has_package("epel-release"):
         if facts.os.id == "rhel":
             major = (facts.os.version_id or "9").split(".")[0]
-            actions.append(Command((manager, "install", "-y", EPEL_RHEL.format(major=major)),
+            actions.append(Command((manager, "install", "-y", EPEL_RHEL.format(major=major)), locks=packaging.RPM,
                                    reason="certbot comes from EPEL (Extra Packages for Enterprise Linux)"))
         elif any(name in ("rhel", "centos", "rocky", "almalinux") for name in family):
             actions.append(Packages(manager, ("epel-release",),

@@ -7,15 +7,23 @@ Three planners (``CONCERN``), each in its ``Phase`` with others between them: ``
 
 Decisions, each one a place where the bash installer behaved differently or said nothing:
 
-- **Repository key**: downloaded once to ``/usr/share/keyrings/actvt-vector-<hash of its URL>.asc``
-  (apt accepts an armored ``.asc`` in ``signed-by``). The URL is part of the name, so that pointing
-  ``ACTVT_VECTOR_KEY_URL`` at a mirror's key fetches that key instead of keeping the old one; keys of
-  earlier URLs are removed. ``apt-get update`` runs only when the list or the key changed, or when
-  the package is about to be installed.
-- **Installed already**: the package step is skipped (repository files included, as the bash
-  installer did) unless ``ACTVT_REINSTALL_VECTOR`` is yes. A Vector at another version than the pinned one is
-  kept, never silently replaced; ``notes()`` says so. With reinstall, the pinned version is
-  installed even when that is a downgrade: the user asked for it.
+- **Repository keys**: Datadog's current signing keys (``DATADOG_KEYS``: each file Vector's setup
+  script imports, not only ``CURRENT``) are downloaded into one keyring, and a key whose fingerprint
+  is not pinned here is refused before the keyring is written (``ACTVT_VECTOR_KEY_URL`` and
+  ``ACTVT_VECTOR_KEY_FINGERPRINTS`` name a mirror's keys). apt gets a binary keyring in
+  ``/usr/share/keyrings`` (``signed-by``), dnf and yum an armored one in ``/etc/pki/rpm-gpg``
+  (``gpgkey=file://``: they import only keys we checked, never one fetched on their own). The name
+  carries a hash of the URLs and the fingerprints, so that another mirror, or a pinned set changed
+  in a newer installer, makes a new keyring on the next run; earlier ones are removed. ``apt-get
+  update`` runs only when the list or the keyring changed, or when the package is about to be
+  installed.
+- **Installed already**: the package is kept (no install) unless ``ACTVT_REINSTALL_VECTOR`` is yes;
+  the keyring and the repository file are kept up to date only where an earlier run made them (an
+  ``actvt-vector-`` keyring is there) for the repository this run names: a Vector set up by other
+  means keeps its own, and a re-run without a mirror's variables leaves the mirror in place. A
+  Vector at another version than the pinned one is kept, never silently replaced; ``notes()`` says
+  so. With reinstall, the pinned version is installed even when that is a downgrade: the user asked
+  for it.
 - **Ownership**: ``vector.toml`` and ``/etc/default/vector`` are ``0644 root:root``. They hold no
   secret (paths, the port, the domain), Vector's user reads them, cannot change them, and the plan
   does not depend on the ``vector`` group existing yet (it appears only when the package is
@@ -44,8 +52,8 @@ import re
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from installer.core import paths
-from installer.core.actions import Absent, Command, Fetch, File, Packages, Service, Step
+from installer.core import openpgp, packaging, paths
+from installer.core.actions import Absent, Command, File, Keyring, Packages, Service, Step
 from installer.core.concern import (BAKE, FAIL, INSTALL, PASS, SKIP, Checks, Concern, Endpoint, Finding, Phase, Planner,
                                    Undo, Uninstaller)
 from installer.core.context import answer
@@ -55,13 +63,32 @@ from installer.core.render import render_file, template
 PACKAGE = "vector"
 APT_LIST = "/etc/apt/sources.list.d/vector.list"
 YUM_REPO = "/etc/yum.repos.d/vector.repo"
-KEYRING_DIR = "/usr/share/keyrings"
+KEYRING_DIRS = {"apt": "/usr/share/keyrings", "dnf": "/etc/pki/rpm-gpg", "yum": "/etc/pki/rpm-gpg"}
 KEYRING_PREFIX = "actvt-vector-"
 VECTOR_HOME = "/var/lib/vector"
+DATADOG_KEYS_URL = "https://keys.datadoghq.com/"
 
-#: Paths whose content the planners read: the keyrings (to remove keys of an earlier key URL) and
-#: the defaults file (its other lines are kept).
-READS = (KEYRING_DIR, paths.VECTOR_DEFAULTS)
+#: Datadog's signing keys of Vector's repositories: the files Vector's own setup script imports
+#: (APT_GPG_KEYS and RPM_GPG_KEYS of install_script_vector0.sh in github.com/DataDog/agent-linux-install-script,
+#: the script https://setup.vector.dev serves) plus the successor each CURRENT file will hold after
+#: Datadog's next rotation (06462314 and 4F09D16B, imported ahead by Datadog's agent script,
+#: install_script.sh.template of the same repository), so that a host set up now keeps verifying.
+#: The fingerprints are those of apt_gpg_keys and rpm_gpg_keys in recipes/repository.rb of
+#: github.com/DataDog/chef-datadog. CURRENT holds one of them; a CURRENT with any other key is refused.
+DATADOG_KEYS = {
+    "apt": (("DATADOG_APT_KEY_CURRENT.public", None),
+            ("DATADOG_APT_KEY_C0962C7D.public", "5F1E256061D813B125E156E8E6266D4AC0962C7D"),  # expires 2028
+            ("DATADOG_APT_KEY_F14F620E.public", "D75CEA17048B9ACBF186794B32637D44F14F620E"),  # expires 2032
+            ("DATADOG_APT_KEY_06462314.public", "D18886567EABAD8B2D2526900D826EB906462314")),  # 2033, next
+    "rpm": (("DATADOG_RPM_KEY_CURRENT.public", None),
+            ("DATADOG_RPM_KEY_B01082D3.public", "7408BFD56BC5BF0C361AAAE85D88EEA3B01082D3"),  # expires 2028
+            ("DATADOG_RPM_KEY_FD4BF915.public", "C6559B690CA882F023BDF3F63F4D1729FD4BF915"),  # 2024: older packages
+            ("DATADOG_RPM_KEY_4F09D16B.public", "2416A37757B1BB0268B3634B52AFC5994F09D16B")),  # 2033, next
+}
+
+#: Paths whose content the planners read: the keyrings (earlier ones are removed; one of ours means
+#: the repository is ours to keep up to date) and the defaults file (its other lines are kept).
+READS = tuple(dict.fromkeys(KEYRING_DIRS.values())) + (APT_LIST, YUM_REPO, paths.VECTOR_DEFAULTS)
 
 #: The ``vector`` system user exists (True/False; None under --root, where it is not asked).
 VECTOR_USER = Probe("vector_user", ("getent", "passwd", "vector"), lambda result: result.returncode == 0)
@@ -152,9 +179,40 @@ def gpu_enabled(config, facts, ctx) -> bool:
     return bool(facts.gpu) and answer(config, ctx, "ACTVT_ENABLE_GPU")
 
 
-def keyring_path(key_url: str) -> str:
-    digest = hashlib.sha256(key_url.encode()).hexdigest()[:12]
-    return f"{KEYRING_DIR}/{KEYRING_PREFIX}{digest}.asc"
+def _family(manager: str) -> str:
+    return "apt" if manager == "apt" else "rpm"
+
+
+def key_urls(config, manager: str) -> Tuple[str, ...]:
+    """The keys' URLs: ACTVT_VECTOR_KEY_URL, else Datadog's for the host's package manager."""
+    return config.vector_key_url or tuple(DATADOG_KEYS_URL + name for name, _ in DATADOG_KEYS[_family(manager)])
+
+
+def key_fingerprints(config, manager: str) -> Tuple[str, ...]:
+    """The only keys the keyring may hold: ACTVT_VECTOR_KEY_FINGERPRINTS, else Datadog's pinned ones."""
+    return config.vector_key_fingerprints or tuple(fpr for _, fpr in DATADOG_KEYS[_family(manager)] if fpr)
+
+
+def keyring_path(config, manager: str) -> str:
+    """Named by what it is made from: other URLs or other pinned keys make another keyring."""
+    made_from = "\n".join((_family(manager),) + key_urls(config, manager) + key_fingerprints(config, manager))
+    digest = hashlib.sha256(made_from.encode()).hexdigest()[:12]
+    return f"{KEYRING_DIRS[manager]}/{KEYRING_PREFIX}{digest}" + (".gpg" if manager == "apt" else ".asc")
+
+
+def keyring_action(config, manager: str) -> Keyring:
+    pinned = "ACTVT_VECTOR_KEY_FINGERPRINTS" if config.vector_key_fingerprints else "the installer"
+    return Keyring(keyring_path(config, manager), key_urls(config, manager), key_fingerprints(config, manager),
+                   armored=manager != "apt", reason=f"signing keys of Vector's repository, pinned by {pinned}",
+                   hint="A mirror with its own signing key declares it with ACTVT_VECTOR_KEY_FINGERPRINTS "
+                        "(`gpg --show-keys KEYFILE` prints it); otherwise the key is not Datadog's, or this "
+                        "installer predates a new one of theirs")
+
+
+def _ours(facts, manager: str) -> list:
+    """Keyrings an earlier run made (``actvt-vector-*``)."""
+    prefix = f"{KEYRING_DIRS[manager]}/{KEYRING_PREFIX}"
+    return sorted(path for path in facts.files if path.startswith(prefix))
 
 
 def version_key(version: str) -> Tuple:
@@ -172,12 +230,12 @@ def _installed(facts) -> Optional[str]:
 
 
 def apt_list_text(config) -> bytes:
-    keyring = keyring_path(config.vector_key_url)
+    keyring = keyring_path(config, "apt")
     return (f"# Vector's signed package repository (written by actvt-installer)\n"
             f"deb [signed-by={keyring}] {_uri(config.vector_apt_url)} stable vector-0\n").encode()
 
 
-def yum_repo_text(config) -> bytes:
+def yum_repo_text(config, manager: str = "dnf") -> bytes:
     # parse_url admits no whitespace, so no value can add a line; the URLs keep yum's $basearch.
     return ("# Vector's signed package repository (written by actvt-installer)\n"
             "[vector]\n"
@@ -186,11 +244,12 @@ def yum_repo_text(config) -> bytes:
             "enabled=1\n"
             "gpgcheck=1\n"
             "repo_gpgcheck=1\n"
-            f"gpgkey={config.vector_key_url}\n").encode()
+            f"gpgkey=file://{keyring_path(config, manager)}\n").encode()
 
 
-def _apt_install_argv(spec: str) -> Tuple[str, ...]:
-    return ("apt-get", "install", "-y", "-q", "--reinstall", "--allow-downgrades", "--no-install-recommends",
+def _apt_install_argv(spec: str, lock_timeout: int) -> Tuple[str, ...]:
+    return ("apt-get", *packaging.apt_lock_option(lock_timeout), "install", "-y", "-q", "--reinstall",
+            "--allow-downgrades", "--no-install-recommends",
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", spec)
 
 
@@ -211,6 +270,53 @@ def ensure_user_action() -> Command:
                    display="ensure the `vector` system user exists (useradd --system vector)")
 
 
+def repository_actions(config, facts, manager: str, installing: bool) -> List:
+    """The keyring, the repository file and (apt) the package lists: read always before a first
+    install, else only when the list or the keyring changed."""
+    if manager not in KEYRING_DIRS:
+        return []
+    keyring = keyring_action(config, manager)
+    actions: List = [keyring]
+    actions += [Absent(path, reason="an earlier keyring of Vector's repository (other keys or key URLs)")
+                for path in _ours(facts, manager) if path != keyring.path]
+    if manager == "apt":
+        actions.append(File(APT_LIST, apt_list_text(config), 0o644,
+                            reason=f"Vector's repository {config.vector_apt_url} (signed-by its keyring)"))
+        actions.append(Command(("apt-get", "update", "-q"), timeout=600, locks=packaging.APT_LISTS,
+                               reason="read the package lists (Vector's repository was added)",
+                               when_changed=() if installing else (APT_LIST, keyring.path)))
+    else:
+        actions.append(File(YUM_REPO, yum_repo_text(config, manager), 0o644,
+                            reason=f"Vector's repository {config.vector_yum_url} (gpgcheck, repo_gpgcheck)"))
+    return actions
+
+
+def repository_current(config, facts, manager: str) -> bool:
+    """What an earlier run set up is what this run wants: the keyring of this run's URLs and pins,
+    holding only pinned keys, no other keyring of ours, the same repository file (so a re-run with
+    nothing to change neither downloads a key nor asks the repository)."""
+    keyring = keyring_action(config, manager)
+    if _ours(facts, manager) != [keyring.path]:
+        return False
+    try:
+        held = openpgp.certificates(facts.files[keyring.path])
+    except openpgp.NotAKey:
+        return False
+    wanted = (APT_LIST, apt_list_text(config)) if manager == "apt" else (YUM_REPO, yum_repo_text(config, manager))
+    return all(cert.fingerprint in keyring.fingerprints for cert in held) and facts.files.get(wanted[0]) == wanted[1]
+
+
+def same_repository(config, facts, manager: str) -> bool:
+    """The repository file an earlier run wrote names the repository this run names (a re-run that
+    leaves out a mirror's variables does not move an installed Vector back to Datadog's repository)."""
+    if manager == "apt":
+        lines = (facts.files.get(APT_LIST) or b"").decode(errors="replace").splitlines()
+        urls = [line.split("] ", 1)[1].split(" ", 1)[0] for line in lines if line.startswith("deb [") and "] " in line]
+        return urls == [_uri(config.vector_apt_url)]
+    lines = (facts.files.get(YUM_REPO) or b"").decode(errors="replace").splitlines()
+    return f"baseurl={config.vector_yum_url}" in lines
+
+
 def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
     manager = facts.package_manager
     installed = _installed(facts)
@@ -218,31 +324,23 @@ def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
     version = config.vector_version
     actions: List = []
     if installed is None or reinstall:
-        if manager == "apt":
-            keyring = keyring_path(config.vector_key_url)
-            actions.append(Fetch(keyring, config.vector_key_url, 0o644,
-                                 reason="signing key of Vector's package repository"))
-            for path in sorted(facts.files):
-                if path.startswith(f"{KEYRING_DIR}/{KEYRING_PREFIX}") and path != keyring:
-                    actions.append(Absent(path, reason="key of an earlier ACTVT_VECTOR_KEY_URL"))
-            actions.append(File(APT_LIST, apt_list_text(config), 0o644,
-                                reason=f"Vector's repository {config.vector_apt_url} (signed-by its key)"))
-            actions.append(Command(("apt-get", "update", "-q"), timeout=600,
-                                   reason="read the package lists (Vector's repository was added)",
-                                   when_changed=() if installed is None else (APT_LIST, keyring)))
-        elif manager in ("dnf", "yum"):
-            actions.append(File(YUM_REPO, yum_repo_text(config), 0o644,
-                                reason=f"Vector's repository {config.vector_yum_url} (gpgcheck, repo_gpgcheck)"))
-        else:
+        actions += repository_actions(config, facts, manager, installing=installed is None)
+        if not actions:
             return []
         if installed is None:
             actions.append(Packages(manager, (f"{PACKAGE}={version}",), reason=f"Vector {version} (pinned)"))
         elif manager == "apt":
-            actions.append(Command(_apt_install_argv(f"{PACKAGE}={version}"), timeout=1800,
+            actions.append(Command(_apt_install_argv(f"{PACKAGE}={version}", config.package_lock_timeout),
+                                   timeout=1800, locks=packaging.APT_INSTALL,
                                    reason=f"ACTVT_REINSTALL_VECTOR=yes: Vector {installed} -> {version}"))
         else:
             actions.append(Command(_rpm_reinstall_argv(manager, installed, version), timeout=1800,
+                                   locks=packaging.RPM,
                                    reason=f"ACTVT_REINSTALL_VECTOR=yes: Vector {installed} -> {version}"))
+    elif manager in KEYRING_DIRS and _ours(facts, manager) and same_repository(config, facts, manager) \
+            and not repository_current(config, facts, manager):
+        # kept up to date where an earlier run set it up: a newer pinned set, other key URLs
+        actions += repository_actions(config, facts, manager, installing=False)
     if facts.fact(VECTOR_USER) is not True:
         actions.append(ensure_user_action())
     if not actions:
@@ -348,8 +446,9 @@ def endpoints(config, actions) -> List[Endpoint]:
     """Vector's signing key and repository, when this run adds them (the connectivity check)."""
     found = []
     for action in actions:
-        if isinstance(action, Fetch):
-            found.append(Endpoint("the signing key of Vector's repository", action.url, "ACTVT_VECTOR_KEY_URL"))
+        if isinstance(action, Keyring):
+            found += [Endpoint("a signing key of Vector's repository", url, "ACTVT_VECTOR_KEY_URL")
+                      for url in action.urls]
         elif isinstance(action, File) and action.path == APT_LIST:
             base = config.vector_apt_url.rstrip("/")
             found.append(Endpoint("Vector's package repository", f"{base}/dists/stable/InRelease",
@@ -371,8 +470,12 @@ def uninstall_package(entries, facts, options) -> List[Step]:
     if not (options.remove_vector and facts.has_package(PACKAGE)):
         return []
     manager = facts.package_manager or "apt"
-    argv = ("apt-get", "remove", "-y", PACKAGE) if manager == "apt" else (manager, "remove", "-y", PACKAGE)
-    return [Step("Removing the Vector package", (Command(argv, "--remove-vector"),))]
+    if manager == "apt":
+        argv = ("apt-get", *packaging.apt_lock_option(options.package_lock_timeout), "remove", "-y", PACKAGE)
+    else:
+        argv = (manager, "remove", "-y", PACKAGE)
+    return [Step("Removing the Vector package",
+                 (Command(argv, "--remove-vector", locks=packaging.for_install(manager)),))]
 
 
 def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:

@@ -9,6 +9,8 @@ configuration without touching the host, the executor checks them against the ho
 import dataclasses
 from typing import Optional, Tuple, Union
 
+from installer.core.packaging import Lock
+
 
 @dataclasses.dataclass(frozen=True)
 class File:
@@ -50,17 +52,23 @@ class Copy:
 
 
 @dataclasses.dataclass(frozen=True)
-class Fetch:
-    """A file downloaded over HTTP(S) when it is missing (e.g. a repository's signing key).
-    Proxy variables (HTTPS_PROXY, NO_PROXY, ...) are honoured."""
+class Keyring:
+    """OpenPGP public keys downloaded from ``urls`` into one keyring file, kept only when each key's
+    fingerprint is one of ``fingerprints``: a key of any other fingerprint stops the run before the
+    file is written (``hint`` says how to declare it). A keyring already there is checked against the
+    fingerprints, not downloaded again (its name says what it was made from)."""
 
     path: str
-    url: str
+    urls: Tuple[str, ...]
+    fingerprints: Tuple[str, ...]
+    armored: bool = False  # dnf and yum read armored keys; apt's signed-by a binary keyring
     mode: int = 0o644
     reason: str = ""
+    hint: str = ""
 
     def describe(self) -> str:
-        return f"download {self.url} to {self.path}"
+        return (f"keyring {self.path} ({len(self.urls)} key file(s), accepted only with one of "
+                f"{len(self.fingerprints)} pinned fingerprint(s))")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +127,9 @@ class Command:
     ``display`` replaces the argv in output when an argument is secret.
     ``creates``: paths the command makes or replaces (so later actions reading them know they change).
     ``timeout``: seconds before the command is stopped and the run fails.
+    ``locks``: the package-manager locks it takes (``core/packaging.py``): the engine waits, within
+    ``ACTVT_PACKAGE_LOCK_TIMEOUT``, until no other process holds them, and runs it again when it
+    failed while another process held one.
     """
 
     argv: Tuple[str, ...]
@@ -131,6 +142,7 @@ class Command:
     may_fail: bool = False  # a failure is reported as a warning and the run goes on
     on_rollback: Tuple[Tuple[str, ...], ...] = ()  # run (best effort) when a later action fails and files are put back
     secrets: Tuple[str, ...] = ()  # strings masked in the command's output before it is logged or shown
+    locks: Tuple[Lock, ...] = ()
 
     def describe(self) -> str:
         return "run " + (self.display or " ".join(self.argv))
@@ -159,10 +171,10 @@ class Service:
         return f"service {self.name} ({want}, {state})"
 
 
-Action = Union[File, Copy, Fetch, Directory, Symlink, Absent, Packages, Command, Service]
+Action = Union[File, Copy, Keyring, Directory, Symlink, Absent, Packages, Command, Service]
 
 #: Actions that only touch files, and so can act inside ``--root``.
-FILE_ACTIONS = (File, Copy, Fetch, Directory, Symlink, Absent)
+FILE_ACTIONS = (File, Copy, Keyring, Directory, Symlink, Absent)
 
 
 @dataclasses.dataclass(frozen=True)

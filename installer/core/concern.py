@@ -14,6 +14,7 @@ import enum
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from installer.core.facts import Probe
+from installer.core.packaging import DEFAULT_TIMEOUT
 
 
 class Phase(enum.IntEnum):
@@ -71,6 +72,7 @@ class UninstallOptions:
     purge: bool = False
     remove_vector: bool = False
     domain: Optional[str] = None
+    package_lock_timeout: int = DEFAULT_TIMEOUT  # ACTVT_PACKAGE_LOCK_TIMEOUT
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ import difflib
 import re
 from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
+from installer.core import packaging
 from installer.core.errors import ConfigError
 
 PREFIX = "ACTVT_"
@@ -147,6 +148,46 @@ def parse_url(raw: str) -> str:
     return value
 
 
+def parse_urls(raw: str) -> Tuple[str, ...]:
+    """One or more http(s) URLs, separated by spaces or commas."""
+    parts = [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+    if not parts:
+        raise Invalid("names no URL")
+    for part in parts:
+        parse_url(part)
+    return tuple(parts)
+
+
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})\Z")
+
+
+def parse_fingerprints(raw: str) -> Tuple[str, ...]:
+    """OpenPGP fingerprints (40 hex digits; 64 for v5/v6 keys), separated by commas or spaces; gpg's
+    grouped form (``5F1E 2560 …``) is read as one. Upper case, in the order given."""
+    found = []
+    for part in (part for part in raw.split(",") if part.strip()):
+        joined = "".join(part.split())
+        words = [joined] if _HEX.match(joined) else part.split()
+        for word in words:
+            word = word[2:] if word[:2].lower() == "0x" else word
+            if not _HEX.match(word):
+                raise Invalid(f"{word!r} is not a fingerprint")
+            found.append(word.upper())
+    if not found:
+        raise Invalid("names no fingerprint")
+    return tuple(dict.fromkeys(found))
+
+
+def seconds(ceiling: int) -> Callable[[str], int]:
+    def parse_seconds(raw: str) -> int:
+        value = whole_number(raw)
+        if value is None or value > ceiling:
+            raise Invalid(f"{raw!r} is not a whole number of seconds in range")
+        return value
+
+    return parse_seconds
+
+
 def parse_acme_server(raw: str) -> str:
     alias = raw.strip().lower()
     if alias in ACME_DIRECTORIES:
@@ -256,8 +297,21 @@ VARIABLES: Tuple[Variable, ...] = (
              "an http(s) URL"),
     Variable("ACTVT_VECTOR_YUM_URL", parse_url, "https://yum.vector.dev/stable/vector-0/$basearch/",
              "Vector yum/dnf repository base URL; override for a mirror.", "an http(s) URL"),
-    Variable("ACTVT_VECTOR_KEY_URL", parse_url, "https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public",
-             "Signing key of the Vector repository; override for a mirror.", "an http(s) URL"),
+    Variable("ACTVT_VECTOR_KEY_URL", parse_urls, None,
+             "Signing keys of the Vector repository, downloaded into one keyring (not set: Datadog's current keys "
+             "from keys.datadoghq.com, the files Vector's setup script imports, for apt or for dnf/yum); override "
+             "for a mirror.", "one or more http(s) URLs, separated by spaces or commas"),
+    Variable("ACTVT_VECTOR_KEY_FINGERPRINTS", parse_fingerprints, None,
+             "The only keys ACTVT_VECTOR_KEY_URL may hold (not set: the fingerprints of Datadog's Vector signing "
+             "keys, pinned in the installer); a downloaded key of any other fingerprint is refused before anything "
+             "is written. A mirror with its own key declares it here.",
+             "one or more OpenPGP fingerprints of 40 hexadecimal digits (64 for v6 keys), separated by commas or "
+             "spaces (gpg's grouped form is read as one)"),
+    Variable("ACTVT_PACKAGE_LOCK_TIMEOUT", seconds(86400), str(packaging.DEFAULT_TIMEOUT),
+             "How long to wait, in seconds, for another package manager (unattended-upgrades, cloud-init's package "
+             "step, apt, dpkg, dnf, yum) to release its lock before a package step fails; the wait is announced "
+             "in one line naming the holder and its pid.",
+             "a whole number of seconds from 0 (do not wait) to 86400"),
     Variable("ACTVT_BAKE", parse_bool, "no",
              "Image-baking mode (docker build, Packer): install the packages and a first-boot unit that "
              "finishes the install from /etc/actvt/install.env; start nothing, make no keys or state.", BOOL),
@@ -327,6 +381,17 @@ def parse(environ: Mapping[str, str], require_install_fields: bool = True):
     if values.get("mtls_ca_file") and "ACTVT_ENABLE_MTLS" not in explicit:
         values["enable_mtls"] = True  # a trusted CA means client certificates
     return Config(explicit=frozenset(explicit), **values)
+
+
+def parse_one(environ: Mapping[str, str], name: str):
+    """One variable's value, for a command that reads only it (``uninstall``: the package lock's
+    bound); a bad value is the same one line, exit 2."""
+    var = BY_NAME[name]
+    raw = environ.get(name)
+    try:
+        return var.parse(raw if raw is not None and raw.strip() else var.default)
+    except Invalid as exc:
+        raise ConfigError([describe_problem(var, raw, str(exc))]) from None
 
 
 def contradictions(values: Mapping[str, Any], explicit) -> list:

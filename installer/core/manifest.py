@@ -11,11 +11,11 @@ import json
 from typing import Dict, Mapping, Optional
 
 from installer.core import paths
-from installer.core.actions import Copy, Directory, Fetch, File, Plan, Symlink
+from installer.core.actions import Copy, Directory, File, Keyring, Plan, Symlink
 
 MANIFEST = paths.MANIFEST
 CREATED, REPLACED, ADOPTED = "created", "replaced", "adopted"
-_MANAGED = (File, Copy, Symlink, Fetch, Directory)
+_MANAGED = (File, Copy, Symlink, Keyring, Directory)
 
 
 def load(data: Optional[bytes]) -> Dict[str, dict]:

@@ -23,19 +23,21 @@ import stat
 import time
 from typing import Callable, List, Mapping, NamedTuple, Optional, Tuple
 
-from installer.core.actions import (FILE_ACTIONS, Absent, Action, Command, Copy, Directory, Fetch, File, Packages,
+from installer.core import openpgp, packaging
+from installer.core.actions import (FILE_ACTIONS, Absent, Action, Command, Copy, Directory, File, Keyring, Packages,
                                     Plan, Service, Symlink)
 from installer.core.errors import ApplyError, Interrupted, Stopped
 from installer.core.fs import TMP_MARK, Tree, UnsafePath, kind_of
 from installer.core.paths import Root
 from installer.engine.diff import MAX_DIFF_BYTES, file_diff
 from installer.engine.journal import Journal
-from installer.engine.runner import Runner, held_signals
+from installer.engine.pkglock import Waiter, first_holder
+from installer.engine.runner import Runner, failure, held_signals
 
 __all__ = ["CHANGE", "OK", "SKIP", "Checked", "Engine", "Result", "Runner", "file_diff", "owner_names"]
 
 CHANGE, OK, SKIP = "change", "ok", "skip"
-HOST_ONLY = (Fetch, Packages, Command, Service)  # listed, not run, under --root
+HOST_ONLY = (Keyring, Packages, Command, Service)  # listed, not run, under --root (a keyring is downloaded)
 
 
 @dataclasses.dataclass
@@ -112,11 +114,15 @@ class _Handler(NamedTuple):
 
 class Engine:
     def __init__(self, root: Root, runner: Runner, manage_owner: Optional[bool] = None,
-                 log: Callable[[str, str], None] = lambda level, text: None):
+                 log: Callable[[str, str], None] = lambda level, text: None,
+                 lock_timeout: float = packaging.DEFAULT_TIMEOUT, notify: Optional[Callable[[str], None]] = None):
         self.root = root
         self.tree = Tree(root)
         self.runner = runner
         self.log = log
+        self.lock_timeout = lock_timeout
+        # the one line that says who holds a package manager's lock (the console's warning in a run)
+        self.locks = Waiter(lock_timeout, notify or (lambda text: log("WARN", text)), log, host=root.host)
         # Owners can only be set (and so are only compared) when running as root.
         self.manage_owner = os.geteuid() == 0 if manage_owner is None else manage_owner
         self.warnings: List[str] = []  # failures of commands marked may_fail
@@ -146,7 +152,7 @@ class Engine:
         return items
 
     def _leftovers(self, plan: Plan) -> List[str]:
-        targets = [action.path for action in plan.actions if isinstance(action, (File, Copy, Fetch, Symlink))]
+        targets = [action.path for action in plan.actions if isinstance(action, (File, Copy, Keyring, Symlink))]
         targets += [path for action in plan.actions if isinstance(action, Command) for path in action.creates]
         found = []
         for folder in dict.fromkeys(os.path.dirname(path) for path in targets):
@@ -191,11 +197,22 @@ class Engine:
                 return Checked(action, step, OK, f"kept: {len(left)} other file(s) in it")
         return Checked(action, step, CHANGE, "exists")
 
-    def _check_fetch(self, action: Fetch, step: str, changing: set) -> Checked:
-        st = self.tree.lstat(action.path)
-        if st is not None and stat.S_ISREG(st.st_mode):
-            return Checked(action, step, OK)
-        return Checked(action, step, CHANGE, "missing")
+    def _check_keyring(self, action: Keyring, step: str, changing: set) -> Checked:
+        """A keyring there is kept when it holds only pinned keys (nothing is downloaded to check it)."""
+        st = self._target_stat(action.path)
+        if st is None:
+            return Checked(action, step, CHANGE, "missing")
+        if not stat.S_ISREG(st.st_mode):
+            return Checked(action, step, CHANGE, f"a {_kind_word(st)} is there")
+        try:
+            held = [cert.fingerprint for cert in openpgp.certificates(self.tree.read(action.path, follow=False))]
+        except openpgp.NotAKey as exc:
+            return Checked(action, step, CHANGE, f"not a keyring: {exc}")
+        foreign = [fpr for fpr in held if fpr not in action.fingerprints]
+        if foreign:
+            return Checked(action, step, CHANGE, "holds a key that is not pinned: " + ", ".join(foreign))
+        why = self._meta_differences(st, action.mode, "root", "root")
+        return Checked(action, step, CHANGE if why else OK, ", ".join(why))
 
     def _check_packages(self, action: Packages, step: str, changing: set) -> Checked:
         missing = [name for name in action.names if not self._package_present(name)]
@@ -400,9 +417,27 @@ class Engine:
             journal.save(action.path)
             self.tree.write(action.path, None, action.mode, self._ids_for(action.owner, action.group), source=source)
 
-    def _apply_fetch(self, item: Checked, journal: "Journal") -> None:
+    def _apply_keyring(self, item: Checked, journal: "Journal") -> None:
+        """Every key is downloaded and its fingerprint compared before a byte is written."""
         action = item.action
-        data = fetch(action.url)
+        kept: dict = {}
+        for url in action.urls:
+            try:
+                found = openpgp.certificates(fetch(url))
+            except openpgp.NotAKey as exc:
+                raise ApplyError(f"{url} is not an OpenPGP public key ({exc}); {action.path} was not written") from None
+            for cert in found:
+                if cert.fingerprint not in action.fingerprints:
+                    raise ApplyError(
+                        f"refused the key from {url}: its fingerprint {cert.fingerprint} is not one of the pinned "
+                        f"{', '.join(action.fingerprints)}; {action.path} was not written"
+                        + (f". {action.hint}" if action.hint else ""))
+                kept.setdefault(cert.fingerprint, cert.data)  # the same key from two files: once
+        if action.armored:
+            data = b"".join(openpgp.armor(blob) for blob in kept.values())
+        else:
+            data = b"".join(kept.values())
+        self.log("INFO", f"keyring {action.path}: " + ", ".join(kept))
         self._ensure_parent(action.path, journal)
         journal.save(action.path)
         self.tree.write(action.path, data, action.mode, (0, 0) if self.manage_owner else None)
@@ -428,8 +463,14 @@ class Engine:
 
     def _apply_command(self, item: Checked, journal: "Journal") -> None:
         action = item.action
-        result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
-                                 timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
+        if action.locks:
+            result = self._run_package_command(action.argv, action.locks, env=dict(action.env),
+                                               display=action.display, what=action.describe(),
+                                               timeout=action.timeout, check=not action.may_fail,
+                                               secrets=action.secrets)
+        else:
+            result = self.runner.run(action.argv, env=dict(action.env), display=action.display,
+                                     timeout=action.timeout, check=not action.may_fail, secrets=action.secrets)
         journal.undo.extend(action.on_rollback)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
@@ -440,12 +481,31 @@ class Engine:
         action = item.action
         if action.manager == "apt":
             # keep configuration files we edited (e.g. /etc/default/vector) without asking
-            self.runner.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-                             *action.names], timeout=1800)
+            argv = ["apt-get", *packaging.apt_lock_option(self.lock_timeout), "install", "-y", "-q",
+                    "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef",
+                    "-o", "Dpkg::Options::=--force-confold", *action.names]
         else:
-            names = [name.replace("=", "-", 1) for name in action.names]
-            self.runner.run([action.manager, "install", "-y", *names], timeout=1800)
+            argv = [action.manager, "install", "-y", *(name.replace("=", "-", 1) for name in action.names)]
+        self._run_package_command(argv, packaging.for_install(action.manager), what=action.describe(),
+                                  timeout=1800)
+
+    def _run_package_command(self, argv, locks, check: bool = True, display: Optional[str] = None,
+                             what: Optional[str] = None, **run):
+        """Run a package manager's command once no other process holds its locks (one bound for the
+        command, ``lock_timeout``); when it fails while another process has taken one of them again
+        meanwhile, wait and run it again (apt and dpkg fail at once on a held lock; after the bound,
+        the wait fails naming the holder)."""
+        shown = display or " ".join(argv)
+        deadline = self.locks.deadline()
+        while True:
+            self.locks.wait(locks, deadline, what or "run " + shown)
+            result = self.runner.run(argv, check=False, display=display, **run)
+            if result.returncode == 0 or first_holder(locks, self.root.host) is None:
+                break  # done, or failed for a reason of its own
+            self.log("INFO", f"{shown} failed while another process held a package lock: waiting to run it again")
+        if check and result.returncode != 0:
+            raise failure(shown, result)
+        return result
 
     def _apply_service(self, item: Checked, journal: "Journal") -> None:
         action = item.action
@@ -458,7 +518,7 @@ class Engine:
     HANDLERS = {
         File: _Handler(lambda self, a, s, c: self._check_file(a, s, c), _apply_file),
         Copy: _Handler(_check_copy, _apply_copy),
-        Fetch: _Handler(_check_fetch, _apply_fetch),
+        Keyring: _Handler(_check_keyring, _apply_keyring),
         Directory: _Handler(_check_dir, _apply_dir),
         Symlink: _Handler(_check_symlink, _apply_symlink),
         Absent: _Handler(_check_absent, _apply_absent),

@@ -54,9 +54,14 @@ class Runner:
             for line in stream.splitlines()[-200:]:
                 self.log("DEBUG", f"  {line}")
         if check and result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise ApplyError(f"{shown} failed (exit {result.returncode}): " + " | ".join(tail))
+            raise failure(shown, result)
         return result
+
+
+def failure(shown: str, result: subprocess.CompletedProcess) -> ApplyError:
+    """The error of a failed command: its exit status and the last lines it printed."""
+    tail = (result.stderr or result.stdout or "").strip().splitlines()[-5:]
+    return ApplyError(f"{shown} failed (exit {result.returncode}): " + " | ".join(tail))
 
 
 def _end(child: subprocess.Popen) -> None:

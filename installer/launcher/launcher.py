@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # actvt-installer launcher.
 #
-# This text file is what `curl -fsSL https://…/install.pyz | python3 -` runs. CPython cannot read a
+# This text file is what `curl -fsSL https://…/install.pyz | python3 -I -` runs (or `python3 -`). CPython cannot read a
 # binary zipapp from a pipe, so, like get-pip.py, it carries the shiv-built zipapp (xz-compressed,
 # as base64 text) at its end, writes it once to a root-owned cache and runs it. The same file, without the payload and
 # pointed at the copy kept on the server, is the `actvt` command.
@@ -111,7 +111,9 @@ def run(pyz, shiv_root):
 
         sys.exit(main())
     os.environ["SHIV_ROOT"] = shiv_root
-    os.execv(sys.executable, [sys.executable, "-s", pyz] + sys.argv[1:])
+    # isolated (-I): no PYTHON* variable reaches the root process (PYTHONPATH cannot add code to it);
+    # what it needs comes as arguments and SHIV_* variables, which -I leaves alone
+    os.execv(sys.executable, [sys.executable, "-I", pyz] + sys.argv[1:])
 
 
 def unpack(root, payload):

@@ -70,8 +70,7 @@ class Fleet:
             "ansible_user": "root", "ansible_become": False, "ansible_python_interpreter": "/usr/bin/python3",
             "actvt_email": H.EMAIL, "actvt_installer_src": home(PYZ), "actvt_installer_sha256": self.sha256,
             "actvt_fleet_ca_file": home(CA_DIR + "/trust.pem"), "actvt_ca_dir": home(CA_DIR),
-            "actvt_environment": {"ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
-                                  "ACTVT_VECTOR_KEY_URL": H.VECTOR_KEY_URL},
+            "actvt_environment": dict(H.MIRROR_ENV),
         }
         variables.update(extra or {})
         # localhost (the controller) holds the CA folder: rotate-ca.yml runs `actvt ca` there

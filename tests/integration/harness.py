@@ -41,6 +41,18 @@ VECTOR_APT_URL = MIRROR_URL + "/vector-apt"
 VECTOR_KEY_URL = VECTOR_APT_URL + "/key.asc"  # ASCII-armored, like the real signing key; key.gpg is binary
 ACME_DIRECTORY = "https://acme:14000/dir"
 ACME_CA_PATH = "/etc/pebble-test/ca.crt"  # in the acme image: the CA of Pebble's listener certificate
+MIRROR_KEY_FILE = "/srv/mirror/vector-apt/key.asc"  # VECTOR_KEY_URL's file in the mirror container
+
+#: The variables every installer run of the harness gets (installer_env, and the scenarios that write
+#: them into an env file, a Dockerfile or an inventory): the ACME server, the mirror's Vector repository
+#: and its signing key. The key is made when the mirror image is built, so its fingerprint
+#: (ACTVT_VECTOR_KEY_FINGERPRINTS, without which the installer refuses a key that is not Datadog's) is
+#: added here when the harness starts, read from the running mirror.
+MIRROR_ENV = {
+    "ACTVT_ACME_SERVER": ACME_DIRECTORY,
+    "ACTVT_VECTOR_APT_URL": VECTOR_APT_URL,
+    "ACTVT_VECTOR_KEY_URL": VECTOR_KEY_URL,
+}
 
 # Paths compared by snapshot(), and the only things there that change on an idle host by themselves
 # (measured: nothing changed in 20 s on idle Debian 11/12/13 servers; these two change when a timer
@@ -251,13 +263,10 @@ class Host:
 
     # -- the installer, driven as users drive it --------------------------------------------------
     def installer_env(self, env=None):
-        """The harness's ACTVT_ACME_SERVER / ACTVT_VECTOR_APT_URL / ACTVT_VECTOR_KEY_URL, then env
-        (full variable names; a value of None removes a variable)."""
-        full = {
-            "ACTVT_ACME_SERVER": ACME_DIRECTORY,
-            "ACTVT_VECTOR_APT_URL": VECTOR_APT_URL,
-            "ACTVT_VECTOR_KEY_URL": VECTOR_KEY_URL,
-        }
+        """The harness's ACTVT_ACME_SERVER / ACTVT_VECTOR_APT_URL / ACTVT_VECTOR_KEY_URL and the
+        fingerprint of the mirror's key (ACTVT_VECTOR_KEY_FINGERPRINTS), then env (full variable
+        names; a value of None removes a variable)."""
+        full = dict(MIRROR_ENV, ACTVT_VECTOR_KEY_FINGERPRINTS=self.harness.vector_key_fingerprint)
         full.update(env or {})
         return {k: str(v) for k, v in full.items() if v is not None}
 
@@ -357,6 +366,17 @@ class Harness:
             self.publish_pyz(pyz_path)
         self._wait_http(self.mirror, "http://127.0.0.1/vector-apt/dists/stable/InRelease")
         self._wait_http(self.acme, "https://localhost:14000/dir")
+        self.vector_key_fingerprint = self.mirror_key_fingerprint()
+        MIRROR_ENV["ACTVT_VECTOR_KEY_FINGERPRINTS"] = self.vector_key_fingerprint
+
+    def mirror_key_fingerprint(self):
+        """The primary key's fingerprint of the mirror's signing key, as gpg (in the mirror) prints it."""
+        r = self.mirror.sh(["gpg", "--batch", "--show-keys", "--with-colons", MIRROR_KEY_FILE])
+        lines = [line.split(":") for line in r.out.splitlines()]
+        kinds = [fields[0] for fields in lines]
+        if "pub" not in kinds or kinds.index("pub") + 1 >= len(lines) or lines[kinds.index("pub") + 1][0] != "fpr":
+            raise AssertionError("no fingerprint in gpg's listing of the mirror's key:\n%s" % r)
+        return lines[kinds.index("pub") + 1][9]
 
     # -- plumbing ---------------------------------------------------------------------------------
     def has_image(self, name):

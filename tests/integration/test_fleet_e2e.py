@@ -76,9 +76,7 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     assert pids(fleet) == before
     # check mode with a change in sight: reported with its diff, and not one byte changed
     snapshots = {name: ours(host.snapshot()) for name, host in fleet.hosts.items()}
-    fleet.write_inventory({"actvt_environment": {
-        "ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
-        "ACTVT_VECTOR_KEY_URL": H.VECTOR_KEY_URL, "ACTVT_VECTOR_PORT": "4097"}})
+    fleet.write_inventory({"actvt_environment": dict(H.MIRROR_ENV, ACTVT_VECTOR_PORT="4097")})
     r, stats = fleet.playbook("fleet.yml", "--check", "--diff")
     assert r.rc == 0, str(r)
     assert all(stats[name]["changed"] == 1 for name in SERVERS), (stats, r)  # the installer's task, nothing else

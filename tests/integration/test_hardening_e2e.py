@@ -36,9 +36,9 @@ def stop_when_running(server, pattern, tag, timeout=240):
         assert not server.exists("/tmp/%s.rc" % tag), "the run ended before %s:\n%s" % (
             pattern, server.read_text("/tmp/%s.out" % tag))
         time.sleep(0.2)
-    # the launcher's process (it runs the zipapp itself once extracted, else execs it with -s); "[p]"
+    # the launcher's process (it runs the zipapp itself once extracted, else execs it with -I); "[p]"
     # keeps the pattern from matching the command line of the `timeout` that runs pgrep
-    pid = server.sh(["pgrep", "-of", r"^\S*[p]ython3 (-s \S*actvt\.pyz|-) --yes"]).out.split()[0]
+    pid = server.sh(["pgrep", "-of", r"^\S*[p]ython3 (-I \S*actvt\.pyz|-) --yes"]).out.split()[0]
     server.sh(["kill", "-TERM", pid])
     deadline = time.time() + 120
     while not server.exists("/tmp/%s.rc" % tag):

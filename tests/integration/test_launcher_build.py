@@ -97,11 +97,38 @@ def test_install_under_root_keeps_the_installer_and_removes_old_extractions(pyz,
 SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a python under /root
 
 
-def _as_nobody(args, env):
+def _as_nobody(args, env, stdin=None):
     if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists(SYSTEM_PYTHON):
         pytest.skip("needs root, setpriv and /usr/bin/python3 to run as another user")
     return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *args],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, stdin=stdin)
+
+
+def test_the_isolated_pipe_runs_no_code_from_python_variables(pyz):
+    """`… | python3 -I -` (the README's form): a PYTHONPATH holding a sitecustomize.py is loaded neither
+    by the launcher nor by the interpreter it execs (an empty cache: the launcher execs one)."""
+    planted = tempfile.mkdtemp(prefix="actvt-pythonpath-")
+    cache = tempfile.mkdtemp(prefix="actvt-cache-")
+    marker = os.path.join(planted, "loaded")
+    try:
+        os.chmod(planted, 0o777)
+        os.chown(cache, 65534, 65534)
+        with open(os.path.join(planted, "sitecustomize.py"), "w") as handle:
+            handle.write("open(%r, 'a').write('loaded\\n')\n" % marker)
+        os.chmod(os.path.join(planted, "sitecustomize.py"), 0o644)
+        env = {**ENV, "HOME": "/nonexistent", "XDG_CACHE_HOME": cache, "PYTHONPATH": planted,
+               "PYTHONUNBUFFERED": "1"}
+        assert _as_nobody([SYSTEM_PYTHON, "-c", "pass"], env).returncode == 0
+        assert os.path.exists(marker), "the planted module is not loaded even without -I: the test proves nothing"
+        os.unlink(marker)
+        with open(pyz, "rb") as handle:
+            result = _as_nobody([SYSTEM_PYTHON, "-I", "-", "--version"], env, stdin=handle)
+        assert result.stdout == "actvt-installer 1.0.0\n", result.stderr
+        assert os.path.isdir(os.path.join(cache, "actvt", "shiv")), "the launcher did not exec the zipapp"
+        assert not os.path.exists(marker), "code from PYTHONPATH ran"
+    finally:
+        shutil.rmtree(planted, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def test_a_user_without_a_writable_home_still_runs(pyz):

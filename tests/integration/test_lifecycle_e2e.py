@@ -49,8 +49,7 @@ COMMAND = "/usr/local/bin/actvt"
 OLD_COMMIT = "04cec265c60d6cda417d95ea591da4cc56666077"
 OLD_TEMPLATE_MARK = "# (template of the older installer)"
 
-HARNESS_VARS = {"ACTVT_ACME_SERVER": H.ACME_DIRECTORY, "ACTVT_VECTOR_APT_URL": H.VECTOR_APT_URL,
-                "ACTVT_VECTOR_KEY_URL": H.VECTOR_KEY_URL}
+HARNESS_VARS = H.MIRROR_ENV  # with the mirror key's fingerprint once the harness has started
 MTLS = {"ACTVT_DOMAIN": H.DOMAIN, "ACTVT_EMAIL": H.EMAIL, "ACTVT_ENABLE_MTLS": "yes"}
 
 
