@@ -15,6 +15,11 @@ Vector does not raise it) would end the server for good, with nothing to restart
 
 Both modes get them: behind nginx, Vector's loopback listener is reached only through nginx, whose
 own timeouts close idle connections, and the check costs nothing there.
+
+No per-source connection limit is added to the firewall: ufw has no rule for it (its ``limit`` counts
+new connections, and would refuse a team behind one NAT address reconnecting after a restart),
+firewalld only through deprecated direct rules, and a flood from many addresses goes around it. The
+two above hold whatever the sources, and whichever firewall (or none) the host has.
 """
 
 from typing import List
