@@ -4,6 +4,9 @@ them back (binary for apt's ``signed-by``, armored for dnf's and yum's ``gpgkey`
 
 No signature is checked here: gpgv and sqv (apt) and rpm check the self-signatures and subkey
 bindings when they use the keyring. What this module decides is which primary keys get into it.
+Hand-written because nothing at hand reads a fingerprint: a minimal Debian has gpgv (or sqv) for apt,
+which verifies but does not list keys, not gpg; and Python's OpenPGP libraries would add more to the
+zipapp than these packet headers and two hashes.
 """
 
 import base64
