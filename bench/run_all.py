@@ -109,10 +109,14 @@ def doc(runs_command):
              (("start-up", start), ("memory", mem), ("size", size), ("install", times)) if r]
     w("| load (1 min) at the start of each script | %s |" % ", ".join("%s %.2f" % item for item in loads))
     w("")
-    w("**Noise.** This run was made on the shared 2-CPU CI machine while other Docker scenarios ran on it "
-      "(see the load above: 2 CPUs, load above 2 means waiting for a CPU), so the times are noisy and on the high "
-      "side; the ratios to bare Python are measured in the same run, interleaved, and are the steadier "
-      "figures. The release figures come from a re-run of `python3 bench/run_all.py` on a quiet machine.")
+    # what the loads say, not what the run was hoped to be: a load at or above the CPU count means waiting
+    busy = any(load >= float(m["nproc"]) for _, load in loads)
+    w("**Noise.** %s The ratios to bare Python are measured in the same run, interleaved, and are the "
+      "steadier figures; the release figures come from a re-run of `python3 bench/run_all.py` on a quiet machine."
+      % ("The load reached the CPU count during this run (other work waited for a CPU), so the times are noisy "
+         "and on the high side." if busy else
+         "The load stayed below the CPU count during this run (a shared machine, but nothing else waiting for a "
+         "CPU); single timings still vary by some 10%."))
     w("")
     w("## Targets")
     w("")
