@@ -10,6 +10,31 @@ from installer.core.facts import Facts, Listener, OSInfo
 DOMAIN, EMAIL = "monitor.example.com", "admin@example.com"
 DEBIAN = OSInfo(id="debian", version_id="12", pretty_name="Debian GNU/Linux 12 (bookworm)")
 
+#: The metrics contract with the app (docs/metrics-contract.md): metric_type -> its fields besides
+#: metric_type, host and timestamp. The VRL unit tests (test_vector.py) and the double's pipeline
+#: (integration/test_vector_standin.py) both check messages against it.
+HOST_CONTRACT = {
+    "memory_used": ("value",), "memory_total": ("value",),
+    "cpu_idle": ("value", "cpu"), "cpu_total": ("value", "cpu"),
+    **{name: ("value", "interface") for name in (
+        "network_rx_bytes", "network_tx_bytes", "network_rx_packets", "network_tx_packets",
+        "network_rx_errors", "network_tx_errors", "network_tx_dropped")},
+    **{name: ("value", "filesystem", "device", "mountpoint") for name in ("disk_total", "disk_used", "disk_free")},
+    "disk_read_bytes": ("value", "device"), "disk_write_bytes": ("value", "device"),
+    **{name: ("value",) for name in ("uptime", "boot_time", "load_1min", "load_5min", "load_15min",
+                                      "cpu_logical_count", "cpu_physical_count")},
+    "system_info": ("os", "arch", "domain", "ipv4", "ipv4_public"),
+}
+GPU_CONTRACT = {
+    "gpu_utilization": ("value", "gpu_name"),
+    "gpu_memory": ("memory_used", "memory_total", "memory_percent", "gpu_name"),
+    "gpu_temperature": ("value", "gpu_name"),
+    "gpu_clocks": ("clock_graphics", "clock_memory", "gpu_name"),
+    "gpu_power": ("power_draw", "power_limit", "power_percent", "gpu_name"),
+    "gpu_encoder_decoder": ("encoder_utilization", "decoder_utilization", "gpu_name"),
+    "gpu_fan_pstate": ("fan_speed", "performance_state", "gpu_name"),
+}
+
 
 def make_config(**values):
     env = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL}

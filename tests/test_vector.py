@@ -20,7 +20,7 @@ from installer.core.facts import ProbeResult, gather
 from installer.core.paths import Root
 from installer.plans.registry import Context, Decisions
 
-from helpers import RecordingRunner, make_config
+from helpers import GPU_CONTRACT, HOST_CONTRACT, RecordingRunner, make_config
 from helpers import make_facts as _make_facts
 
 CTX = Context(version="1.0.0", now="2026-11-26T00:00:00Z")
@@ -30,27 +30,8 @@ USER_OK = {"vector_user": ProbeResult(0, "vector:x:999:999::/var/lib/vector:/usr
 USER_MISSING = {"vector_user": ProbeResult(2, "")}
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", "vector_standin", "vector")
 
-#: The metrics contract (docs/metrics-contract.md): metric_type -> fields besides metric_type, host, timestamp.
-CONTRACT = {
-    "memory_used": ("value",), "memory_total": ("value",),
-    "cpu_idle": ("value", "cpu"), "cpu_total": ("value", "cpu"),
-    **{name: ("value", "interface") for name in (
-        "network_rx_bytes", "network_tx_bytes", "network_rx_packets", "network_tx_packets",
-        "network_rx_errors", "network_tx_errors", "network_tx_dropped")},
-    "disk_total": ("value", "filesystem", "device"), "disk_used": ("value", "filesystem", "device"),
-    "disk_free": ("value", "filesystem", "device"),
-    "disk_read_bytes": ("value", "device"), "disk_write_bytes": ("value", "device"),
-    **{name: ("value",) for name in ("uptime", "boot_time", "load_1min", "load_5min", "load_15min",
-                                      "cpu_logical_count", "cpu_physical_count")},
-    "system_info": ("os", "arch", "domain", "ipv4", "ipv4_public"),
-    "gpu_utilization": ("value", "gpu_name"),
-    "gpu_memory": ("memory_used", "memory_total", "memory_percent", "gpu_name"),
-    "gpu_temperature": ("value", "gpu_name"),
-    "gpu_clocks": ("clock_graphics", "clock_memory", "gpu_name"),
-    "gpu_power": ("power_draw", "power_limit", "power_percent", "gpu_name"),
-    "gpu_encoder_decoder": ("encoder_utilization", "decoder_utilization", "gpu_name"),
-    "gpu_fan_pstate": ("fan_speed", "performance_state", "gpu_name"),
-}
+#: host metrics, system info and GPU: every message the installed programs can make
+CONTRACT = dict(HOST_CONTRACT, **GPU_CONTRACT)
 
 
 def make_facts(package_manager="apt", **values):

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import GPU_CONTRACT, HOST_CONTRACT
+
 HERE = Path(__file__).resolve().parent
 STANDIN_DIR = HERE / "vector_standin"
 VECTOR = STANDIN_DIR / "vector"
@@ -1135,28 +1137,6 @@ def test_run_mode_refuses_an_invalid_config(tmp_path, pki):
 # --------------------------------------------------------------------------------------------------
 # The config the installer really writes
 # --------------------------------------------------------------------------------------------------
-#: docs/metrics-contract.md: metric_type -> fields besides metric_type, host, timestamp
-CONTRACT = {
-    "memory_used": ("value",), "memory_total": ("value",),
-    "cpu_idle": ("value", "cpu"), "cpu_total": ("value", "cpu"),
-    **{name: ("value", "interface") for name in (
-        "network_rx_bytes", "network_tx_bytes", "network_rx_packets", "network_tx_packets",
-        "network_rx_errors", "network_tx_errors", "network_tx_dropped")},
-    **{name: ("value", "filesystem", "device", "mountpoint") for name in ("disk_total", "disk_used", "disk_free")},
-    "disk_read_bytes": ("value", "device"), "disk_write_bytes": ("value", "device"),
-    **{name: ("value",) for name in ("uptime", "boot_time", "load_1min", "load_5min", "load_15min",
-                                      "cpu_logical_count", "cpu_physical_count")},
-    "system_info": ("os", "arch", "domain", "ipv4", "ipv4_public"),
-}
-GPU_CONTRACT = {
-    "gpu_utilization": ("value", "gpu_name"),
-    "gpu_memory": ("memory_used", "memory_total", "memory_percent", "gpu_name"),
-    "gpu_temperature": ("value", "gpu_name"),
-    "gpu_clocks": ("clock_graphics", "clock_memory", "gpu_name"),
-    "gpu_power": ("power_draw", "power_limit", "power_percent", "gpu_name"),
-    "gpu_encoder_decoder": ("encoder_utilization", "decoder_utilization", "gpu_name"),
-    "gpu_fan_pstate": ("fan_speed", "performance_state", "gpu_name"),
-}
 INSTALLER_ENV = {"ACTVT_DOMAIN": "monitor.example.com", "ACTVT_EMAIL": "a@example.com", "ACTVT_ENABLE_MTLS": "yes"}
 
 
@@ -1231,15 +1211,15 @@ def test_the_installers_config_validates_runs_and_streams_the_contract(tmp_path,
         except Exception as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=collect, args=(0, CONTRACT)),
-               threading.Thread(target=collect, args=(1, dict(CONTRACT, **GPU_CONTRACT)))]
+    threads = [threading.Thread(target=collect, args=(0, HOST_CONTRACT)),
+               threading.Thread(target=collect, args=(1, dict(HOST_CONTRACT, **GPU_CONTRACT)))]
     for t in threads:
         t.start()
     for t in threads:
         t.join(40)
     assert not errors, errors
     host = socket.gethostname()
-    for seen, wanted in ((results[0], CONTRACT), (results[1], dict(CONTRACT, **GPU_CONTRACT))):
+    for seen, wanted in ((results[0], HOST_CONTRACT), (results[1], dict(HOST_CONTRACT, **GPU_CONTRACT))):
         assert not set(wanted) - set(seen), "missing metric types: %s" % (set(wanted) - set(seen))
         for metric_type, fields in wanted.items():
             msg = seen[metric_type]
