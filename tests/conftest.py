@@ -10,6 +10,15 @@ import pytest
 _KEYS = {}
 
 
+@pytest.fixture
+def small_ca_keys(monkeypatch):
+    """CA keys of 2048 bits instead of pki.CA_RSA_BITS (4096), for the modules that make CAs without
+    checking their size (``pytestmark = pytest.mark.usefixtures("small_ca_keys")``)."""
+    from installer.concerns import pki
+
+    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+
+
 @pytest.fixture(autouse=True)
 def reused_keys(monkeypatch):
     from installer.concerns import pki

@@ -1,14 +1,17 @@
 """Shared test helpers: configurations, fake facts, tree hashing, a recording runner."""
 
 import hashlib
+import io
 import os
 import subprocess
 
+from installer.commands import cli
 from installer.core import config
 from installer.core.facts import Facts, Listener, OSInfo
 
 DOMAIN, EMAIL = "monitor.example.com", "admin@example.com"
 DEBIAN = OSInfo(id="debian", version_id="12", pretty_name="Debian GNU/Linux 12 (bookworm)")
+ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
 
 #: The metrics contract with the app (docs/metrics-contract.md): metric_type -> its fields besides
 #: metric_type, host and timestamp. The VRL unit tests (test_vector.py) and the double's pipeline
@@ -34,6 +37,14 @@ GPU_CONTRACT = {
     "gpu_encoder_decoder": ("encoder_utilization", "decoder_utilization", "gpu_name"),
     "gpu_fan_pstate": ("fan_speed", "performance_state", "gpu_name"),
 }
+
+
+def run_cli(argv, env=None, base=ENV):
+    """(exit status, stdout) of ``install.pyz ARGV`` run in-process, its environment ``base`` with ``env``
+    on top; with --json the human lines go to stderr."""
+    stdout = io.StringIO()
+    status = cli.main(list(argv), environ={**base, **(env or {})}, stdout=stdout)
+    return status, stdout.getvalue()
 
 
 def make_config(**values):

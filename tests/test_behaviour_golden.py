@@ -16,7 +16,6 @@ import re
 import pytest
 
 from installer.commands import cli
-from installer.concerns import pki
 
 from helpers import DOMAIN, EMAIL
 
@@ -40,9 +39,7 @@ HEX = re.compile(r"\b[0-9A-Fa-f]{16,}\b|\b(?:[0-9A-F]{2}:){15,}[0-9A-F]{2}\b")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ|\d{8}T\d{6}Z(?:-\d+)?")
 
 
-@pytest.fixture(autouse=True)
-def small_ca_keys(monkeypatch):
-    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+pytestmark = pytest.mark.usefixtures("small_ca_keys")
 
 
 def normalise(text: str) -> str:

@@ -16,14 +16,7 @@ from installer.core.paths import Root
 from installer.engine import lock
 
 from helpers import DOMAIN, EMAIL, tree_digest
-
-ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
-
-
-def run(argv, env=None, capsys=None):
-    stdout = io.StringIO()
-    status = cli.main(argv, environ={**ENV, **(env or {})}, stdout=stdout)
-    return status, stdout.getvalue()
+from helpers import run_cli as run
 
 
 @pytest.fixture

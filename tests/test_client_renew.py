@@ -3,19 +3,17 @@ certificate with the same name and key type, the old one recorded as replaced an
 as superseded (as ``client issue --force`` does), and what each mode makes of the old one."""
 
 import datetime
-import io
 import json
 import os
 import subprocess
 
 import pytest
 
-from installer.commands.cli import main
 from installer.concerns import pki
 from installer.core import paths
 from installer.core.paths import Root
 
-from helpers import tree_digest
+from helpers import run_cli, tree_digest
 
 ENV = {"ACTVT_DOMAIN": "monitor.example.com", "ACTVT_EMAIL": "a@example.com", "NO_COLOR": "1"}
 FIRST = "actvt-client-001"
@@ -25,15 +23,11 @@ SEED = ["Generating client certificate: {name}", "Certificate validity: {days} d
         "✓ Client certificate generated successfully"]
 
 
-@pytest.fixture(autouse=True)
-def small_ca_keys(monkeypatch):
-    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+pytestmark = pytest.mark.usefixtures("small_ca_keys")
 
 
 def actvt(*argv, env=None):
-    out = io.StringIO()
-    code = main(list(argv), {**ENV, **(env or {})}, stdout=out)
-    return code, out.getvalue()
+    return run_cli(argv, env, base=ENV)
 
 
 def install(root, **env):
@@ -111,10 +105,9 @@ def test_all_expiring_renews_only_live_ones_within_the_window(tree):
                 handle.write(data)
     for name, days in (("later", "60"), ("mid", "45")):
         assert actvt("client", "issue", name, "--days", days, "--root", str(tree))[0] == 0
-    stdout = io.StringIO()
-    code = main(["client", "renew", "--all-expiring", "30", "--json", "--root", str(tree)], ENV, stdout=stdout)
+    code, out = actvt("client", "renew", "--all-expiring", "30", "--json", "--root", str(tree))
     assert code == 0
-    report = json.loads(stdout.getvalue())
+    report = json.loads(out)
     assert [item["name"] for item in report["renewed"]] == ["soon"]
     assert [(item["name"], item["status"]) for item in report["replaced"]] == [("soon", "replaced")]
     assert pki.key_type_of(pki.load_cert(read(tree, paths.client_cert("soon"))).public_key()) == "ecdsa"

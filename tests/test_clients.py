@@ -16,7 +16,6 @@ import sys
 
 import pytest
 
-from installer.commands import client as clients
 from installer.ui import prompt
 from installer.concerns import mtls
 from installer.core import paths
@@ -44,9 +43,7 @@ SEED_LINES = [
 BAD_NAMES = ["x/O=Evil", "../x", "a b", "$(id)", "", "a" * 65, "abc\n"]
 
 
-@pytest.fixture(autouse=True)
-def small_ca_keys(monkeypatch):
-    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+pytestmark = pytest.mark.usefixtures("small_ca_keys")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ when told to, and sends one metrics message after the upgrade.
 """
 
 import datetime
-import io
 import json
 import os
 import socket
@@ -22,7 +21,6 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from installer.commands import doctor, status
-from installer.commands.cli import main
 from installer.concerns import certbot, nginx, pki, vector
 from installer.core import paths, websocket
 from installer.core.concern import FAIL, PASS, SKIP, WARN
@@ -30,23 +28,17 @@ from installer.core.context import Context, Decisions
 from installer.core.facts import ProbeResult
 from installer.core.paths import Root
 
-from helpers import DOMAIN, EMAIL, make_config, make_facts, tree_digest
+from helpers import DOMAIN, ENV, make_config, make_facts, run_cli, tree_digest
 
-ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
 FIRST = "actvt-client-001"
 METRIC = b'{"metric_type": "cpu_idle", "host": "actvt-server", "value": 97.5}'
 
 
-@pytest.fixture(autouse=True)
-def small_ca_keys(monkeypatch):
-    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+pytestmark = pytest.mark.usefixtures("small_ca_keys")
 
 
 def actvt(*argv, env=None):
-    """(exit status, stdout) of ``install.pyz …``; with --json the human lines go to stderr."""
-    out = io.StringIO()
-    code = main(list(argv), {**ENV, **(env or {})}, stdout=out)
-    return code, out.getvalue()
+    return run_cli(argv, env)
 
 
 def host(root, path):

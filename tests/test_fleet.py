@@ -6,7 +6,6 @@ bundle verifies (openssl, as nginx and Vector verify) against what the servers t
 """
 
 import datetime
-import io
 import json
 import os
 import stat
@@ -15,24 +14,19 @@ import tarfile
 
 import pytest
 
-from installer.commands.cli import main
 from installer.concerns import pki
 from installer.core import paths
 
-from helpers import tree_digest
+from helpers import run_cli, tree_digest
 
 ENV = {"ACTVT_DOMAIN": "monitor.example.com", "ACTVT_EMAIL": "a@example.com", "NO_COLOR": "1"}
 
 
-@pytest.fixture(autouse=True)
-def small_ca_keys(monkeypatch):
-    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+pytestmark = pytest.mark.usefixtures("small_ca_keys")
 
 
 def actvt(*argv, env=None):
-    out = io.StringIO()
-    status = main(list(argv), {**ENV, **(env or {})}, stdout=out)
-    return status, out.getvalue()
+    return run_cli(argv, env, base=ENV)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ records what it is asked; the end-to-end flood scenario runs it under real syste
 """
 
 import importlib.util
-import io
 import json
 import os
 import socket
@@ -18,21 +17,14 @@ import threading
 
 import pytest
 
-from installer.commands import cli
 from installer.concerns import guard
 from installer.core import paths
 
-from helpers import DOMAIN, EMAIL
+from helpers import DOMAIN
+from helpers import run_cli as run
 
-ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "installer", "concerns",
                       "templates", "vector-health.py")
-
-
-def run(argv, env=None):
-    stdout = io.StringIO()
-    status = cli.main(argv, environ={**ENV, **(env or {})}, stdout=stdout)
-    return status, stdout.getvalue()
 
 
 @pytest.fixture

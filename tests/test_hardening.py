@@ -22,7 +22,6 @@ import pytest
 from installer.commands import cli
 from installer.engine import engine
 from installer.core import fs as fsafe
-from installer.concerns import mtls
 from installer.core import paths
 from installer.concerns import pki
 from installer.core.actions import Command, File, Plan, Step
@@ -38,9 +37,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="planting files as another user needs root")
 
 
-@pytest.fixture(autouse=True)
-def small_ca_keys(monkeypatch):
-    monkeypatch.setattr(pki, "CA_RSA_BITS", 2048)
+pytestmark = pytest.mark.usefixtures("small_ca_keys")
 
 
 @pytest.fixture

@@ -1,18 +1,13 @@
 """actvt status: state, certificate dates, clients, and what a re-run would change."""
 
-import io
 import json
 
-from installer.commands import cli
 
-from helpers import DOMAIN, EMAIL, tree_digest
-
-ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
+from helpers import DOMAIN, ENV, run_cli, tree_digest
 
 
 def run(argv, env):
-    stdout = io.StringIO()
-    return cli.main(argv, environ={"NO_COLOR": "1", **env}, stdout=stdout), stdout.getvalue()
+    return run_cli(argv, env, base={"NO_COLOR": "1"})
 
 
 def make_root(tmp_path):

@@ -1,22 +1,13 @@
 """Uninstall removes exactly what the installer wrote, puts foreign files back, keeps material."""
 
-import io
 import json
 import os
 
-from installer.commands import cli
 from installer.core import manifest
 from installer.core import paths
 
-from helpers import DOMAIN, EMAIL, tree_digest
-
-ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
-
-
-def run(argv, env=None):
-    stdout = io.StringIO()
-    status = cli.main(argv, environ={**ENV, **(env or {})}, stdout=stdout)
-    return status, stdout.getvalue()
+from helpers import tree_digest
+from helpers import run_cli as run
 
 
 def make_root(tmp_path):
