@@ -1,9 +1,12 @@
 """Shared test helpers: configurations, fake facts, tree hashing, a recording runner."""
 
+import contextlib
 import hashlib
+import http.server
 import io
 import os
 import subprocess
+import threading
 
 from installer.commands import cli
 from installer.core import config
@@ -95,3 +98,27 @@ class RecordingRunner:
                 raise ApplyError(f"{key} failed (exit 1): simulated")
             return subprocess.CompletedProcess(argv, 1, "", "simulated")
         return subprocess.CompletedProcess(argv, 0, self.answers.get(key, ""), "")
+
+
+@contextlib.contextmanager
+def serving(files):
+    """An HTTP server on 127.0.0.1 answering GET of each path in ``files`` with its bytes (200), and
+    404 for any other path; yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            self.send_response(404 if body is None else 200)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,8 +1,6 @@
 """Connectivity check: the endpoints the plan needs, asked before anything is changed."""
 
-import http.server
 import socket
-import threading
 
 import pytest
 
@@ -12,25 +10,13 @@ from installer.core import http as reach
 from installer.core.actions import Command, File, Plan, Step
 from installer.plans.registry import Built, endpoints
 
-from helpers import make_config
+from helpers import make_config, serving
 
 
 @pytest.fixture
 def web():
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            ok = self.path in ("/repo/dists/stable/InRelease", "/dir", "/key.asc")
-            self.send_response(200 if ok else 404)
-            self.end_headers()
-            self.wfile.write(b"x")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(dict.fromkeys(("/repo/dists/stable/InRelease", "/dir", "/key.asc"), b"x")) as url:
+        yield url
 
 
 def free_port():

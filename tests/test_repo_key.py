@@ -2,8 +2,6 @@
 downloaded key of another fingerprint refused with nothing changed, the keyring refreshed on a re-run
 when the pinned set or the mirror changes, and Datadog's keys pinned as their own tools list them."""
 
-import http.server
-import threading
 
 import pytest
 
@@ -16,7 +14,7 @@ from installer.core.paths import Root
 from installer.engine import engine
 from installer.plans.registry import Context, Decisions
 
-from helpers import RecordingRunner, make_config, make_facts, tree_digest
+from helpers import RecordingRunner, make_config, make_facts, serving, tree_digest
 
 # Two ed25519 keys made with `gpg --quick-gen-key … ed25519 sign never`; the fingerprints are what
 # `gpg --show-keys --with-colons` printed for them (an oracle independent of installer/core/openpgp.py).
@@ -119,23 +117,9 @@ def test_datadogs_pinned_keys_follow_their_own_lists():
 @pytest.fixture
 def keyserver():
     """Key files on 127.0.0.1: /pinned.asc, /other.asc, /both.asc, /page.html."""
-    files = {"/pinned.asc": PINNED, "/other.asc": OTHER, "/both.asc": PINNED + OTHER,
-             "/page.html": b"<html>captive portal</html>"}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = files.get(self.path)
-            self.send_response(200 if body else 404)
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving({"/pinned.asc": PINNED, "/other.asc": OTHER, "/both.asc": PINNED + OTHER,
+                  "/page.html": b"<html>captive portal</html>"}) as url:
+        yield url
 
 
 @pytest.fixture
