@@ -573,40 +573,30 @@ def test_unknown_key_in_the_websocket_server_table_is_ignored(tmp_path):
     assert vector("validate", "--no-environment", write(tmp_path / "ok.toml", base_config())).returncode == 0
 
 
+#: (name, base_config's parts, (old, new) replaced in its text, or None; what Vector's error says)
 TYPE_ERRORS = [
-    ("scrape_interval_secs float", {"hm": "scrape_interval_secs = 1.5"}, "invalid type: floating point `1.5`, expected u64"),
-    ("scrape_interval_secs string", {"hm": 'scrape_interval_secs = "1"'}, 'invalid type: string "1", expected u64'),
-    ("scrape_interval_secs negative", {"hm": "scrape_interval_secs = -1"}, "invalid value: integer `-1`, expected u64"),
-    ("exec_interval_secs float", {"exec": "scheduled.exec_interval_secs = 0.5"}, "expected u64"),
-    ("exec mode", {"exec": ""}, None),  # placeholder replaced below
-    ("collector name", {"hm": 'collectors = ["cpu", "gpu"]'}, "unknown variant `gpu`"),
-    ("address host name", {"ws": ""}, None),
-    ("tls.enabled string", {"tls": ""}, None),
-    ("command string", {}, None),
+    ("scrape_interval_secs float", {"hm": "scrape_interval_secs = 1.5"}, None,
+     "invalid type: floating point `1.5`, expected u64"),
+    ("scrape_interval_secs string", {"hm": 'scrape_interval_secs = "1"'}, None, 'invalid type: string "1", expected u64'),
+    ("scrape_interval_secs negative", {"hm": "scrape_interval_secs = -1"}, None, "invalid value: integer `-1`, expected u64"),
+    ("exec_interval_secs float", {"exec": "scheduled.exec_interval_secs = 0.5"}, None, "expected u64"),
+    ("exec mode", {}, ('mode = "scheduled"', 'mode = "sometimes"'),
+     "unknown variant `sometimes`, expected `scheduled` or `streaming`"),
+    ("collector name", {"hm": 'collectors = ["cpu", "gpu"]'}, None, "unknown variant `gpu`"),
+    ("address host name", {}, ('address = "127.0.0.1:4096"', 'address = "localhost:4096"'), "invalid socket address syntax"),
+    ("tls.enabled string", {}, ("enabled = false\n\n[api]", 'enabled = "true"\n\n[api]'),
+     'invalid type: string "true", expected a boolean'),
+    ("command string", {}, ('command = ["true"]', 'command = "true"'), 'invalid type: string "true", expected a sequence'),
+    ("inputs string", {}, ('inputs = ["r"]', 'inputs = "r"'), 'invalid type: string "r", expected a sequence'),
+    ("address without host", {}, ('"127.0.0.1:4096"', '":4096"'), "invalid socket address syntax"),
 ]
 
 
 def _type_cases():
     cases = []
-    for name, parts, message in TYPE_ERRORS:
+    for name, parts, change, message in TYPE_ERRORS:
         text = base_config(**parts)
-        if name == "exec mode":
-            text = text.replace('mode = "scheduled"', 'mode = "sometimes"')
-            message = "unknown variant `sometimes`, expected `scheduled` or `streaming`"
-        elif name == "address host name":
-            text = text.replace('address = "127.0.0.1:4096"', 'address = "localhost:4096"')
-            message = "invalid socket address syntax"
-        elif name == "tls.enabled string":
-            text = text.replace("enabled = false\n\n[api]", 'enabled = "true"\n\n[api]')
-            message = 'invalid type: string "true", expected a boolean'
-        elif name == "command string":
-            text = text.replace('command = ["true"]', 'command = "true"')
-            message = 'invalid type: string "true", expected a sequence'
-        cases.append((name, text, message))
-    cases.append(("inputs string", base_config().replace('inputs = ["r"]', 'inputs = "r"'),
-                  'invalid type: string "r", expected a sequence'))
-    cases.append(("address without host", base_config().replace('"127.0.0.1:4096"', '":4096"'),
-                  "invalid socket address syntax"))
+        cases.append((name, text.replace(*change) if change else text, message))
     return cases
 
 
