@@ -224,6 +224,15 @@ def write_result(name, data):
     return path
 
 
+def write_skipped(name, result, reason):
+    """A benchmark that needs the Docker harness, without it: the reason, printed and in its result
+    (docs/benchmarks.md says "not measured" with it). Exit status 0."""
+    print("%s: skipped: Docker harness unavailable: %s" % (name, reason))
+    result["skipped"] = reason
+    write_result(name, result)
+    return 0
+
+
 def kept_command(pyz, root, python, env_extra=None):
     """Install under --root (as tests/test_launcher.py does), then point the kept `actvt` command at the
     zipapp kept under that root; returns the command's path."""

@@ -73,10 +73,7 @@ def main() -> int:
     result = {"machine": C.machine(), "command": "ansible-playbook -i inventory fleet.yml (ANSIBLE_FORKS=3)",
               "targets": {"three_over_one_max": GOAL}}
     if H is None:
-        print("fleet: skipped: Docker harness unavailable: %s" % harness)
-        result["skipped"] = harness
-        C.write_result("fleet", result)
-        return 0
+        return C.write_skipped("fleet", result, harness)
     try:
         rounds = []
         for number in range(args.rounds):

@@ -44,10 +44,7 @@ def main() -> int:
                       "ACTVT_VECTOR_APT_URL": "http://mirror/vector-apt (the Vector test double)"},
               "targets": {"rerun_seconds_max": 2.0}}
     if H is None:
-        print("install_times: skipped: Docker harness unavailable: %s" % harness)
-        result["skipped"] = harness
-        C.write_result("install_times", result)
-        return 0
+        return C.write_skipped("install_times", result, harness)
     try:
         server = harness.server(suite=args.suite)
         server.trust_acme_ca()
