@@ -513,7 +513,7 @@ def test_a_refused_run_writes_nothing_into_the_running_runs_log(root, capsys):
 
 def fake_listener(root, port, process, pid=4242, inode=987654):
     """/proc of the tree: something listens on ``port`` (a socket of ``process``)."""
-    os.makedirs(host(root, f"/proc/net"), exist_ok=True)
+    os.makedirs(host(root, "/proc/net"), exist_ok=True)
     line = f"   0: 00000000:{port:04X} 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {inode}"
     with open(host(root, "/proc/net/tcp"), "w") as handle:
         handle.write("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"

@@ -335,8 +335,6 @@ def material(tmp_path_factory):
               .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
               .sign(server_key, hashes.SHA256()))
     files["fullchain.pem"], files["privkey.pem"] = pki.cert_pem(server), pki.key_pem(server_key)
-    from installer.concerns import mtls
-
     identity = {action.path: action.content for action in mtls.proxy_identity({}, now) if hasattr(action, "content")}
     for path, name in ((paths.PROXY_CA_CERT, "proxy-ca.crt"), (paths.PROXY_CERT, "proxy.crt"),
                        (paths.PROXY_KEY, "proxy.key")):

@@ -15,8 +15,6 @@ trust.pem) and, behind nginx, ``ACTVT_MTLS_CRL_FILE`` (a copy of crl.pem).
 
 import argparse
 import contextlib
-import datetime
-import json
 import os
 import sys
 
@@ -25,7 +23,7 @@ from installer.concerns import mtls, pki
 from installer.core import config as configuration
 from installer.core import paths
 from installer.core.actions import Plan, Step
-from installer.core.errors import EXIT_OK, ActvtError, UsageError
+from installer.core.errors import EXIT_OK, UsageError
 from installer.core.paths import CaFolder
 from installer.engine import engine, lock
 
@@ -153,8 +151,8 @@ def cmd_finish(ns, environ, out, stdout) -> int:
                ns.dry_run)
     if ns.dry_run:
         return EXIT_OK
-    out.plain(f"✓ Rollover finished: certificates of the previous CA stop connecting where servers have the new "
-              f"trust file")
+    out.plain("✓ Rollover finished: certificates of the previous CA stop connecting where servers have the new "
+              "trust file")
     for line in _push_lines(root, None):
         out.plain(line)
     if ns.json:

@@ -151,7 +151,7 @@ def certificate_finding(served: websocket.Attempt, trusted: websocket.Attempt, e
     if trusted.stage == "trust":
         return Finding("certificate.served", FAIL, f"Served certificate on {where} is not trusted by this system's "
                                                    f"CA store: {trusted.error}",
-                       f"sudo ACTVT_REUSE_CERT=no actvt install  (a certificate from the ACME directory "
+                       "sudo ACTVT_REUSE_CERT=no actvt install  (a certificate from the ACME directory "
                        "ACTVT_ACME_SERVER names; Let's Encrypt's production directory by default)")
     issuer = cert.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     return Finding("certificate.served", PASS, f"Served certificate on {where}: the one in {source}, valid for {domain}, "

@@ -560,7 +560,7 @@ def rotate_folder(files: Mapping[str, bytes], index: dict, days: int, now: datet
     and end. Returns (new CA, previous CA, actions, re-issued names)."""
     current = load_ca(files, now)
     if current is None:
-        raise MTLSError(f"no CA in this folder: make one with `actvt ca init --dir DIR`")
+        raise MTLSError("no CA in this folder: make one with `actvt ca init --dir DIR`")
     if previous_ca(files, current) is not None:
         raise MTLSError("a rollover is in progress: hand out the re-issued bundles, push trust.pem, then finish it "
                         "with `actvt ca finish --dir DIR` before the next rotation; nothing was changed")

@@ -11,7 +11,7 @@ A planner is ``(config, facts, decisions, ctx) -> [Step]``: pure, it reads only 
 
 import dataclasses
 import enum
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 from installer.core.facts import Probe
 from installer.core.packaging import DEFAULT_TIMEOUT

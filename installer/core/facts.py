@@ -6,12 +6,10 @@ Parsers are pure functions of text (tested on recorded files); ``gather`` reads 
 
 import dataclasses
 import os
-import re
 import shutil
 import subprocess
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 
-from installer.core import paths
 from installer.core.fs import Tree, UnsafePath, walk_files
 from installer.core.paths import Root
 

@@ -12,7 +12,6 @@ are removed before anything else is written.
 """
 
 import dataclasses
-import difflib
 import grp
 import os
 import pwd

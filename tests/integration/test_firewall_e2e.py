@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-import harness as H
 from test_wiring_e2e import ENV, STANDALONE_URL, App, assert_no_changes, install, main_pid
 
 pytestmark = pytest.mark.e2e

@@ -15,14 +15,17 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
-installed_vrl_python() {  # the vrl_python folder a Python of this machine imports
+installed_package() {  # installed_package NAME FILE: the folder of package NAME (holding FILE) that a
+                         # Python of this machine imports
     for py in ${PYTHON:-} "$here/../../../.venv/bin/python" python3; do
         [ -n "$py" ] || continue
-        dir=$("$py" -c 'import os, vrl_python; print(os.path.dirname(vrl_python.__file__))' 2>/dev/null) || continue
-        [ -f "$dir/__init__.py" ] && { echo "$dir"; return 0; }
+        dir=$("$py" -c "import os, $1; print(os.path.dirname($1.__file__))" 2>/dev/null) || continue
+        [ -f "$dir/$2" ] && { echo "$dir"; return 0; }
     done
     return 1
 }
+
+installed_vrl_python() { installed_package vrl_python __init__.py; }
 
 find_vrl_python() {  # staged copy first, else the installed one
     if [ -f "$here/vendor/vrl_python/__init__.py" ]; then
@@ -48,14 +51,7 @@ copy_vrl_python() {  # copy_vrl_python SRC DEST
     return 0
 }
 
-installed_tomllib() {  # the tomllib folder of a Python >= 3.11 of this machine
-    for py in ${PYTHON:-} "$here/../../../.venv/bin/python" python3; do
-        [ -n "$py" ] || continue
-        dir=$("$py" -c 'import os, tomllib; print(os.path.dirname(tomllib.__file__))' 2>/dev/null) || continue
-        [ -f "$dir/_parser.py" ] && { echo "$dir"; return 0; }
-    done
-    return 1
-}
+installed_tomllib() { installed_package tomllib _parser.py; }  # a Python >= 3.11's
 
 find_tomllib() {
     if [ -f "$here/vendor/tomllib/_parser.py" ]; then
