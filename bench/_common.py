@@ -256,15 +256,25 @@ def kept_command(pyz, root, python, env_extra=None):
 MTLS_ENV = {"ACTVT_ENABLE_MTLS": "yes"}
 
 
-def harness_or_reason():
-    """(harness module, Harness) or (None, reason why the Docker harness cannot be used)."""
+def docker_or_reason(timeout=900):
+    """(harness module, Docker client) or (None, reason why Docker cannot be used)."""
     sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
     try:
         import harness as H
     except ImportError as exc:
         return None, "cannot import tests/integration/harness.py (%s)" % exc
     try:
-        client = H.connect(timeout=900)
+        return H, H.connect(timeout=timeout)
+    except H.HarnessUnavailable as exc:
+        return None, str(exc)
+
+
+def harness_or_reason():
+    """(harness module, Harness) or (None, reason why the Docker harness cannot be used)."""
+    H, client = docker_or_reason()
+    if H is None:
+        return None, client
+    try:
         return H, H.Harness(client, pyz_path=ensure_pyz())
     except H.HarnessUnavailable as exc:
         return None, str(exc)

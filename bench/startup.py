@@ -134,14 +134,9 @@ def base_image(suite):
 def measure_in_debian(suites, runs):
     """This script (and _common.py, and the same install.pyz) in a container of each release's base
     image, no network: {suite: its result} or {"skipped": why}."""
-    sys.path.insert(0, os.path.join(C.REPO, "tests", "integration"))
-    try:
-        import harness as H
-        client = H.connect(timeout=1800)
-    except ImportError as exc:
-        return {"skipped": "cannot import tests/integration/harness.py (%s)" % exc}
-    except Exception as exc:  # HarnessUnavailable: no Docker, no SDK
-        return {"skipped": str(exc)}
+    H, client = C.docker_or_reason(timeout=1800)
+    if H is None:
+        return {"skipped": client}
     H.remove_leftovers(client)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
