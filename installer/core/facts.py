@@ -190,29 +190,27 @@ class _Proc:
         self.tree = None if root.is_host else Tree(root)
 
     def read(self, path: str) -> Optional[bytes]:
-        if self.tree is not None:
-            return read_file(self.root, path)
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except OSError:
-            return None
+        return read_file(self.root, path) if self.tree is not None else _kernel(_read_bytes, path, None)
 
     def listdir(self, path: str) -> List[str]:
-        if self.tree is not None:
-            return self.tree.listdir(path)
-        try:
-            return os.listdir(path)
-        except OSError:
-            return []
+        return self.tree.listdir(path) if self.tree is not None else _kernel(os.listdir, path, [])
 
     def readlink(self, path: str) -> Optional[str]:
-        if self.tree is not None:
-            return self.tree.readlink(path)
-        try:
-            return os.readlink(path)
-        except OSError:
-            return None
+        return self.tree.readlink(path) if self.tree is not None else _kernel(os.readlink, path, None)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _kernel(read: Callable[[str], Any], path: str, missing: Any) -> Any:
+    """``read(path)`` of the kernel's /proc; ``missing`` when it cannot be read (a process that ended,
+    another user's fd/ in a container)."""
+    try:
+        return read(path)
+    except OSError:
+        return missing
 
 
 def _socket_owners(proc: _Proc) -> Dict[str, str]:

@@ -7,9 +7,10 @@ atomically with their final mode and owner from the first byte, a replaced file'
 is copied to ``/var/lib/actvt/backups/<run>/`` first, and when an action fails, or a signal
 (SIGINT, SIGTERM, SIGHUP) stops the run, the files this run wrote are put back as they were before
 the error is raised. The command's own record (install's manifest) is the last part of the same
-change; once it is written the run is committed, and a later stop puts nothing back. Every path under the root is opened through ``fsafe.Tree`` (no planted link
-is followed, no FIFO is read); temporary files an interrupted run left beside the plan's targets
-are removed before anything else is written.
+change; once it is written the run is committed, and a later stop puts nothing back. Every path
+under the root is opened through ``fsafe.Tree`` (no planted link is followed, no FIFO is read);
+temporary files an interrupted run left beside the plan's targets are removed before anything else
+is written.
 """
 
 import dataclasses
