@@ -173,6 +173,31 @@ def test_a_stop_at_any_moment_leaves_the_old_tree_or_the_new_one_and_says_which(
     assert_new_and_converged(root, MTLS)
 
 
+COMMIT_DRIVER = r"""
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from installer.commands import cli, install
+from installer.concerns import pki
+pki.CA_RSA_BITS = 2048
+real = install.write_manifest
+def write_manifest(*args):
+    os.kill(os.getpid(), signal.SIGTERM)  # to the process, as systemd and cloud-init send it
+    return real(*args)
+install.write_manifest = write_manifest
+sys.exit(cli.main(["--root", {root!r}, "--yes"], environ={env!r}))
+"""
+
+
+def test_a_stop_sent_to_the_process_while_the_manifest_is_written_waits_for_the_commit(root):
+    """The in-process cases signal their own thread; here the signal goes to the process, as from outside."""
+    assert install(root)[0] == 0
+    script = COMMIT_DRIVER.format(repo=REPO, root=str(root), env=dict(MTLS))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 128 + signal.SIGTERM, result.stdout + result.stderr
+    assert "✗ stopped by SIGTERM after the run was complete: its " in result.stdout
+    assert_new_and_converged(root, MTLS)
+
+
 def test_a_stop_where_the_manifest_was_missing_leaves_a_replaced_file_to_put_back(root, monkeypatch):
     """Before: files written, no manifest, "stopped before anything was changed"; the re-run then
     recorded the user's vector.toml as adopted and uninstall deleted it."""

@@ -18,7 +18,6 @@ from installer import __version__
 from installer.core import config as configuration
 from installer.core.errors import EXIT_FAIL, EXIT_USAGE, ActvtError, Refused, Stopped, UsageError
 from installer.core.paths import Root
-from installer.engine import journal
 from installer.ui.console import Console, Log, use_colour
 
 COMMANDS = ("install", "status", "doctor", "client", "ca", "uninstall")
@@ -127,6 +126,8 @@ def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
     root = Root(args.root)
     log = Log(root, enabled=args.command in ("install", "uninstall"))
     out = Console(human, log, use_colour(human, environ))
+    from installer.engine import journal  # here, not above: --version and --help need none of it
+
     journal.forget_commits()
     with stop_signals() as stops:  # also around the lines that say how it ended
         try:
@@ -162,9 +163,10 @@ def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
             log.close()
 
 
-def stopped_message(name: str, commit: Optional[journal.Commit]) -> str:
-    """What a stop outside the engine's apply found: nothing changed yet, or the change committed
-    (engine/journal.py); a stop in between is rolled back and reported by the engine."""
+def stopped_message(name: str, commit) -> str:
+    """What a stop outside the engine's apply found: nothing changed yet (``commit`` None), or the
+    change committed (``journal.last_commit()``, engine/journal.py); a stop in between is rolled back
+    and reported by the engine."""
     if commit is None:
         return f"stopped by {name} before anything was changed"
     done = (f"its {commit.changed} change(s) are in place" if commit.changed else "nothing needed to change") \

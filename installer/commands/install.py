@@ -190,6 +190,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         report_system(facts, out)
         out.ok(f"mode: {decisions.mode} (web server on 80/443: {decisions.webserver})")
         eng = engine.Engine(root, engine.Runner(log), log=log, lock_timeout=cfg.package_lock_timeout, notify=out.warn)
+
         def record(journal) -> None:
             write_manifest(root, facts, plan, journal)
 
