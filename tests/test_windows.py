@@ -164,13 +164,35 @@ def test_a_stop_at_any_moment_leaves_the_old_tree_or_the_new_one_and_says_which(
         assert kept(root) == old, "every file (the manifest too) as before the run"
         if "before anything" not in message:
             assert "put back" in out and "running the installer again is safe" in out
-        assert "after the run was complete" not in out and ("before anything" in message) == ("before" in out)
+        assert "after the run was complete" not in out
+        assert ("before anything was changed" in out) == ("before anything" in message)
         status, out = install(root, MTLS)
         assert status == 0, out
     else:
         assert "only its report was cut short" in out and "before anything was changed" not in out
         assert f"(previous versions in {paths.BACKUP_DIR}/" in out and "put back" not in out
     assert_new_and_converged(root, MTLS)
+
+
+def test_a_failure_once_the_manifest_is_written_puts_the_previous_manifest_back(root, monkeypatch):
+    """The manifest is part of what a rollback puts back: the disk fills up as its folder is synced."""
+    import errno
+
+    assert install(root)[0] == 0
+    old = kept(root)
+    real, failed = fsafe.Tree.write, []
+
+    def write(self, path, *args, **kwargs):
+        real(self, path, *args, **kwargs)
+        if path == paths.MANIFEST and not failed:  # once: the rollback's own write of it succeeds
+            failed.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fsafe.Tree, "write", write)
+        status, out = install(root, MTLS)
+    assert status == 1 and "No space left on device" in out and "put back" in out, out
+    assert kept(root) == old, "the first install's manifest, not the new one"
 
 
 COMMIT_DRIVER = r"""
