@@ -126,35 +126,52 @@ def main(argv: Optional[List[str]] = None, environ=None, stdout=None) -> int:
     root = Root(args.root)
     log = Log(root, enabled=args.command in ("install", "uninstall"))
     out = Console(human, log, use_colour(human, environ))
-    try:
-        with stop_signals():
-            return _command(args.command)(args, environ, out, stdout)
-    except UsageError as exc:
-        log.discard()  # bad input: not one byte written
-        for line in str(exc).splitlines():
-            sys.stderr.write(f"error: {line}\n")
-        return EXIT_USAGE
-    except Refused as exc:
-        log.discard()  # the log belongs to the run that holds the lock
-        out.fail(str(exc))
-        return exc.exit_status
-    except ActvtError as exc:
-        _start_log(log, out)
-        out.fail(str(exc))
-        return exc.exit_status
-    except KeyboardInterrupt as exc:  # before anything was applied (the engine reports a stop while applying)
-        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-        _start_log(log, out)
-        out.fail(f"stopped by {signal.Signals(signum).name} before anything was changed")
-        return 128 + signum
-    except Exception as exc:  # a bug: the traceback goes to the log, one line to the console
-        _start_log(log, out)
-        log("ERROR", traceback.format_exc())
-        out.fail(f"unexpected error: {type(exc).__name__}: {exc}"
-                 + (f" (details in {log.path})" if log.path else ""))
-        return EXIT_FAIL
-    finally:
-        log.close()
+    from installer.engine import journal  # here, not above: --version and --help need none of it
+
+    journal.forget_commits()
+    with stop_signals() as stops:  # also around the lines that say how it ended
+        try:
+            try:
+                return _command(args.command)(args, environ, out, stdout)
+            finally:
+                stops.ignore()  # the command has ended: what follows only says how
+        except UsageError as exc:
+            log.discard()  # bad input: not one byte written
+            for line in str(exc).splitlines():
+                sys.stderr.write(f"error: {line}\n")
+            return EXIT_USAGE
+        except Refused as exc:
+            log.discard()  # the log belongs to the run that holds the lock
+            out.fail(str(exc))
+            return exc.exit_status
+        except ActvtError as exc:
+            _start_log(log, out)
+            out.fail(str(exc))
+            return exc.exit_status
+        except KeyboardInterrupt as exc:  # before the change or after its commit (the engine reports one in between)
+            signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+            _start_log(log, out)
+            out.fail(stopped_message(signal.Signals(signum).name, journal.last_commit()))
+            return 128 + signum
+        except Exception as exc:  # a bug: the traceback goes to the log, one line to the console
+            _start_log(log, out)
+            log("ERROR", traceback.format_exc())
+            out.fail(f"unexpected error: {type(exc).__name__}: {exc}"
+                     + (f" (details in {log.path})" if log.path else ""))
+            return EXIT_FAIL
+        finally:
+            log.close()
+
+
+def stopped_message(name: str, commit) -> str:
+    """What a stop outside the engine's apply found: nothing changed yet (``commit`` None), or the
+    change committed (``journal.last_commit()``, engine/journal.py); a stop in between is rolled back
+    and reported by the engine."""
+    if commit is None:
+        return f"stopped by {name} before anything was changed"
+    done = (f"its {commit.changed} change(s) are in place" if commit.changed else "nothing needed to change") \
+        + (f" (previous versions in {commit.backup_dir})" if commit.backup_dir else "")
+    return f"stopped by {name} after the run was complete: {done}; only its report was cut short"
 
 
 def _start_log(log: Log, out: Console) -> None:
@@ -167,8 +184,15 @@ def _start_log(log: Log, out: Console) -> None:
 def stop_signals():
     """SIGINT, SIGTERM and SIGHUP raise ``Stopped`` while a command runs: cloud-init, systemd and
     ``timeout`` stop a run with SIGTERM, a dropped SSH session with SIGHUP, and each must roll back as
-    Ctrl-C does. The previous handlers come back afterwards."""
+    Ctrl-C does. Only the first one stops the run: a second one (systemd's stop and then a Ctrl-C) must
+    not cut short the rollback or the report of the first, and once the command has ended a stop has
+    nothing left to stop. The previous handlers come back afterwards."""
+    stops = _Stops()
+
     def stop(signum, frame):
+        if stops.ignored:
+            return
+        stops.ignore()
         raise Stopped(signum)
 
     previous = {}
@@ -178,10 +202,19 @@ def stop_signals():
     except ValueError:  # not the main thread (an embedding caller): keep their handlers
         pass
     try:
-        yield
+        yield stops
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class _Stops:
+    """Whether a stop signal still stops the command: not after the first one, nor once it has ended."""
+
+    ignored = False
+
+    def ignore(self) -> None:
+        self.ignored = True
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import datetime
 import json
 import os
 import sys
-from typing import List
+from typing import List, Optional, Tuple
 
 from installer.commands import run as sequence
 from installer.concerns import mtls, pki
@@ -104,6 +104,7 @@ class _Run:
         self.yes = bool(ns.yes or getattr(args, "yes", False))
         self.json = bool(ns.json or getattr(args, "json", False))
         self.dry_run = bool(ns.dry_run or getattr(args, "dry_run", False))
+        self._records: Optional[Tuple[dict, Optional[str]]] = None
         if self.json and out.stream is stdout:
             out.stream = sys.stderr  # stdout carries only the JSON
 
@@ -118,7 +119,8 @@ class _Run:
         return contextlib.nullcontext() if self.dry_run else lock.hold(self.root)
 
     def load(self, now):
-        """(files, the CA, the index, the previous CA during a rollover of a CA folder)."""
+        """(files, the CA, the index, the previous CA during a rollover of a CA folder): every record
+        the command needs, checked before its first write."""
         external = self.state().get("mtls_ca_file")
         if external:
             raise ActvtError(f"this server trusts a CA kept elsewhere ({external}, ACTVT_MTLS_CA_FILE): issue, "
@@ -150,12 +152,21 @@ class _Run:
             self.out.plain("Dry run: nothing was changed.")
         return outcome.items
 
+    def records(self) -> Tuple[dict, Optional[str]]:
+        """install.state and the domain (a CA folder has neither: it is no server), read and checked
+        once, by ``load`` before anything is written: a damaged one stops the command with nothing
+        changed, never after its files are written."""
+        if self._records is None:
+            self._records = ({}, None) if self.folder else (
+                records.read_state(read_file(self.root, paths.STATE_FILE)),
+                records.read_domain(read_file(self.root, paths.DOMAIN_FILE)))
+        return self._records
+
     def domain(self) -> str:
-        return records.read_domain(read_file(self.root, paths.DOMAIN_FILE)) or "YOUR-SERVER"
+        return self.records()[1] or "YOUR-SERVER"
 
     def state(self) -> dict:
-        """install.state (a CA folder has none: it is no server)."""
-        return {} if self.folder else records.read_state(read_file(self.root, paths.STATE_FILE))
+        return self.records()[0]
 
     def download_hint(self, name: str) -> List[str]:
         if self.folder:

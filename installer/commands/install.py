@@ -25,7 +25,7 @@ from installer.core.errors import EXIT_OK, ActvtError, ConfigError, UsageError
 from installer.core.fs import Tree
 from installer.core.paths import Root
 from installer.engine import engine, lock
-from installer.engine.journal import backup_folder
+from installer.engine.journal import Journal
 from installer.plans import registry
 from installer.ui import prompt, report
 from installer.ui.console import Console
@@ -75,9 +75,10 @@ def remove_old_extractions(build_id: Optional[str]) -> None:
 # --- the record of what was written ---------------------------------------------------------------
 
 
-def write_manifest(root: Root, facts, plan, result: engine.Result) -> None:
-    """Record what the plan manages (for uninstall); rewritten only when it changes, after its
-    previous version is copied into the run's backup folder (so a damaged one can be put back)."""
+def write_manifest(root: Root, facts, plan, journal: Journal) -> None:
+    """Record what the plan manages (for uninstall), as the last part of the run's change
+    (``Engine.apply``'s ``finish``); rewritten only when it changes, after its previous version is
+    copied into the run's backup folder by the journal, so that a rollback puts it back too."""
     previous = facts.files.get(paths.MANIFEST)
     tree = Tree(root)
 
@@ -85,14 +86,12 @@ def write_manifest(root: Root, facts, plan, result: engine.Result) -> None:
         owner, group = engine.owner_names(tree.lstat(path))
         return {"mode": f"{tree.lstat(path).st_mode & 0o7777:04o}", "owner": owner, "group": group}
 
-    entries = manifest.record(manifest.load(previous), plan, result.created, result.backed_up, describe_backup,
+    entries = manifest.record(manifest.load(previous), plan, journal.created, journal.saved, describe_backup,
                               adopt=migration.bash_files(facts))
     data = manifest.dump(entries)
     if data != previous:
-        if previous is not None:
-            folder = result.backup_dir or backup_folder(tree)
-            tree.copy_entry(paths.MANIFEST, folder + paths.MANIFEST, keep_owner=os.geteuid() == 0)
-        tree.write(paths.MANIFEST, data, 0o600)
+        journal.save(paths.MANIFEST)
+        tree.write(paths.MANIFEST, data, 0o600, created=journal.created)
 
 
 # --- install --------------------------------------------------------------------------------------
@@ -191,7 +190,12 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         report_system(facts, out)
         out.ok(f"mode: {decisions.mode} (web server on 80/443: {decisions.webserver})")
         eng = engine.Engine(root, engine.Runner(log), log=log, lock_timeout=cfg.package_lock_timeout, notify=out.warn)
-        outcome = run.execute(eng, plan, out, args.dry_run, first=2, total=total)
+
+        def record(journal) -> None:
+            write_manifest(root, facts, plan, journal)
+
+        outcome = run.execute(eng, plan, out, args.dry_run, first=2, total=total,
+                              finish=None if cfg.bake else record)  # an image holds no state
         if args.dry_run:
             for note in notes:
                 out.warn(note)
@@ -206,8 +210,6 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
                                                step_seconds=outcome.step_seconds))
             return outcome.error.exit_status
         result = outcome.result
-        if not cfg.bake:  # an image holds no state
-            write_manifest(root, facts, plan, result)
         remove_old_extractions(build_id)
         log("INFO", f"done: {len(result.changed)} change(s) in {time.monotonic() - started_all:.1f} s")
         written = [item.action.path for item in result.changed if hasattr(item.action, "path")]

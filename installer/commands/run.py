@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from installer.core.errors import ActvtError, Refused, UsageError
 from installer.core.http import FetchError, get
@@ -77,11 +77,12 @@ class Outcome:
 
 
 def execute(eng: engine.Engine, plan, out, dry_run: bool, *, first: int = 1, total: Optional[int] = None,
-            compact: bool = False) -> Outcome:
+            compact: bool = False, finish: Optional[Callable] = None) -> Outcome:
     """Check, then show (dry run) or apply. ``first``/``total``: the numbers of the step headings. A
     failure while applying is shown (what was put back, that a re-run is safe) and returned in
     ``Outcome.error``. ``compact`` (``actvt client``): no headings, and a failure is raised for the
-    command's own one-line report."""
+    command's own one-line report. ``finish(journal)``: the command's own record, written as the last
+    part of the change (``Engine.apply``)."""
     items = eng.check(plan)
     total = total if total is not None else len(plan.steps) + first - 1
     if dry_run:
@@ -101,7 +102,7 @@ def execute(eng: engine.Engine, plan, out, dry_run: bool, *, first: int = 1, tot
         before, after = progress.before, progress.after
     try:
         try:
-            result = eng.apply(items, before, after)
+            result = eng.apply(items, before, after, finish)
         finally:
             if progress is not None:
                 progress.close()

@@ -1,14 +1,15 @@
 """What the host is: read once into a ``Facts`` value before anything is planned.
 
 Parsers are pure functions of text (tested on recorded files); ``gather`` reads the files under the
-``Root`` and runs nothing but ``nvidia-smi`` (only on the real host). Everything here is read-only.
+``Root`` (``/proc`` too: under ``--root`` it is the tree's, read through ``Tree`` as every other file)
+and runs nothing but ``nvidia-smi`` (only on the real host). Everything here is read-only.
 """
 
 import dataclasses
 import os
 import shutil
 import subprocess
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from installer.core.fs import Tree, UnsafePath, walk_files
 from installer.core.paths import Root
@@ -179,37 +180,52 @@ def read_file(root: Root, path: str) -> Optional[bytes]:
         raise UnsafePath(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _read_proc(root: Root, path: str) -> Optional[bytes]:
-    """A kernel file (/proc): read as it is."""
+class _Proc:
+    """``/proc`` as the run sees it. On the host it is the kernel's, read as it is; under ``--root``
+    it is a folder of the tree like any other, read through ``Tree`` (no link planted there is
+    followed out of the tree, no FIFO opened: ``UnsafePath`` names it)."""
+
+    def __init__(self, root: Root):
+        self.root = root
+        self.tree = None if root.is_host else Tree(root)
+
+    def read(self, path: str) -> Optional[bytes]:
+        return read_file(self.root, path) if self.tree is not None else _kernel(_read_bytes, path, None)
+
+    def listdir(self, path: str) -> List[str]:
+        return self.tree.listdir(path) if self.tree is not None else _kernel(os.listdir, path, [])
+
+    def readlink(self, path: str) -> Optional[str]:
+        return self.tree.readlink(path) if self.tree is not None else _kernel(os.readlink, path, None)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _kernel(read: Callable[[str], Any], path: str, missing: Any) -> Any:
+    """``read(path)`` of the kernel's /proc; ``missing`` when it cannot be read (a process that ended,
+    another user's fd/ in a container)."""
     try:
-        with open(root.host(path), "rb") as handle:
-            return handle.read()
+        return read(path)
     except OSError:
-        return None
+        return missing
 
 
-def _socket_owners(proc: str) -> Dict[str, str]:
+def _socket_owners(proc: _Proc) -> Dict[str, str]:
     """inode -> process name, by walking /proc/<pid>/fd (root sees every process)."""
     owners: Dict[str, str] = {}
-    try:
-        pids = [name for name in os.listdir(proc) if name.isdigit()]
-    except OSError:
-        return owners
-    for pid in pids:
-        fd_dir = os.path.join(proc, pid, "fd")
-        try:
-            fds = os.listdir(fd_dir)
-            with open(os.path.join(proc, pid, "comm")) as handle:
-                comm = handle.read().strip()
-        except OSError:
+    for pid in (name for name in proc.listdir("/proc") if name.isdigit()):
+        fds = proc.listdir(f"/proc/{pid}/fd")
+        comm = proc.read(f"/proc/{pid}/comm") if fds else None
+        if comm is None:
             continue
+        name = comm.decode(errors="replace").strip()
         for fd in fds:
-            try:
-                link = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
+            link = proc.readlink(f"/proc/{pid}/fd/{fd}") or ""
             if link.startswith("socket:["):
-                owners.setdefault(link[8:-1], comm)
+                owners.setdefault(link[8:-1], name)
     return owners
 
 
@@ -223,14 +239,15 @@ def _user_name(uid: int) -> str:
 
 
 def gather_listeners(root: Root) -> Tuple[Listener, ...]:
+    proc = _Proc(root)
     sockets = []
     for name, ipv6 in (("tcp", False), ("tcp6", True)):
-        raw = _read_proc(root, f"/proc/net/{name}")
+        raw = proc.read(f"/proc/net/{name}")
         if raw:
             sockets.extend(parse_proc_net_tcp(raw.decode(errors="replace"), ipv6))
     if not sockets:
         return ()
-    owners = _socket_owners(root.host("/proc"))
+    owners = _socket_owners(proc)
     seen = set()
     listeners = []
     for port, address, inode, uid in sockets:
@@ -314,14 +331,15 @@ def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),
             content = read_file(root, path)
             if content is not None:
                 files[path] = content
-    comm = _read_proc(root, "/proc/1/comm") or b""
+    proc = _Proc(root)
+    comm = proc.read("/proc/1/comm") or b""
     free_mb = None
     try:
         stat = os.statvfs(_existing_parent(root.host("/var/lib")))
         free_mb = stat.f_bavail * stat.f_frsize // (1024 * 1024)
     except OSError:
         pass
-    meminfo = _read_proc(root, "/proc/meminfo")
+    meminfo = proc.read("/proc/meminfo")
     return Facts(
         os=os_info,
         package_manager=manager,

@@ -6,9 +6,11 @@ there. ``apply`` carries out only the actions that change something, in order: f
 atomically with their final mode and owner from the first byte, a replaced file's previous version
 is copied to ``/var/lib/actvt/backups/<run>/`` first, and when an action fails, or a signal
 (SIGINT, SIGTERM, SIGHUP) stops the run, the files this run wrote are put back as they were before
-the error is raised. Every path under the root is opened through ``fsafe.Tree`` (no planted link
-is followed, no FIFO is read); temporary files an interrupted run left beside the plan's targets
-are removed before anything else is written.
+the error is raised. The command's own record (install's manifest) is the last part of the same
+change; once it is written the run is committed, and a later stop puts nothing back. Every path
+under the root is opened through ``fsafe.Tree`` (no planted link is followed, no FIFO is read);
+temporary files an interrupted run left beside the plan's targets are removed before anything else
+is written.
 """
 
 import dataclasses
@@ -31,7 +33,7 @@ from installer.core.paths import Root
 from installer.engine.diff import MAX_DIFF_BYTES, file_diff
 from installer.engine.journal import Journal
 from installer.engine.pkglock import Waiter, first_holder
-from installer.engine.runner import Runner, failure, held_signals
+from installer.engine.runner import Runner, failure, held_signals, hold_stops, release_stops
 
 __all__ = ["CHANGE", "OK", "SKIP", "Checked", "Engine", "Result", "Runner", "file_diff", "owner_names"]
 
@@ -350,10 +352,17 @@ class Engine:
     # -- apply --
 
     def apply(self, items: List[Checked], before: Callable[[Checked], None] = lambda item: None,
-              after: Callable[[Checked], None] = lambda item: None) -> Result:
-        """Apply every CHANGE item in order; ``before``/``after`` are called around each item."""
+              after: Callable[[Checked], None] = lambda item: None,
+              finish: Optional[Callable[[Journal], None]] = None) -> Result:
+        """Apply every CHANGE item in order; ``before``/``after`` are called around each item.
+        ``finish(journal)`` is the last part of the same change (install records its manifest there,
+        through the journal): a failure or a stop signal before it has returned puts every file back.
+        Its end is the point of no return: stop signals wait while it runs, the change is then
+        committed (``journal.last_commit``) and a stop that came meanwhile arrives after it, when it
+        only cuts the report short (commands/cli.py says so)."""
         journal = Journal(self.tree)
         removed: List[str] = []
+        waiting = None  # the signal mask before stops were held for the commit
         try:
             for path in self.leftovers:  # an interrupted run's temporary files: nobody's data
                 self.tree.remove(path)
@@ -367,6 +376,11 @@ class Engine:
                     item.changed = True
                     item.seconds = time.monotonic() - started
                 after(item)
+            waiting = hold_stops()
+            if finish is not None:
+                finish(journal)
+            result = Result(items, journal.backup_dir, tuple(journal.created), dict(journal.saved), tuple(removed))
+            journal.commit(len(result.changed))
         except BaseException as exc:
             with held_signals():  # a second SIGTERM must not stop the rollback itself
                 restored = journal.roll_back()
@@ -391,7 +405,10 @@ class Engine:
             if isinstance(exc, KeyboardInterrupt):
                 raise Interrupted("\n".join(lines), signum) from exc
             raise ApplyError("\n".join(lines)) from exc
-        return Result(items, journal.backup_dir, tuple(journal.created), dict(journal.saved), tuple(removed))
+        finally:
+            if waiting is not None:
+                release_stops(waiting)  # a stop that came during the commit arrives here, after it
+        return result
 
     def _ids_for(self, owner: str, group: str) -> Optional[Tuple[int, int]]:
         return _ids(owner, group) if self.manage_owner else None

@@ -1,13 +1,18 @@
-"""What a run replaced (backed up first) and created, so that a failure can put it back.
+"""What a run replaced (backed up first) and created, so that a failure can put it back, and whether
+its change is committed.
 
 Backups go to ``/var/lib/actvt/backups/<UTC time>/`` (0700, like the folders above it), once per file
 and run, with the file's mode, owner and times; they are never removed by the installer.
+
+A run is committed when every action and its record (install's manifest) are written: before that, a
+failure or a stop signal puts everything back (the old state); after it, nothing is put back (the new
+state). ``last_commit`` tells ``commands/cli.py`` which of the two a stop found, for its message.
 """
 
 import os
 import stat
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from installer.core import paths
 from installer.core.errors import ApplyError
@@ -25,6 +30,27 @@ def backup_folder(tree: Tree) -> str:
         name = f"{stamp}-{n}"
     tree.make_dir(f"{paths.BACKUP_DIR}/{name}", 0o700)
     return f"{paths.BACKUP_DIR}/{name}"
+
+
+class Commit(NamedTuple):
+    """A committed change: how many actions changed something, and where the replaced files are."""
+
+    changed: int
+    backup_dir: Optional[str]
+
+
+# One process runs one command, and the stop-signal handlers are the process's too.
+_commits: List[Commit] = []
+
+
+def last_commit() -> Optional[Commit]:
+    """The change this process committed last (None: none yet, or since ``forget_commits``)."""
+    return _commits[-1] if _commits else None
+
+
+def forget_commits() -> None:
+    """A command starts: what an earlier one in this process committed is not its own."""
+    _commits.clear()
 
 
 class Journal:
@@ -51,6 +77,10 @@ class Journal:
         copy = f"{self.backup_dir}{path}"
         self.tree.copy_entry(path, copy, keep_owner=os.geteuid() == 0)
         self.saved[path] = copy
+
+    def commit(self, changed: int) -> None:
+        """The point of no return: from here on the run's change stays (called with stops held)."""
+        _commits.append(Commit(changed, self.backup_dir))
 
     def roll_back(self) -> int:
         count = 0

@@ -81,12 +81,22 @@ def _end(child: subprocess.Popen) -> None:
             child.communicate()
 
 
+def hold_stops():
+    """Stop signals wait from now on (the installer is one thread); returns the mask to give back to
+    ``release_stops``, which delivers a stop that came meanwhile."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stops(previous) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class held_signals:
     """Stop signals wait while the block runs (a rollback must finish), and are then dropped: the
     run is already stopping."""
 
     def __enter__(self):
-        self.previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self.previous = hold_stops()
         return self
 
     def __exit__(self, *exc):
@@ -94,5 +104,5 @@ class held_signals:
         while pending:
             signal.sigtimedwait(list(pending), 0)
             pending = signal.sigpending() & set(STOP_SIGNALS)
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.previous)
+        release_stops(self.previous)
         return False
