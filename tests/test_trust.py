@@ -7,7 +7,6 @@ tree, as a user runs it (``cli.main``). What is asserted is what the user sees: 
 one line that names the folder or file and the command that fixes it, and that nothing changed.
 """
 
-import io
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import subprocess
 
 import pytest
 
-from installer.commands import cli
 from installer.core import fs, manifest, paths, records
 from installer.core.actions import Directory
 from installer.core.errors import EXIT_FAIL
@@ -26,34 +24,18 @@ from installer.core.paths import Root
 from installer.engine import engine
 from installer.plans.registry import Context, build_plan
 
-from helpers import DOMAIN, EMAIL, RecordingRunner, make_config, make_facts, tree_digest
+from helpers import RecordingRunner, make_config, make_facts, tree_digest
+import test_hardening
+from test_hardening import ENV, MTLS, NOBODY, host
+from test_hardening import install as run
 
-ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
-MTLS = dict(ENV, ACTVT_ENABLE_MTLS="yes")
-NOBODY = 65534
+root = test_hardening.root  # the fixture: a --root tree with /etc/os-release
+
 NOGROUP = 65534
 
 pytestmark = [pytest.mark.usefixtures("small_ca_keys"),
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                                  reason="planting files as another user needs root and setpriv")]
-
-
-@pytest.fixture
-def root(tmp_path):
-    tree = tmp_path / "root"
-    (tree / "etc").mkdir(parents=True)
-    (tree / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
-    return tree
-
-
-def run(root, env=ENV, *args):
-    out = io.StringIO()
-    status = cli.main(["--root", str(root), *args], environ=dict(env), stdout=out)
-    return status, out.getvalue()
-
-
-def host(root, path):
-    return os.path.join(str(root), path.lstrip("/"))
 
 
 def as_nobody(*argv, cwd=None):
