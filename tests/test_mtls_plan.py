@@ -12,7 +12,7 @@ import pytest
 
 from installer.engine import engine
 from installer.concerns import mtls
-from installer.core import paths
+from installer.core import paths, records
 from installer.concerns import pki
 from installer.commands.cli import main
 from installer.core.errors import ActvtError, UsageError
@@ -366,7 +366,7 @@ def test_key_files_are_0600_from_the_first_byte(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="owners can be set only as root")
-def test_owners_bundle_belongs_to_the_sudo_user_and_keys_to_root(tmp_path):
+def test_owners_bundle_belongs_to_the_sudo_user_and_keys_to_root(tmp_path, monkeypatch):
     user = "nobody"
     install(tmp_path, sudo_user=user, manage_owner=True)
     owner = lambda path: pwd.getpwuid(os.stat(host(tmp_path, path)).st_uid).pw_name  # noqa: E731
@@ -375,7 +375,8 @@ def test_owners_bundle_belongs_to_the_sudo_user_and_keys_to_root(tmp_path):
         assert owner(path) == "root", path
     lines = mtls.summary_lines(make_config(enable_mtls="yes"), user, [bundle_path(FIRST)])
     assert f"scp {user}@monitor.example.com:{bundle_path(FIRST)} ~/Downloads/" in "\n".join(lines)
-    # the old script's vector:vector CA key is given back to root
+    # the old script's vector:vector CA key is given back to root (nobody stands for vector: this host has none)
+    monkeypatch.setattr(records, "SERVICE_USER", "nobody")
     os.chown(host(tmp_path, paths.CA_KEY), 65534, 65534)
     install(tmp_path, sudo_user=user, manage_owner=True)
     assert owner(paths.CA_KEY) == "root"

@@ -5,12 +5,12 @@ the kept mTLS material are ``concerns.state``'s."""
 import contextlib
 
 from installer.commands import run
+from installer.concerns import state
 from installer.core import config as configuration
 from installer.core import facts as host_facts
 from installer.core import manifest, paths, records
 from installer.core.concern import UninstallOptions
 from installer.core.errors import EXIT_OK
-from installer.core.fs import Tree
 from installer.engine import engine, lock
 from installer.plans import registry
 from installer.ui import report
@@ -22,7 +22,7 @@ def cmd_uninstall(args, environ, out, stdout) -> int:
     run.need_root(root, args.dry_run, "must run as root: use `sudo` (or --dry-run to only see what would be removed)")
     out.log.enabled = not args.dry_run
     with contextlib.nullcontext() if args.dry_run else lock.hold(root):
-        entries = manifest.load(Tree(root).read(paths.MANIFEST, follow=False))
+        entries = manifest.load(host_facts.read_file(root, paths.MANIFEST))
         facts = host_facts.gather(root, environ, reads=registry.uninstall_reads(entries))
         if paths.STATE_FILE not in facts.files and not (args.purge and entries):
             out.plain("actvt is not installed here (no /var/lib/actvt/install.state): nothing to remove.")
@@ -31,12 +31,15 @@ def cmd_uninstall(args, environ, out, stdout) -> int:
                                    domain=records.read_domain(facts.files.get(paths.DOMAIN_FILE)),
                                    package_lock_timeout=lock_timeout)
         plan = registry.build_uninstall_plan(entries, facts, options)
+        kept = state.missing_backups(entries, facts, options)
         run.start_log(out)
         eng = engine.Engine(root, engine.Runner(out.log), log=out.log, lock_timeout=lock_timeout, notify=out.warn)
         outcome = run.execute(eng, plan, out, args.dry_run, first=1)
+        for line in kept:
+            out.warn(line)
 
         def summary(**extra) -> dict:
-            return report.summary_json(outcome.items, root=root, log=out.log, **extra)
+            return report.summary_json(outcome.items, root=root, log=out.log, notes=kept, **extra)
 
         if args.dry_run:
             out.plain()

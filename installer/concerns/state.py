@@ -8,8 +8,10 @@ first install's time, so that a re-run with nothing to change rewrites nothing.
 Uninstall, from the manifest (``core.manifest``):
 
 - every path the installer created or adopted is removed; a foreign file it replaced is put back from
-  its first backup; folders it created go only when empty; nothing the manifest does not name is
-  touched;
+  its first backup, with the mode and owner the manifest recorded (never those of the copy); when
+  that backup is gone (cleaned by hand), the file is kept as it is and uninstall says so
+  (``missing_backups``); folders it created go only when empty; nothing the manifest does not name
+  is touched;
 - kept unless ``--purge``: the mTLS material (``/etc/vector/certs/mtls``; the mtls concern removes the
   whole folder with ``--purge``) — it stays recorded, so that a later ``--purge`` removes it;
 - kept always: ``/var/lib/actvt/backups`` and the folder that holds it.
@@ -75,13 +77,34 @@ def backups_of(entries: Mapping[str, dict]) -> tuple:
     return tuple(entry["backup"] for entry in entries.values() if entry.get("backup"))
 
 
+def _undone(path: str, options) -> bool:
+    """A recorded path uninstall acts on (the state, the backups and, without --purge, the material stay)."""
+    return not (path in KEPT or path in STATE_FILES or (is_material(path) and not options.purge))
+
+
+def missing_backups(entries, facts, options) -> List[str]:
+    """One line for each replaced file uninstall keeps because its backup is gone: it cannot tell
+    the installer's version from the user's, so it leaves the file there rather than delete theirs."""
+    return [f"kept {path}: it replaced a file that was there before, and that file's backup {entry['backup']} "
+            "is missing, so it cannot be put back; check it and edit or remove it yourself"
+            for path, entry in sorted(entries.items())
+            if _undone(path, options) and _backup_gone(entry, facts)]
+
+
+def _backup_gone(entry: dict, facts) -> bool:
+    return entry.get("origin") == manifest.REPLACED and entry["backup"] not in facts.files \
+        and entry["backup"] not in facts.dirs
+
+
 def uninstall_files(entries, facts, options) -> List[Step]:
     actions = []
     # deepest first, so that a folder comes after what is in it
     for path in sorted(entries, key=lambda p: (-p.count("/"), p)):
         entry = entries[path]
-        if path in KEPT or path in STATE_FILES or (is_material(path) and not options.purge):
+        if not _undone(path, options):
             continue
+        if _backup_gone(entry, facts):
+            continue  # kept, and said (missing_backups)
         if entry.get("origin") == manifest.REPLACED and entry.get("backup") in facts.files:
             actions.append(File(path, facts.files[entry["backup"]], int(entry.get("mode", "644"), 8),
                                 entry.get("owner", "root"), entry.get("group", "root"),

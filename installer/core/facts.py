@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
+from installer.core import records
 from installer.core.fs import Tree, UnsafePath, walk_files
 from installer.core.paths import Root
 
@@ -173,9 +174,13 @@ def _address(hex_text: str, ipv6: bool) -> str:
 
 def read_file(root: Root, path: str) -> Optional[bytes]:
     """A file under the root, read through ``fsafe`` (no planted link followed, no FIFO opened);
-    None when it is absent. One that cannot be read for another reason stops the run."""
+    None when it is absent. One of the installer's records is read only when root alone could
+    have written it (``records.kind``). One that cannot be read for another reason stops the run."""
+    kind = records.kind(path)
     try:
-        return Tree(root).read(path)
+        if kind is None:
+            return Tree(root).read(path)
+        return Tree(root).read_record(path, any_owner=kind == records.BACKUP, allowed=records.allowed_owners)
     except PermissionError as exc:
         raise UnsafePath(f"cannot read {path}: {exc.strerror}") from None
 

@@ -11,8 +11,13 @@ redirect it. The rules:
   it; the files the installer writes are never followed (they are replaced by ``rename``). Links are
   resolved inside the root: under ``--root`` an absolute link points into the tree, and ``..`` stops
   at the tree's top, so nothing outside it is ever written or chmod-ed.
-- **Folders written into** must be owned by root (or the running user) and not world-writable (no
-  ``/tmp``-like folder): another user cannot swap what the installer put there.
+- **Folders written into or read from** (a record) must be owned by root (or the running user), and
+  writable by nobody else: not by others (no ``/tmp``-like folder), and by a group only when it is
+  root's (gid 0, whose members are root's peers anyway) or the running user's. ``check_folders``
+  says so of every existing folder on the way to what a plan writes, before its first write, in
+  one line naming the folder, its owner and mode, and the command that fixes it.
+- **Records** (``read_record``) are read only from files that root (or the running user) owns and
+  nobody else can write, in such folders.
 - **Special files.** A FIFO, socket or device where a regular file is expected is refused at once
   (opened with ``O_NONBLOCK``, never read), so a planted FIFO cannot hang the run.
 - **Modes.** Folders and files get their mode with ``fchmod`` after they are made, so the caller's
@@ -22,10 +27,12 @@ redirect it. The rules:
 """
 
 import errno
+import grp
 import os
+import pwd
 import secrets
 import stat
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Mapping, Optional, Tuple
 
 from installer.core.errors import ActvtError
 
@@ -42,6 +49,25 @@ def trusted_uids() -> Tuple[int, ...]:
     return (0, os.geteuid())
 
 
+def trusted_gids() -> Tuple[int, ...]:
+    """Groups whose write access is no one else's: root's, and the running user's (a user's own
+    group, as umask 002 leaves it, when the installer runs as that user under --root or on a CA folder)."""
+    return (0, os.getegid())
+
+
+def owner_names(st: os.stat_result) -> Tuple[str, str]:
+    """The owner and group of ``st`` by name (their numbers when this machine has no such name)."""
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return owner, group
+
+
 def kind_of(mode: int) -> str:
     for test, name in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"),
                        (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
@@ -51,18 +77,36 @@ def kind_of(mode: int) -> str:
     return "special file"
 
 
-def _private_dir(st: os.stat_result) -> bool:
-    """Only root (or the running user) can change what this folder holds."""
-    return st.st_uid in trusted_uids() and not st.st_mode & 0o022
+Owners = Tuple[Tuple[int, ...], Tuple[int, ...]]  # (uids, gids) trusted besides root's and the running user's
+NOBODY_ELSE: Owners = ((), ())
 
 
-def _writable_dir(st: os.stat_result) -> bool:
-    """A folder the installer may write into: its owner is trusted and it is not world-writable."""
-    return st.st_uid in trusted_uids() and not st.st_mode & 0o002
+def trusted(st: os.stat_result, uids: Tuple[int, ...] = (), gids: Tuple[int, ...] = ()) -> bool:
+    """Only root (or the running user) can change this folder or file: it is theirs (or ``uids``'s,
+    an owner the installer itself gives), nobody else may write it, and a group only when it is
+    root's or the running user's (or one of ``gids``)."""
+    return (st.st_uid in trusted_uids() + tuple(uids) and not st.st_mode & 0o002
+            and not (st.st_mode & 0o020 and st.st_gid not in trusted_gids() + tuple(gids)))
 
 
 def _trusted_link(link: os.stat_result, parent: os.stat_result) -> bool:
-    return link.st_uid in trusted_uids() and _private_dir(parent)
+    return link.st_uid in trusted_uids() and trusted(parent)
+
+
+def foreign_message(shown: str, fix: str, st: os.stat_result) -> str:
+    """The one line that refuses a folder (or a record) another user could change: who owns it, its
+    mode, and the command that makes it root's alone. ``shown``: its server path; ``fix``: its path
+    on this machine (they differ under --root)."""
+    owner, group = owner_names(st)
+    mode = stat.S_IMODE(st.st_mode)
+    why = ", world-writable" if mode & 0o002 else f", writable by group {group}" if mode & 0o020 else ""
+    if stat.S_ISDIR(st.st_mode):
+        return (f"refusing to write into {shown}: it is owned by uid {st.st_uid} ({owner}:{group}, mode {mode:04o}"
+                f"{why}), so another user could change what the installer keeps there; fix it with "
+                f"`chown root:root {fix}; chmod go-w {fix}`, then run again")
+    return (f"refusing to read {shown}: it is owned by uid {st.st_uid} ({owner}:{group}, mode {mode:04o}{why}), not "
+            f"written by the installer alone; check who wrote it and move it away (if it is the installer's: "
+            f"`chown root:root {fix}; chmod go-w {fix}`), then run again")
 
 
 class Tree:
@@ -153,10 +197,44 @@ class Tree:
 
     def _check_writable(self, fd: int, shown: str) -> None:
         st = os.fstat(fd)
-        if not _writable_dir(st):
-            why = "world-writable" if st.st_mode & 0o002 else f"owned by uid {st.st_uid}"
-            raise UnsafePath(f"refusing to write into {shown or '/'}: it is {why}, so another user could replace "
-                             "what the installer puts there; fix its owner and mode (e.g. root, 0755) and run again")
+        if not trusted(st):
+            raise UnsafePath(foreign_message(*self._names(shown or "/"), st))
+
+    def _names(self, path: str) -> Tuple[str, str]:
+        """(the path as the message names it, its path on this machine): the server path, unless the
+        root puts it elsewhere than under the same name (a CA folder), then the path on this machine."""
+        here = self.root.host(path)
+        return (path if here == os.path.join(self.root.root, path.lstrip("/")) else here), here
+
+    def check_folders(self, folders: Mapping[str, Owners],
+                      allowed: Callable[[str], Owners] = lambda path: NOBODY_ELSE) -> None:
+        """Every existing folder on the way to each of ``folders`` (server paths; each with the owners
+        the installer itself gives it) and the folder itself: only root (or ``allowed(folder)``) can
+        change it, else ``UnsafePath`` with the one line that names it and its fix. Missing folders
+        are the installer's to make; what is not a folder is left to the action that meets it."""
+        seen = set()
+        for folder, own in folders.items():
+            names = [name for name in folder.split("/") if name]
+            for depth in range(len(names) + 1):
+                here = "/" + "/".join(names[:depth])
+                extra = allowed(here)
+                if depth == len(names):
+                    extra = (extra[0] + own[0], extra[1] + own[1])
+                if (here, extra) in seen:
+                    continue
+                seen.add((here, extra))
+                try:
+                    fd = self.open_dir(here)
+                except ValueError:  # no place in a CA folder (above its top): the top itself is checked
+                    continue
+                except (FileNotFoundError, NotADirectoryError):
+                    break
+                try:
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+                if not trusted(st, *extra):
+                    raise UnsafePath(foreign_message(*self._names(here), st))
 
     def _split(self, path: str) -> Tuple[List[str], str]:
         parts = self.root.relative(path)
@@ -256,6 +334,23 @@ class Tree:
             return None
         with os.fdopen(fd, "rb") as handle:
             return handle.read() if limit is None else handle.read(limit)
+
+    def read_record(self, path: str, any_owner: bool = False,
+                    allowed: Callable[[str], Owners] = lambda path: NOBODY_ELSE) -> Optional[bytes]:
+        """The content of one of the installer's records (None when there is none), read only when
+        the file and every folder on the way to it are root's (or ``allowed``'s) alone
+        (``check_folders``); else ``UnsafePath`` naming what another user owns or can write.
+        ``any_owner``: a backup, which keeps its original's owner; the root-only folders above it are
+        what keep it the installer's."""
+        fd = self._open_file(path, follow=True)  # a planted link or FIFO is refused as such, first
+        if fd is None:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            self.check_folders({os.path.dirname(path.rstrip("/")) or "/": NOBODY_ELSE}, allowed)
+            st = os.fstat(handle.fileno())
+            if not any_owner and not trusted(st, *allowed(path)):
+                raise UnsafePath(foreign_message(*self._names(path), st))
+            return handle.read()
 
     def open_read(self, path: str, follow: bool = True):
         """A binary file object for reading ``path`` in pieces (a large copy); None when absent."""

@@ -4,10 +4,13 @@
 ``created`` (nothing was there before the installer), ``replaced`` (a foreign file was there; its
 first backup is named, and uninstall puts it back) or ``adopted`` (the file was already as the
 installer wanted it, e.g. left by the bash installer). The first origin recorded for a path is kept
-across runs. It is written after a successful apply, only when it changes.
+across runs. It is written after a successful apply, only when it changes. Paths are read normalised,
+and a backup outside the backups folder (``..``, another absolute path) makes the record damaged: the
+file is root's alone (``core.fs.Tree.read_record``), but it is never trusted to name another place.
 """
 
 import json
+import posixpath
 from typing import Dict, Mapping, Optional
 
 from installer.core import paths
@@ -34,11 +37,16 @@ def load(data: Optional[bytes]) -> Dict[str, dict]:
     entries = document.get("paths") if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         raise damaged(MANIFEST, "it has no \"paths\" object", hint)
+    loaded: Dict[str, dict] = {}
     for path, entry in entries.items():
         problem = _entry_problem(path, entry)
         if problem:
             raise damaged(MANIFEST, f"entry {path!r}: {problem}", hint)
-    return {path: dict(entry) for path, entry in entries.items()}
+        entry = dict(entry)
+        if entry.get("backup") is not None:
+            entry["backup"] = posixpath.normpath(entry["backup"])
+        loaded[posixpath.normpath(path)] = entry
+    return loaded
 
 
 def _entry_problem(path, entry) -> Optional[str]:
@@ -50,8 +58,11 @@ def _entry_problem(path, entry) -> Optional[str]:
         return "origin is not created, replaced or adopted"
     if entry.get("kind") not in ("file", "directory"):
         return "kind is not file or directory"
-    if entry["origin"] == REPLACED and not (isinstance(entry.get("backup"), str)
-                                           and entry["backup"].startswith(paths.BACKUP_DIR + "/")):
+    backup = entry.get("backup")
+    if backup is not None and not (isinstance(backup, str) and backup.startswith("/")
+                                   and posixpath.normpath(backup).startswith(paths.BACKUP_DIR + "/")):
+        return f"its backup is not a path under {paths.BACKUP_DIR}"  # e.g. backups/../../../etc/sudoers
+    if entry["origin"] == REPLACED and backup is None:
         return f"a replaced file without its backup under {paths.BACKUP_DIR}"
     return None
 

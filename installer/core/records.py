@@ -3,13 +3,50 @@
 A damaged record is never read as "nothing there" (the run would then rewrite or forget it): it
 stops the run with ``StateError``, naming the file and what to do. ``damaged`` builds that message for
 every record (also ``manifest.json``, ``index.json``, ``crl.pem``).
+
+Which files are records (``kind``): everything in ``/var/lib/actvt`` and ``/etc/vector/certs`` (the
+state, the manifest, the CA and client files, ``index.json``, ``crl.pem``, ``.ca-pending.json``, the
+copies Vector reads). They are read only from root-owned files in folders only root can change
+(``core.fs.Tree.read_record``); a backup may keep its original's owner.
 """
 
+import pwd
 import re
 from typing import Dict, Optional
 
 from installer.core import paths
 from installer.core.errors import ActvtError
+from installer.core.fs import NOBODY_ELSE, Owners
+
+
+RECORD, BACKUP = "record", "backup"
+#: Vector's service account: the bash installer and the old guide's manual steps (docs/mtls.md) made
+#: /etc/vector/certs and what it holds vector:vector, and the installer adopts that material (giving it
+#: back to root). Vector already owned its CA key there, so trusting its account there adds no power;
+#: in a root-owned folder it cannot make anything. Any other owner is refused.
+SERVICE_USER = "vector"
+_RECORD_DIRS = (paths.STATE_DIR, paths.VECTOR_CERT_DIR)
+
+
+def kind(path: str) -> Optional[str]:
+    """RECORD, BACKUP (a copy in the backups folder) or None (a file the installer does not keep, or
+    a client bundle: made for the user who ran sudo, and owned by them, it is never read back as truth)."""
+    if path.startswith(paths.BACKUP_DIR + "/"):
+        return BACKUP
+    if path.startswith(paths.MTLS_DIR + "/") and path.endswith(paths.client_bundle("")[len(paths.MTLS_DIR) + 1:]):
+        return None
+    return RECORD if any(path.startswith(folder + "/") for folder in _RECORD_DIRS) else None
+
+
+def allowed_owners(path: str) -> Owners:
+    """Who besides root may own a folder or record at ``path`` (``core.fs.trusted``): Vector's
+    account under /etc/vector/certs, nobody anywhere else. Never group write: that is no one's."""
+    if path == paths.VECTOR_CERT_DIR or path.startswith(paths.VECTOR_CERT_DIR + "/"):
+        try:
+            return (pwd.getpwnam(SERVICE_USER).pw_uid,), ()
+        except KeyError:  # no Vector yet: nothing of it to adopt
+            pass
+    return NOBODY_ELSE
 
 
 def parse_state(text: str) -> Dict[str, str]:

@@ -22,13 +22,13 @@ import shutil
 import signal
 import stat
 import time
-from typing import Callable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from installer.core import openpgp, packaging
+from installer.core import openpgp, packaging, paths, records
 from installer.core.actions import (FILE_ACTIONS, Absent, Action, Command, Copy, Directory, File, Keyring, Packages,
                                     Plan, Service, Symlink)
 from installer.core.errors import ApplyError, Interrupted, Stopped
-from installer.core.fs import TMP_MARK, Tree, UnsafePath, kind_of
+from installer.core.fs import NOBODY_ELSE, TMP_MARK, Owners, Tree, UnsafePath, kind_of, owner_names
 from installer.core.paths import Root
 from installer.engine.diff import MAX_DIFF_BYTES, file_diff
 from installer.engine.journal import Journal
@@ -84,18 +84,6 @@ def _ids(owner: str, group: str) -> Tuple[int, int]:
     return uid, gid
 
 
-def owner_names(st: os.stat_result) -> Tuple[str, str]:
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    try:
-        group = grp.getgrgid(st.st_gid).gr_name
-    except KeyError:
-        group = str(st.st_gid)
-    return owner, group
-
-
 # --- the engine -----------------------------------------------------------------------------------
 
 
@@ -136,6 +124,8 @@ class Engine:
         items: List[Checked] = []
         changing: set = set()
         self._removing = set()  # paths this run removes (an emptied folder may go too), not those it writes
+        # before any other look: nothing another user owns or can write is taken over
+        self.tree.check_folders(self._folders(plan), records.allowed_owners)
         for number, step in enumerate(plan.steps):
             for action in step.actions:
                 item = self._check_one(action, step.title, changing)
@@ -151,6 +141,24 @@ class Engine:
                 items.append(item)
         self.leftovers = self._leftovers(plan)
         return items
+
+    def _folders(self, plan: Plan) -> Dict[str, Owners]:
+        """The folders the plan writes into, with the owners it gives them itself: the parents of its
+        files, its own folders, and the backups folder the journal copies into."""
+        folders: Dict[str, Owners] = {}
+        for action in plan.actions:
+            if not isinstance(action, FILE_ACTIONS):
+                continue
+            folders.setdefault(os.path.dirname(action.path.rstrip("/")) or "/", NOBODY_ELSE)
+            if isinstance(action, Directory):
+                try:
+                    uid, gid = _ids(action.owner, action.group)
+                except ApplyError:  # a user made later in the run: it owns nothing yet
+                    continue
+                folders[action.path] = ((uid,), (gid,) if action.mode & 0o020 else ())
+        if folders:
+            folders.setdefault(paths.BACKUP_DIR, NOBODY_ELSE)
+        return folders
 
     def _leftovers(self, plan: Plan) -> List[str]:
         targets = [action.path for action in plan.actions if isinstance(action, (File, Copy, Keyring, Symlink))]
