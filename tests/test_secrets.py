@@ -19,7 +19,6 @@ import types
 
 import pytest
 
-from installer.commands import cli
 from installer.core import paths
 from installer.core.actions import File, Plan, Step
 from installer.engine import engine
