@@ -269,3 +269,35 @@ def test_the_modules_result_holds_the_summary_only_under_diff_and_never_a_secret
         [shown] = [d for d in result["diff"] if d["before_header"] == paths.VECTOR_DEFAULTS]
         assert "4 kept" in shown["prepared"]
     assert mode(server / "etc/default/vector") == 0o600
+
+
+
+def test_a_users_saved_iptables_rules_are_not_shown_when_the_installers_are_added_or_taken_out(tmp_path):
+    """rules.v4 is edited line by line (firewall.py): only the rule lines the installer adds are its own."""
+    import dataclasses
+
+    from installer.concerns import firewall
+    from installer.core.facts import ProbeResult
+    from installer.plans.registry import Context, Decisions
+
+    from helpers import make_config, make_facts
+
+    saved = f'*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.0/8 -m comment --comment "{SECRET}" -j ACCEPT\nCOMMIT\n'
+    (tmp_path / "etc/iptables").mkdir(parents=True)
+    (tmp_path / "etc/iptables/rules.v4").write_text(saved)
+    facts = dataclasses.replace(make_facts(files={firewall.IPTABLES_RULES: saved.encode()}),
+                                probes={"iptables_input": ProbeResult(0, "-P INPUT DROP\n")})
+    steps = firewall.plan_firewall(make_config(), facts, Decisions(mode="standalone", webserver="none"),
+                                   Context(version="1.0.0", now="2026-11-26T00:00:00Z"))
+    eng = engine.Engine(engine.Root(str(tmp_path)), engine.Runner(), manage_owner=False)
+    [item] = [item for item in eng.check(Plan(tuple(steps))) if getattr(item.action, "path", "") == firewall.IPTABLES_RULES]
+    [record] = [a.content for step in steps for a in step.actions if getattr(a, "path", "") == firewall.RECORD]
+    assert "+-A INPUT -p tcp -m tcp --dport 4096 -j ACCEPT" in item.diff and "4 kept" in item.diff, item.diff
+    assert_no_secret(item.diff)
+    # uninstall takes the installer's rule out again: shown; the user's lines are not
+    (tmp_path / "etc/iptables/rules.v4").write_bytes(item.action.content)
+    facts = make_facts(files={firewall.RECORD: record, firewall.IPTABLES_RULES: item.action.content})
+    [item] = [item for item in eng.check(Plan(tuple(firewall.uninstall_rules({}, facts, None))))
+              if getattr(item.action, "path", "") == firewall.IPTABLES_RULES]
+    assert "--dport 4096 -j ACCEPT" in item.diff and "4 kept" in item.diff, item.diff
+    assert_no_secret(item.diff)
