@@ -26,6 +26,7 @@ def assert_no_secret(*texts):
 
 def test_the_secrets_in_vectors_files_are_kept_and_never_shown(harness, new_server):
     server = new_server()
+    server.trust_acme_ca()
     server.put_file("/etc/default/vector", DEFAULTS, mode=0o600)
     server.put_file("/etc/vector/vector.toml", OLD_TOML, mode=0o644)
 
