@@ -78,10 +78,15 @@ def test_diff_shows_changes_but_never_secrets(tmp_path):
     (tmp_path / "etc/conf").write_text("a=1\nb=2\n")
     (tmp_path / "etc/key").write_text("OLD-SECRET\n")
     eng = make_engine(tmp_path)
+    eng.installer_files = frozenset({"/etc/conf"})  # the manifest says the installer made it: all its lines are its own
     conf, key = eng.check(plan_of(File("/etc/conf", b"a=1\nb=3\n"), File("/etc/key", b"NEW-SECRET\n", 0o600,
                                                                            sensitive=True)))
     assert "-b=2\n+b=3" in conf.diff and conf.diff.startswith("--- /etc/conf")
     assert "SECRET" not in key.diff and "not shown" in key.diff
+    eng.installer_files = frozenset()  # someone else's file: its removed line is counted, not shown
+    conf, key = eng.check(plan_of(File("/etc/conf", b"a=1\nb=3\n"), File("/etc/key", b"NEW-SECRET\n", 0o600,
+                                                                           sensitive=True)))
+    assert "b=2" not in conf.diff and "+b=3" in conf.diff and "1 removed" in conf.diff
 
 
 def test_replaced_file_is_backed_up_in_a_private_folder(tmp_path):

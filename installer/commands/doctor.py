@@ -36,7 +36,7 @@ from installer.commands import run as sequence
 from installer.commands import status
 from installer.concerns import mtls, pki
 from installer.core import paths
-from installer.core.actions import Copy, Directory, File
+from installer.core.actions import Copy, Directory, File, wanted_mode_group
 from installer.core.concern import FAIL, PASS, SKIP, WARN, Finding
 from installer.core.errors import EXIT_FAIL, EXIT_OK, NOT_INSTALLED, ActvtError
 from installer.core.fs import Tree, kind_of
@@ -320,18 +320,19 @@ def file_findings(install, root: Root, ctx, owners: Optional[bool] = None) -> Li
         checked += 1
         mode = stat.S_IMODE(st.st_mode)
         owner, group = owner_names(st)
+        want_mode, want_group = wanted_mode_group(action, mode, group)  # a stricter defaults file is kept
         want_owner = owner if action.path in bundles else action.owner
-        wrong_owner = owners and (owner, group) != (want_owner, action.group)
-        if mode == action.mode and not wrong_owner:
+        wrong_owner = owners and (owner, group) != (want_owner, want_group)
+        if mode == want_mode and not wrong_owner:
             continue
-        why = " (a private key readable by more users than it should be)" if action.sensitive and mode & ~action.mode else ""
+        why = " (a private key readable by more users than it should be)" if action.sensitive and mode & ~want_mode else ""
         fixes = []
         if wrong_owner:
-            fixes.append(f"sudo chown {want_owner}:{action.group} {action.path}")
-        if mode != action.mode:
-            fixes.append(f"sudo chmod {action.mode:04o} {action.path}")
+            fixes.append(f"sudo chown {want_owner}:{want_group} {action.path}")
+        if mode != want_mode:
+            fixes.append(f"sudo chmod {want_mode:04o} {action.path}")
         have = f"{mode:04o} {owner}:{group}" if owners else f"{mode:04o}"
-        want = f"{action.mode:04o} {want_owner}:{action.group}" if owners else f"{action.mode:04o}"
+        want = f"{want_mode:04o} {want_owner}:{want_group}" if owners else f"{want_mode:04o}"
         found.append(Finding("files", FAIL, f"Files: {action.path} is {have}; the installer makes it {want}{why}",
                              " && ".join(fixes)))
     if not found:

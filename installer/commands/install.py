@@ -25,6 +25,7 @@ from installer.core.errors import EXIT_OK, ActvtError, ConfigError, UsageError
 from installer.core.fs import Tree
 from installer.core.paths import Root
 from installer.engine import engine, lock
+from installer.engine.diff import written_by_installer
 from installer.engine.journal import Journal
 from installer.plans import registry
 from installer.ui import prompt, report
@@ -155,7 +156,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     with contextlib.nullcontext() if args.dry_run else lock.hold(root):
         facts = host_facts.gather(root, environ, reads=registry.reads(cfg), probes=registry.probes(),
                                   domain=cfg.domain)
-        manifest.load(facts.files.get(paths.MANIFEST))  # a damaged record stops the run before any change
+        entries = manifest.load(facts.files.get(paths.MANIFEST))  # a damaged record stops the run before any change
         decisions = registry.decide(cfg, facts)
 
         def summary(items, **extra) -> dict:
@@ -189,7 +190,8 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         out.heading(1, total, "Checking the system")
         report_system(facts, out)
         out.ok(f"mode: {decisions.mode} (web server on 80/443: {decisions.webserver})")
-        eng = engine.Engine(root, engine.Runner(log), log=log, lock_timeout=cfg.package_lock_timeout, notify=out.warn)
+        eng = engine.Engine(root, engine.Runner(log), log=log, lock_timeout=cfg.package_lock_timeout, notify=out.warn,
+                            installer_files=written_by_installer(entries))
 
         def record(journal) -> None:
             write_manifest(root, facts, plan, journal)

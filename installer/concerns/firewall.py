@@ -255,6 +255,13 @@ def with_saved_rules(text: str, rules: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines[:at] + added + lines[at:]) + "\n"
 
 
+def own_saved_lines(text: str, rules: Sequence[Sequence[str]]) -> Tuple[str, ...]:
+    """The lines of rules.v4 that ``with_saved_rules`` writes for ``rules`` (``File.own_lines``: a diff
+    shows only these of the user's file)."""
+    frame = () if "*filter" in text.splitlines() else ("*filter", "COMMIT")
+    return tuple(saved_rule(rule) for rule in rules) + frame
+
+
 def without_saved_rules(text: str, rules: Sequence[Sequence[str]]) -> str:
     """rules.v4 without the lines ``with_saved_rules`` added for ``rules`` (each once)."""
     lines = text.splitlines()
@@ -339,8 +346,10 @@ def _iptables(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
         rules.append(rule)
     saved = facts.files.get(IPTABLES_RULES)
     if rules and saved is not None:
-        actions.append(File(IPTABLES_RULES, with_saved_rules(saved.decode("utf-8", errors="replace"), rules).encode(),
-                            None, shared=True, reason="the same rules at the next boot (iptables-persistent)"))
+        text = saved.decode("utf-8", errors="replace")
+        actions.append(File(IPTABLES_RULES, with_saved_rules(text, rules).encode(), None, shared=True,
+                            own_lines=own_saved_lines(text, rules),
+                            reason="the same rules at the next boot (iptables-persistent)"))
     return actions, recorded, "iptables"
 
 
@@ -387,9 +396,11 @@ def uninstall_rules(entries, facts, options) -> List[Step]:
     saved = facts.files.get(IPTABLES_RULES)
     rules = recorded_iptables_rules(text)
     if saved is not None and rules:
-        kept = without_saved_rules(saved.decode("utf-8", errors="replace"), rules).encode()
+        text = saved.decode("utf-8", errors="replace")
+        kept = without_saved_rules(text, rules).encode()
         if kept != saved:
-            actions.append(File(IPTABLES_RULES, kept, None, shared=True, reason="without the rules the installer added"))
+            actions.append(File(IPTABLES_RULES, kept, None, shared=True, own_lines=own_saved_lines(text, rules),
+                                reason="without the rules the installer added"))
     return [Step("Removing the firewall rules the installer added",
                  tuple(actions) + (Absent(RECORD, "the record of added rules"),))]
 

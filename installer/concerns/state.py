@@ -109,6 +109,7 @@ def uninstall_files(entries, facts, options) -> List[Step]:
             actions.append(File(path, facts.files[entry["backup"]], int(entry.get("mode", "644"), 8),
                                 entry.get("owner", "root"), entry.get("group", "root"),
                                 sensitive=entry.get("sensitive", False),
+                                own_lines=(),  # the user's file: none of its lines is shown (engine/diff.py)
                                 reason=f"put back the original from {entry['backup']}"))
         elif entry.get("kind") == "directory":
             actions.append(Absent(path, "made by the installer", if_empty=True))

@@ -24,10 +24,13 @@ Decisions, each one a place where the bash installer behaved differently or said
   Vector at another version than the pinned one is kept, never silently replaced; ``notes()`` says
   so. With reinstall, the pinned version is installed even when that is a downgrade: the user asked
   for it.
-- **Ownership**: ``vector.toml`` and ``/etc/default/vector`` are ``0644 root:root``. They hold no
-  secret (paths, the port, the domain), Vector's user reads them, cannot change them, and the plan
-  does not depend on the ``vector`` group existing yet (it appears only when the package is
-  installed, later in the same run). The private key's protection is certbot's step's business.
+- **Ownership**: ``vector.toml`` is ``0644 root:root``: it holds no secret (paths, the port, the
+  domain), Vector's user reads it, cannot change it, and the plan does not depend on the ``vector``
+  group existing yet (it appears only when the package is installed, later in the same run). The
+  private key's protection is certbot's step's business. ``/etc/default/vector`` is ``0644 root:root``
+  at most: people keep secrets there (``DD_API_KEY=…``, sink credentials) and Vector's package ships
+  it ``0600``, so a file that is stricter keeps its mode and group (``File.keep_stricter``); only
+  systemd (root) reads it, Vector's user never does.
 - **Configuration** (``templates/vector.toml``): the metrics contract with the Actvt app
   (``docs/metrics-contract.md``) with the Vector 0.50 facts applied: metric names without the ``host_`` prefix, the host from
   ``.host`` or ``get_hostname!()``, ``network_transmit_packets_drop_total`` (there is no receive-drop
@@ -40,7 +43,11 @@ Decisions, each one a place where the bash installer behaved differently or said
   reach a shell or a VRL program: the domain is the system-info script's first argument.
 - **Pointing Vector at the file**: ``VECTOR_CONFIG=/etc/vector/vector.toml`` in ``/etc/default/vector``
   (the unit's ``EnvironmentFile``), so that its ``ExecStartPre``/``ExecReload`` validate our file; the
-  other lines of that file are kept, other ``VECTOR_CONFIG*`` lines are dropped.
+  other lines of that file are kept, other ``VECTOR_CONFIG*`` lines are dropped. Not a unit drop-in
+  with ``Environment=VECTOR_CONFIG=…``: systemd lets ``EnvironmentFile=`` override ``Environment=``, so
+  a ``VECTOR_CONFIG`` line there (the bash installer's, an earlier run's, a user's) would still win and
+  the file would have to be edited anyway. The kept lines are the user's: only the two lines the
+  installer adds are its own (``File.own_lines``), and no diff shows the others (engine/diff.py).
 - **Service**: started when not running, restarted only when the configuration, the defaults file,
   the server certificate or key, or (with mTLS) the CA changed in this run; then a bounded wait
   until the port listens.
@@ -396,6 +403,12 @@ def render_config(config, mode: str, gpu: bool) -> str:
     })
 
 
+def defaults_own_lines(existing: Optional[bytes]) -> Optional[Tuple[str, ...]]:
+    """The lines of ``defaults_text`` that are the installer's (``File.own_lines``); None when it writes
+    the whole file (there was none)."""
+    return None if not existing else ("", _DEFAULTS_COMMENT, f"VECTOR_CONFIG={paths.VECTOR_CONFIG}")
+
+
 def defaults_text(existing: Optional[bytes]) -> bytes:
     """``/etc/default/vector``: the package's lines kept, ``VECTOR_CONFIG`` pointing at our file."""
     if existing:
@@ -412,13 +425,15 @@ def defaults_text(existing: Optional[bytes]) -> bytes:
 def plan_vector_config(config, facts, decisions, ctx) -> List[Step]:
     gpu = gpu_enabled(config, facts, ctx)
     where = "127.0.0.1 behind nginx" if decisions.mode == "proxy" else "all addresses"
+    defaults = facts.files.get(paths.VECTOR_DEFAULTS)
     reason = (f"metrics over wss on port {config.vector_port} ({where})"
               + (", client certificates required (mTLS)" if config.enable_mtls else "")
               + (", with GPU metrics" if gpu else ""))
     return [Step("Configuring Vector", (
         File(paths.VECTOR_CONFIG, render_config(config, decisions.mode, gpu).encode(), 0o644, reason=reason),
-        File(paths.VECTOR_DEFAULTS, defaults_text(facts.files.get(paths.VECTOR_DEFAULTS)), 0o644,
-             reason=f"VECTOR_CONFIG={paths.VECTOR_CONFIG}, so that the unit's validate steps check it"),
+        File(paths.VECTOR_DEFAULTS, defaults_text(defaults), 0o644, own_lines=defaults_own_lines(defaults),
+             keep_stricter=True, reason=f"VECTOR_CONFIG={paths.VECTOR_CONFIG}, so that the unit's validate steps "
+                                        "check it"),
     ))]
 
 

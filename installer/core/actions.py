@@ -26,10 +26,17 @@ class File:
     # a file of someone else's that a concern edits line by line (e.g. /etc/iptables/rules.v4): the
     # manifest does not claim it; the concern's own uninstall takes its lines out again
     shared: bool = False
+    # the lines of ``content`` that are the installer's own when the others are kept from the file that
+    # was there (None: every line is the installer's). Only these are ever shown (engine/diff.py)
+    own_lines: Optional[Tuple[str, ...]] = None
+    # an existing file whose mode gives no more than ``mode`` keeps that mode and its group (a 0600
+    # file of secrets stays 0600); the owner is always ``owner``. See wanted_mode_group
+    keep_stricter: bool = False
 
     def describe(self) -> str:
         mode = "mode kept" if self.mode is None else f"{self.mode:04o}"
-        return f"file {self.path} ({mode} {self.owner}:{self.group})"
+        stricter = ", or the stricter mode it has" if self.keep_stricter else ""
+        return f"file {self.path} ({mode} {self.owner}:{self.group}{stricter})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +176,16 @@ class Service:
         want = "enabled" if self.enabled else "disabled"
         state = "running" if self.running else "stopped"
         return f"service {self.name} ({want}, {state})"
+
+
+def wanted_mode_group(action, mode_now: int, group_now: str) -> Tuple[Optional[int], str]:
+    """The mode and group an action wants for a path that has ``mode_now`` and ``group_now``: the
+    action's own, or (``File.keep_stricter``) the ones it has when that mode gives no more than the
+    action's. The engine (check and apply) and ``actvt doctor`` ask this one function."""
+    mode, group = getattr(action, "mode", None), getattr(action, "group", "root")
+    if getattr(action, "keep_stricter", False) and mode is not None and not mode_now & ~mode:
+        return mode_now, group_now
+    return mode, group
 
 
 Action = Union[File, Copy, Keyring, Directory, Symlink, Absent, Packages, Command, Service]

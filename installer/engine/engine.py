@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from installer.core import openpgp, packaging, paths, records
 from installer.core.actions import (FILE_ACTIONS, Absent, Action, Command, Copy, Directory, File, Keyring, Packages,
-                                    Plan, Service, Symlink)
+                                    Plan, Service, Symlink, wanted_mode_group)
 from installer.core.errors import ApplyError, Interrupted, Stopped
 from installer.core.fs import NOBODY_ELSE, TMP_MARK, Owners, Tree, UnsafePath, kind_of, owner_names
 from installer.core.paths import Root
@@ -104,8 +104,11 @@ class _Handler(NamedTuple):
 class Engine:
     def __init__(self, root: Root, runner: Runner, manage_owner: Optional[bool] = None,
                  log: Callable[[str, str], None] = lambda level, text: None,
-                 lock_timeout: float = packaging.DEFAULT_TIMEOUT, notify: Optional[Callable[[str], None]] = None):
+                 lock_timeout: float = packaging.DEFAULT_TIMEOUT, notify: Optional[Callable[[str], None]] = None,
+                 installer_files: frozenset = frozenset()):
         self.root = root
+        # paths the manifest records as made by the installer (engine/diff.py: their old lines are shown)
+        self.installer_files = installer_files
         self.tree = Tree(root)
         self.runner = runner
         self.log = log
@@ -299,7 +302,7 @@ class Engine:
         st = self._target_stat(action.path)
         if st is None:
             return Checked(shown, step, CHANGE, "new file", file_diff(action.path, None, action.content,
-                                                                       action.sensitive))
+                                                                       action.sensitive, action.own_lines))
         if not stat.S_ISREG(st.st_mode):  # a link is replaced, never followed; a folder is moved into backups
             return Checked(shown, step, CHANGE, f"a {_kind_word(st)} is there")
         before = self.tree.read(action.path, follow=False)
@@ -307,8 +310,10 @@ class Engine:
         diff = ""
         if before != action.content:
             why.append("content")
-            diff = file_diff(action.path, before, action.content, action.sensitive)
-        why += self._meta_differences(st, action.mode, action.owner, action.group)
+            diff = file_diff(action.path, before, action.content, action.sensitive, action.own_lines,
+                             before_is_own=action.path in self.installer_files)
+        mode, group = wanted_mode_group(action, stat.S_IMODE(st.st_mode), owner_names(st)[1])
+        why += self._meta_differences(st, mode, action.owner, group)
         return Checked(shown, step, CHANGE if why else OK, ", ".join(why), diff)
 
     def _check_dir(self, action: Directory, step: str, changing: set) -> Checked:
@@ -425,11 +430,17 @@ class Engine:
         action = item.action
         self._ensure_parent(action.path, journal)
         journal.save(action.path)
-        mode = action.mode
-        if mode is None:  # keep the file's own mode
-            st = self.tree.lstat(action.path)
-            mode = stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISREG(st.st_mode) else 0o644
-        self.tree.write(action.path, action.content, mode, self._ids_for(action.owner, action.group))
+        st = self.tree.lstat(action.path)  # as it is now (a package may have made it since the check)
+        ids = self._ids_for(action.owner, action.group)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            mode = 0o644 if action.mode is None else action.mode
+        elif action.mode is None:  # keep the file's own mode
+            mode = stat.S_IMODE(st.st_mode)
+        else:
+            mode, group = wanted_mode_group(action, stat.S_IMODE(st.st_mode), owner_names(st)[1])
+            if ids is not None and group != action.group:  # the group it has, kept with its stricter mode
+                ids = (ids[0], st.st_gid)
+        self.tree.write(action.path, action.content, mode, ids)
 
     def _apply_copy(self, item: Checked, journal: "Journal") -> None:
         action = item.action

@@ -47,8 +47,11 @@ def summary_json(items: List[Checked], *, dry_run: bool, root, log, mode=None, w
                 "status": status_word(item, dry_run),
                 "why": item.why,
                 "seconds": round(item.seconds, 3),
-                # what the file would become (or became): a unified diff, or why it is not shown (a secret)
+                # what the file would become (or became): a unified diff of the installer's own lines (the
+                # others are counted, engine/diff.py), or why it is not shown (a secret)
                 "diff": item.diff if item.status == CHANGE and item.diff else None,
+                # where the file as it was is (a real run that replaced it): what the diff did not show
+                "backup": result.backed_up.get(getattr(item.action, "path", None)) if result else None,
             }
             for item in items
         ],

@@ -16,6 +16,9 @@ pytestmark = pytest.mark.e2e
 
 SERVERS = {"srv-a": ("a.fleet.example.com", "standalone"), "srv-b": ("b.fleet.example.com", "standalone"),
            "srv-c": ("c.fleet.example.com", "proxy")}
+# issue 18: a Datadog key the admin of srv-a keeps in Vector's environment file (0600, as the package
+# ships it) and a password in the role's environment (no_log): neither is in any ansible-playbook output
+SECRET, PROXY_SECRET = "secret-value", "proxy-secret-value"
 OURS = ("/etc/vector", "/etc/default/vector", "/var/lib/actvt", "/usr/local", "/etc/nginx", "/etc/letsencrypt",
         "/etc/actvt", "/var/cache/actvt")
 
@@ -23,6 +26,7 @@ OURS = ("/etc/vector", "/etc/default/vector", "/var/lib/actvt", "/usr/local", "/
 @pytest.fixture(scope="module")
 def fleet(harness, pyz):
     f = Fleet(harness, SERVERS, pyz).start()
+    f.hosts["srv-a"].put_file("/etc/default/vector", ("DD_API_KEY=%s\n" % SECRET).encode(), mode=0o600)
     assert f.actvt("ca", "init", "--dir", CA_DIR).rc == 0
     for name in ("laptop", "phone"):
         r = f.actvt("client", "issue", name, "--ca-dir", CA_DIR)
@@ -64,21 +68,27 @@ def ours(snapshot):
 
 def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     # first run: every server changes
-    r, stats = fleet.playbook()
+    r, stats = fleet.playbook("fleet.yml", "--diff")
     assert r.rc == 0, str(r)
     assert all(stats[name]["changed"] > 0 and stats[name]["failed"] == 0 for name in SERVERS), stats
+    assert SECRET not in r.out + r.err and "1 other line(s) of /etc/default/vector not shown" in r.out, r
     for host in fleet.hosts.values():
         assert not host.exists("/etc/vector/certs/mtls/ca.key"), "a trust-only server holds no CA key"
     before = pids(fleet)
-    # second run: changed=0 everywhere, Vector not restarted
-    r, stats = fleet.playbook()
+    # second run: changed=0 everywhere, Vector not restarted (-vvv: the results and the module's arguments)
+    fleet.write_inventory({"actvt_environment": dict(H.MIRROR_ENV, PROXY_PASSWORD=PROXY_SECRET)})
+    r, stats = fleet.playbook("fleet.yml", "-vvv")
     assert r.rc == 0 and all(stats[name]["changed"] == 0 for name in SERVERS), "%s\n%s" % (stats, r)
+    assert SECRET not in r.out + r.err and PROXY_SECRET not in r.out + r.err
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in r.out and '"ACTVT_DOMAIN": "a.fleet.example.com"' in r.out
+    assert fleet.hosts["srv-a"].stat("/etc/default/vector").mode == 0o600
     assert pids(fleet) == before
     # check mode with a change in sight: reported with its diff, and not one byte changed
     snapshots = {name: ours(host.snapshot()) for name, host in fleet.hosts.items()}
     fleet.write_inventory({"actvt_environment": dict(H.MIRROR_ENV, ACTVT_VECTOR_PORT="4097")})
-    r, stats = fleet.playbook("fleet.yml", "--check", "--diff")
+    r, stats = fleet.playbook("fleet.yml", "--check", "--diff", "-v")
     assert r.rc == 0, str(r)
+    assert SECRET not in r.out + r.err
     assert all(stats[name]["changed"] == 1 for name in SERVERS), (stats, r)  # the installer's task, nothing else
     assert '-address = "0.0.0.0:4096"' in r.out and '+address = "0.0.0.0:4097"' in r.out, r
     assert {name: ours(host.snapshot()) for name, host in fleet.hosts.items()} == snapshots
@@ -86,6 +96,7 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     fleet.write_inventory()
     r, stats = fleet.playbook("fleet.yml", "--check")
     assert r.rc == 0 and all(stats[name]["changed"] == 0 for name in SERVERS), "%s\n%s" % (stats, r)
+    assert SECRET not in r.out + r.err
 
     # one bundle from the CA folder connects to every server; another CA's to none
     holder = Holder(harness, fleet, "fleet")

@@ -6,6 +6,12 @@ The installer decides everything (its plan is the same for a dry run and a real 
 maps it to Ansible: ``changed`` is the summary's count of changed actions (``would_change`` in check
 mode, where the installer runs ``--dry-run`` and changes nothing), ``--diff`` shows the plan's file
 diffs (secrets are never shown), and a failure reports the installer's own message.
+
+What the result holds is what ``ansible-playbook -v`` prints: the installer's whole JSON summary (every
+action, its diff) only under ``--diff``, where the user asked to see the files. ``environment`` is
+``no_log`` (HTTPS_PROXY may carry a password): Ansible then masks its values wherever they appear in the
+result, so the role passes the ``ACTVT_*`` settings (the domain, the port: what the result and the
+diffs name) in ``variables``, which is shown.
 """
 
 DOCUMENTATION = r"""
@@ -16,8 +22,13 @@ options:
     description: Path on the target of install.pyz (the role copies it there, checked by sha256).
     type: path
     required: true
+  variables:
+    description: ACTVT_* variables for the installer (shown in Ansible's output, like the result).
+    type: dict
+    default: {}
   environment:
-    description: ACTVT_* variables (and e.g. REQUESTS_CA_BUNDLE, HTTPS_PROXY) for the installer.
+    description: Other environment of the installer (e.g. REQUESTS_CA_BUNDLE, HTTPS_PROXY with a password);
+      no_log, so its values are masked wherever they appear in Ansible's output.
     type: dict
     default: {}
   email:
@@ -39,7 +50,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             installer=dict(type="path", required=True),
-            environment=dict(type="dict", default={}),
+            variables=dict(type="dict", default={}),
+            environment=dict(type="dict", default={}, no_log=True),  # may hold proxy credentials
             email=dict(type="str", no_log=True),  # never logged in full
             python=dict(type="str", default="python3"),
         ),
@@ -54,6 +66,7 @@ def main():
     if module.check_mode:
         argv.append("--dry-run")
     environ = {key: str(value) for key, value in module.params["environment"].items()}
+    environ.update({key: str(value) for key, value in module.params["variables"].items()})
     if module.params["email"]:
         environ["ACTVT_EMAIL"] = module.params["email"]
     rc, out, err = module.run_command(argv, environ_update=environ)
@@ -64,7 +77,7 @@ def main():
     if rc != 0 or summary is None or summary.get("status") != "ok":
         lines = [line for line in err.strip().splitlines() if line.strip()]
         message = (summary or {}).get("error") or " | ".join(lines[-5:]) or f"exit status {rc}"
-        module.fail_json(msg=message, rc=rc, summary=summary, stderr_lines=lines[-40:])
+        module.fail_json(msg=message, rc=rc, stderr_lines=lines[-40:], **({"summary": summary} if module._diff else {}))
     count = summary["would_change"] if module.check_mode else summary["changed"]
     changed_word = "would change" if module.check_mode else "changed"
     result = dict(
@@ -75,9 +88,9 @@ def main():
         notes=summary.get("notes", []),
         changes=[f"{action['action']}: {action['why']}" for action in summary["actions"]
                  if action["status"] == changed_word],
-        summary=summary,
     )
-    if module._diff:
+    if module._diff:  # the summary and its diffs only when asked for (they show files' lines)
+        result["summary"] = summary
         result["diff"] = [{"before_header": action["target"], "after_header": action["target"], "prepared": action["diff"]}
                           for action in summary["actions"] if action["status"] == changed_word and action.get("diff")]
     module.exit_json(**result)
