@@ -450,7 +450,7 @@ def test_a_revoked_client_whose_files_are_back_is_not_tried_behind_nginx(tmp_pat
         write(root, path, data, 0o600)
     crl = read(root, paths.MTLS_CRL)
     try:
-        nginx_front = servers(*web.server(), client_ca=ca, crl=crl, port=443)
+        servers(*web.server(), client_ca=ca, crl=crl, port=443)  # in nginx's place
     except OSError as exc:  # not root, or 443 taken
         pytest.skip(f"cannot listen on 127.0.0.1:443 for nginx's place ({exc})")
     found = connect(root, closed_port(), web, env=proxy)
