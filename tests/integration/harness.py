@@ -237,12 +237,13 @@ class Host:
 
     def planned_paths(self, env=None):
         """Every path the plan of an install with ``env`` (see installer_env) writes or removes: the
-        targets of the actions of ``--dry-run --json`` (files, folders, links, keyrings, removals), with
-        the installer's own (run_writes). The dry run writes only the launcher's cache: run it before a
-        snapshot."""
+        targets of the actions of ``--dry-run --json`` that are paths (files, folders, links, keyrings,
+        removals; a service's target is its unit's name), with the installer's own (run_writes). The dry
+        run writes only the launcher's cache: run it before a snapshot."""
         r = self.run_installer("--dry-run", "--json", "--yes", env=env)
         assert r.rc == 0, r
-        return sorted({action["target"] for action in r.json()["actions"] if action["target"]} | set(run_writes()))
+        return sorted({action["target"] for action in r.json()["actions"] if (action["target"] or "").startswith("/")}
+                      | set(run_writes()))
 
     def written_paths(self):
         """Every path the installer's runs wrote on this host (its manifest), with run_writes()."""
