@@ -593,6 +593,15 @@ def snapshot_roots(written):
     return tuple(roots)
 
 
+def without_bytecode(snapshot):
+    """``snapshot`` without the bytecode Python writes into the launcher's cache the first time a run
+    imports one of the installer's modules (the zipapp carries no .pyc: one file serves every Python
+    minor): the program's own cache, not a change a run makes to the host."""
+    cache = _installer_paths().CACHE_DIR + "/"
+    return {path: value for path, value in snapshot.items()
+            if not (path.startswith(cache) and "/__pycache__" in path)}
+
+
 def within(snapshot, written, ignore=()):
     """The entries of ``snapshot`` at or under one of the paths ``written``, minus the ``ignore`` prefixes."""
     def under(path, prefix):
