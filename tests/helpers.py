@@ -80,6 +80,21 @@ def tree_digest(root):
     return listing
 
 
+#: The one command that rewrites tests/golden/ (a commit that runs it names it in its message)
+UPDATE_GOLDEN = "python scripts/update_golden.py"
+
+
+def recorded(path):
+    """The bytes of a golden file (tests/golden/), which tests only read: a test that rewrote its own
+    expectation would pass whatever the code does, so ACTVT_UPDATE_GOLDEN (the old update mode) fails
+    the test instead, naming the command that updates the files."""
+    if "ACTVT_UPDATE_GOLDEN" in os.environ:
+        raise AssertionError(f"ACTVT_UPDATE_GOLDEN is set, but the golden tests only compare: run {UPDATE_GOLDEN}, "
+                             "review `git diff tests/golden` and name the command in the commit message")
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 class RecordingRunner:
     """Stands in for engine.Runner: records argv, answers from a table, fails on request."""
 

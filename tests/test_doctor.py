@@ -124,16 +124,20 @@ class WsServer:
     is required; after the upgrade: a ping, then ``message`` (its frame in the same packet as the 101
     answer, as a server may send it), or the HTTP ``answer`` when it is not 101."""
 
-    def __init__(self, cert, key, client_ca=None, answer=101, message=METRIC):
+    def __init__(self, cert, key, client_ca=None, answer=101, message=METRIC, crl=None, port=0):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         with websocket._memory_file(cert) as cert_path, websocket._memory_file(key) as key_path:
             self.context.load_cert_chain(cert_path, key_path)
         if client_ca is not None:
             self.context.verify_mode = ssl.CERT_REQUIRED
             self.context.load_verify_locations(cadata=client_ca.decode())
+        if crl is not None:  # as nginx's ssl_crl does: a revoked client certificate is refused
+            self.context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+            with websocket._memory_file(crl) as crl_path:
+                self.context.load_verify_locations(crl_path)
         self.answer, self.message, self.pongs = answer, message, []
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._loop, daemon=True).start()
@@ -420,11 +424,43 @@ def test_a_healthy_mtls_connection(tmp_path, web, servers):
         f"Metrics with {FIRST}'s certificate: a metrics message arrives on wss://127.0.0.1:{server.port}/ (cpu_idle)")
     assert found["mtls.refused"]["level"] == PASS and "refuses the handshake" in found["mtls.refused"]["text"]
     assert tree_digest(root) == before
-    # the client certificate doctor used is one that is current: a revoked first client is not tried
+    # the client certificate doctor used is one that is current: a revoked first client is not tried,
+    # even with its files put back (standalone, the revocation made a new CA, which did not sign them)
     assert actvt("client", "issue", "spare", "--root", str(root))[0] == 0
+    kept = {path: read(root, path) for path in (paths.client_cert(FIRST), paths.client_key(FIRST))}
     assert actvt("client", "revoke", FIRST, "--yes", "--root", str(root))[0] == 0  # standalone: a new CA
+    for path, data in kept.items():
+        write(root, path, data, 0o600)
     server = servers(read(root, paths.SERVER_CERT), read(root, paths.SERVER_KEY), client_ca=read(root, paths.CA_CERT))
     assert connect(root, server.port, web)["metrics"]["text"].startswith("Metrics with spare's certificate")
+
+
+def test_a_revoked_client_whose_files_are_back_is_not_tried_behind_nginx(tmp_path, web, servers):
+    """Behind nginx a revocation keeps the CA (the CRL denies the client), so a revoked certificate put
+    back in clients/ is still signed by it: only the index's status says not to use it. nginx, stood in
+    for on 127.0.0.1:443 with the CRL, would refuse it and doctor would report a failure that is not one."""
+    proxy = {"ACTVT_INSTALL_MODE": "proxy"}
+    root = installed(tmp_path, web, env=proxy)
+    assert actvt("client", "issue", "spare", "--root", str(root))[0] == 0
+    kept = {path: read(root, path) for path in (paths.client_cert(FIRST), paths.client_key(FIRST))}
+    ca = read(root, paths.CA_CERT)
+    code, out = actvt("client", "revoke", FIRST, "--yes", "--root", str(root), env=proxy)
+    assert code == 0 and "nginx refuses them" in out, out
+    assert read(root, paths.CA_CERT) == ca and not os.path.exists(host(root, paths.client_cert(FIRST)))
+    for path, data in kept.items():
+        write(root, path, data, 0o600)
+    crl = read(root, paths.MTLS_CRL)
+    try:
+        servers(*web.server(), client_ca=ca, crl=crl, port=443)  # in nginx's place
+    except OSError as exc:  # not root, or 443 taken
+        pytest.skip(f"cannot listen on 127.0.0.1:443 for nginx's place ({exc})")
+    found = connect(root, closed_port(), web, env=proxy)
+    assert found["metrics"]["level"] == PASS, found["metrics"]
+    assert found["metrics"]["text"] == ("Metrics with spare's certificate: a metrics message arrives on "
+                                        "https://127.0.0.1:443/actvt (cpu_idle)")
+    # the front really refuses the revoked certificate that doctor did not pick
+    refused = websocket.attempt("127.0.0.1", 443, DOMAIN, "/actvt", websocket.context(*kept.values()))
+    assert refused.stage == "tls" and refused.message is None, refused
 
 
 def test_mtls_not_enforced_is_a_failure(tmp_path, web, servers):

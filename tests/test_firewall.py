@@ -187,6 +187,17 @@ def test_iptables_inserts_missing_rules_and_keeps_them_for_the_next_boot():
     assert firewall.without_saved_rules(saved.content.decode(), rules) == SAVED
 
 
+def test_iptables_a_rule_deleted_at_run_time_only_is_inserted_again_and_saved_once():
+    """rules.v4 still holds the installer's rules (someone ran iptables -D): the run-time rules come
+    back, the saved file is left as it is (before, each re-run added its lines to it once more)."""
+    first = plan(facts_with(files={firewall.IPTABLES_RULES: SAVED.encode()}, iptables_input=(0, IPTABLES_CLOSED)))
+    saved = first[2].content
+    again = plan(facts_with(files={firewall.IPTABLES_RULES: saved}, iptables_input=(0, IPTABLES_CLOSED)))
+    assert argvs(again) == argvs(first)
+    assert not [a for a in again if isinstance(a, File) and a.path == firewall.IPTABLES_RULES]
+    assert firewall.with_saved_rules(saved.decode(), [("-p", "tcp", "--dport", "4096", "-j", "ACCEPT")]) == saved.decode()
+
+
 def test_iptables_without_a_saved_file_says_the_rules_do_not_survive_a_reboot():
     facts = facts_with(iptables_input=(0, IPTABLES_CLOSED))
     assert not [a for a in plan(facts) if isinstance(a, File) and a.path == firewall.IPTABLES_RULES]

@@ -25,7 +25,7 @@ from installer.core.facts import ProbeResult
 from installer.concerns.nginx import NginxDump, NginxError, plan_nginx_challenge, plan_nginx_site
 from installer.plans.registry import Context, ModeError, build_plan, decide
 
-from helpers import DOMAIN, make_config, make_facts
+from helpers import DOMAIN, make_config, make_facts, recorded
 
 CTX = Context(version="1.0.0", now="2026-06-01T00:00:00Z")
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "nginx")
@@ -279,15 +279,12 @@ GOLDEN_CASES = {
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_golden(name):
-    """Rendered files match tests/golden/nginx/ (regenerate with ACTVT_UPDATE_GOLDEN=1 and review the diff)."""
-    rendered = GOLDEN_CASES[name]()
-    path = os.path.join(GOLDEN, name)
-    if os.environ.get("ACTVT_UPDATE_GOLDEN") == "1":
-        os.makedirs(GOLDEN, exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(rendered)
-    with open(path, "rb") as handle:
-        assert rendered.decode() == handle.read().decode()
+    """Rendered files match tests/golden/nginx/ (updated only by scripts/update_golden.py)."""
+    assert GOLDEN_CASES[name]().decode() == recorded(os.path.join(GOLDEN, name)).decode()
+
+
+def test_every_golden_rendering_is_compared():
+    assert sorted(os.listdir(GOLDEN)) == sorted(GOLDEN_CASES)
 
 
 # --- real nginx -----------------------------------------------------------------------------------

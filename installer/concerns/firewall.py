@@ -244,9 +244,10 @@ def saved_rule(rule: Sequence[str]) -> str:
 
 def with_saved_rules(text: str, rules: Sequence[Sequence[str]]) -> str:
     """rules.v4 with ``rules`` first in the INPUT chain of its ``*filter`` table, in the order the
-    run-time chain has them after each was inserted at the top (the last one first)."""
+    run-time chain has them after each was inserted at the top (the last one first). A rule the file
+    already holds (only its run-time copy was deleted) is not written twice."""
     lines = text.splitlines()
-    added = [saved_rule(rule) for rule in reversed(rules)]
+    added = [saved_rule(rule) for rule in reversed(rules) if saved_rule(rule) not in lines]
     if "*filter" not in lines:
         return "\n".join(lines + ["*filter"] + added + ["COMMIT"]) + "\n"
     at = lines.index("*filter") + 1
@@ -345,8 +346,8 @@ def _iptables(facts, ports: Sequence[int]) -> Tuple[List, List[str], str]:
         recorded.append("iptables " + " ".join(rule))
         rules.append(rule)
     saved = facts.files.get(IPTABLES_RULES)
-    if rules and saved is not None:
-        text = saved.decode("utf-8", errors="replace")
+    text = saved.decode("utf-8", errors="replace") if saved is not None else None
+    if rules and text is not None and with_saved_rules(text, rules) != text:
         actions.append(File(IPTABLES_RULES, with_saved_rules(text, rules).encode(), None, shared=True,
                             own_lines=own_saved_lines(text, rules),
                             reason="the same rules at the next boot (iptables-persistent)"))

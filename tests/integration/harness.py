@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shlex
+import sys
 import tarfile
 import threading
 import time
@@ -233,6 +234,21 @@ class Host:
         """{path: (kind, mode, uid, gid, sha256 or link target)} for everything under roots."""
         r = self.sh(["python3", "-c", _SNAPSHOT_PY] + list(roots), timeout=300)
         return json.loads(r.out)
+
+    def planned_paths(self, env=None):
+        """Every path the plan of an install with ``env`` (see installer_env) writes or removes: the
+        targets of the actions of ``--dry-run --json`` that are paths (files, folders, links, keyrings,
+        removals; a service's target is its unit's name), with the installer's own (run_writes). The dry
+        run writes only the launcher's cache: run it before a snapshot."""
+        r = self.run_installer("--dry-run", "--json", "--yes", env=env)
+        assert r.rc == 0, r
+        return sorted({action["target"] for action in r.json()["actions"] if (action["target"] or "").startswith("/")}
+                      | set(run_writes()))
+
+    def written_paths(self):
+        """Every path the installer's runs wrote on this host (its manifest), with run_writes()."""
+        manifest = json.loads(self.read_text(_installer_paths().MANIFEST))
+        return sorted(set(manifest["paths"]) | set(run_writes()))
 
     # -- systemd ----------------------------------------------------------------------------------
     def wait_for_systemd(self, timeout=60):
@@ -548,6 +564,51 @@ class Harness:
             except docker.errors.APIError:
                 pass
         self.networks.clear()
+
+
+def _installer_paths():
+    """installer/core/paths.py: where the installer writes (the harness also runs outside pytest, from bench/)."""
+    repo = os.path.dirname(os.path.dirname(HERE))
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from installer.core import paths
+
+    return paths
+
+
+def run_writes():
+    """What a run writes besides its plan's actions: the launcher's cache of the unpacked zipapp (made
+    before there is a plan) and the state folder (backups, the manifest)."""
+    paths = _installer_paths()
+    return (paths.CACHE_DIR, paths.STATE_DIR)
+
+
+def snapshot_roots(written):
+    """The folders a snapshot must cover so that no write to ``written`` (paths, e.g. planned_paths())
+    escapes it: SNAPSHOT_ROOTS and the folder of every path, fewest first (none inside another)."""
+    roots = []
+    for folder in sorted(set(SNAPSHOT_ROOTS) | {os.path.dirname(path.rstrip("/")) or "/" for path in written}):
+        if not any(folder == root or folder.startswith(root.rstrip("/") + "/") for root in roots):
+            roots.append(folder)
+    return tuple(roots)
+
+
+def without_bytecode(snapshot):
+    """``snapshot`` without the bytecode Python writes into the launcher's cache the first time a run
+    imports one of the installer's modules (the zipapp carries no .pyc: one file serves every Python
+    minor): the program's own cache, not a change a run makes to the host."""
+    cache = _installer_paths().CACHE_DIR + "/"
+    return {path: value for path, value in snapshot.items()
+            if not (path.startswith(cache) and "/__pycache__" in path)}
+
+
+def within(snapshot, written, ignore=()):
+    """The entries of ``snapshot`` at or under one of the paths ``written``, minus the ``ignore`` prefixes."""
+    def under(path, prefix):
+        return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+    return {path: value for path, value in snapshot.items()
+            if any(under(path, prefix) for prefix in written) and not any(under(path, p) for p in ignore)}
 
 
 def diff_snapshots(before, after, ignore=SELF_CHANGING):

@@ -1,8 +1,9 @@
 """A cloud image's first boot (issue 14, items 1 and 2), on one fresh Debian 12 server, in order:
 
 1. the repository key is not the one declared (ACTVT_VECTOR_KEY_FINGERPRINTS names Datadog's key, the
-   mirror serves its own): the run is refused, naming both fingerprints, and /etc, /var/lib and
-   /usr/local are byte for byte as before;
+   mirror serves its own): the run is refused, naming both fingerprints, and every folder the
+   install's plan writes to (from its dry run: /etc, /var/lib, /usr/local, /usr/share/keyrings, and
+   /var/cache for the launcher's cache) is byte for byte as before;
 2. a process named like unattended-upgrades holds dpkg's frontend lock (a real fcntl lock, as apt takes
    it) for 20 s when the installer starts, and ACTVT_PACKAGE_LOCK_TIMEOUT is 3: one line names the
    holder and its pid, then the run fails saying so and that a re-run is safe; the holder still holds
@@ -61,14 +62,17 @@ def test_first_boot_a_foreign_key_then_a_busy_package_manager(harness, new_serve
     server.put_file(HOLDER, HOLDER_SCRIPT, mode=0o755)
     mirror_key = harness.vector_key_fingerprint
 
-    # 1. a key that is not the declared one: refused, nothing changed
-    before = server.snapshot()
+    # 1. a key that is not the declared one: refused, nothing changed in any folder the install's plan
+    # writes to (the keyring's /usr/share/keyrings, the launcher's /var/cache/actvt, /etc, /var/lib, ...)
+    roots = H.snapshot_roots(server.planned_paths(ENV))
+    assert "/usr/share/keyrings" in roots, roots
+    before = server.snapshot(roots)
     r = server.run_installer("--yes", env=dict(ENV, ACTVT_VECTOR_KEY_FINGERPRINTS=DATADOG_KEY))
     assert r.rc == 1, r
     assert ("refused the key from %s: its fingerprint %s is not one of the pinned %s"
             % (H.VECTOR_KEY_URL, mirror_key, DATADOG_KEY)) in r.out, r
     assert "running the installer again is safe" in r.out, r
-    assert H.diff_snapshots(before, server.snapshot()) == {"added": [], "removed": [], "changed": []}
+    assert H.diff_snapshots(before, server.snapshot(roots)) == {"added": [], "removed": [], "changed": []}
 
     # 2. the package manager is busy for longer than the bound
     pid = hold_dpkg_lock(server)

@@ -68,7 +68,7 @@ def test_standalone_mtls(harness, new_server):
     app = App(harness, "doctor-standalone")
 
     # healthy: every check passes, and doctor writes nothing at all (its log neither)
-    roots = H.SNAPSHOT_ROOTS + ("/var/cache/actvt", "/run/actvt")
+    roots = H.snapshot_roots(server.written_paths() + ["/run/actvt/lock"])  # what the installer wrote, its lock
     before, log = server.snapshot(roots), server.sha256("/var/log/actvt-install.log")
     lines, report = doctor(server, "healthy standalone mTLS server", 0)
     assert H.diff_snapshots(before, server.snapshot(roots)) == {"added": [], "removed": [], "changed": []}

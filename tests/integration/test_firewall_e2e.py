@@ -1,8 +1,9 @@
 """The three firewalls on real hosts (issue 13, item 4): ufw (inactive, as after `apt-get install ufw`),
 firewalld (running, default zone "public"), and iptables with a default-deny INPUT chain saved by
 iptables-persistent. On each: a standalone install opens exactly the mode's ports (before certbot
-needs port 80), the Actvt app then connects, a re-run changes nothing, and uninstall removes exactly
-what was added, at run time and in what the firewall keeps across a reboot.
+needs port 80); with the app's port rule taken away the Actvt app is kept out, a re-run puts exactly
+that rule back and the app then connects; a further re-run changes nothing, and uninstall removes
+exactly what was added, at run time and in what the firewall keeps across a reboot.
 """
 import re
 
@@ -32,6 +33,10 @@ def iptables_state(server):
 
 
 STATE = {"server-ufw": ufw_state, "server-firewalld": firewalld_state, "server-iptables": iptables_state}
+#: The installer's rule for the app's port (4096) taken away, as a user would: the firewall's own command
+CLOSE_APP_PORT = {"server-ufw": "ufw delete allow 4096/tcp",
+                  "server-firewalld": "firewall-cmd --remove-port=4096/tcp",
+                  "server-iptables": "iptables -D INPUT -p tcp -m tcp --dport 4096 -j ACCEPT"}
 
 
 def assert_opened(kind, before, after):
@@ -66,7 +71,17 @@ def test_the_modes_ports_are_opened_exactly_and_uninstall_closes_them(harness, n
     after = state(server)
     assert_opened(kind, before, after)
     assert server.stat("/var/lib/actvt/firewall.added").mode == 0o600
-    App(harness, kind).metrics(STANDALONE_URL)  # the opened port really lets the app in
+    # the opened port really lets the app in: without the rule the firewall keeps the app out (Vector
+    # listens all along), a re-run puts back exactly the installer's rule, and the app connects
+    app = App(harness, kind)
+    server.sh(CLOSE_APP_PORT[kind])
+    assert state(server) != after
+    r = app.ws(STANDALONE_URL, count=1, timeout=5)
+    assert r.rc != 0 and not r.out.strip(), "the app connected with the port's rule removed:\n%s" % r
+    assert server.is_active("vector")
+    r, summary = install(server, ENV)
+    assert summary["changed"] > 0 and state(server) == after, (r, state(server))
+    app.metrics(STANDALONE_URL)
     r, summary = install(server, ENV)
     assert_no_changes(server, summary, main_pid(server))
     assert state(server) == after

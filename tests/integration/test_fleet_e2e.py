@@ -9,6 +9,7 @@ check mode, and which bundle connects to which server.
 import pytest
 
 import harness as H
+from installer.core import paths
 from fleet import CA_DIR, Fleet
 from test_wiring_e2e import App
 
@@ -62,8 +63,12 @@ def pids(fleet):
     return {name: host.unit("vector.service")["MainPID"] for name, host in fleet.hosts.items()}
 
 
-def ours(snapshot):
-    return {p: v for p, v in snapshot.items() if p.startswith(OURS) and not p.startswith("/var/lib/actvt/backups")}
+def ours(host):
+    """The files of ours on ``host`` as they are now: OURS and every path the installer wrote there (its
+    manifest: the keyring in /usr/share/keyrings, the launcher's cache in /var/cache/actvt, ...), the
+    snapshot covering each of their folders."""
+    written = sorted(set(OURS) | set(host.written_paths()))
+    return H.within(host.snapshot(H.snapshot_roots(written)), written, ignore=(paths.BACKUP_DIR,))
 
 
 def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
@@ -84,14 +89,16 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     assert fleet.hosts["srv-a"].stat("/etc/default/vector").mode == 0o600
     assert pids(fleet) == before
     # check mode with a change in sight: reported with its diff, and not one byte changed
-    snapshots = {name: ours(host.snapshot()) for name, host in fleet.hosts.items()}
+    snapshots = {name: ours(host) for name, host in fleet.hosts.items()}
+    assert all(any(path.startswith(("/usr/share/keyrings/", "/var/cache/actvt/")) for path in snapshot)
+               for snapshot in snapshots.values()), "the snapshot misses folders the installer writes"
     fleet.write_inventory({"actvt_environment": dict(H.MIRROR_ENV, ACTVT_VECTOR_PORT="4097")})
     r, stats = fleet.playbook("fleet.yml", "--check", "--diff", "-v")
     assert r.rc == 0, str(r)
     assert SECRET not in r.out + r.err
     assert all(stats[name]["changed"] == 1 for name in SERVERS), (stats, r)  # the installer's task, nothing else
     assert '-address = "0.0.0.0:4096"' in r.out and '+address = "0.0.0.0:4097"' in r.out, r
-    assert {name: ours(host.snapshot()) for name, host in fleet.hosts.items()} == snapshots
+    assert {name: ours(host) for name, host in fleet.hosts.items()} == snapshots
     assert pids(fleet) == before
     fleet.write_inventory()
     r, stats = fleet.playbook("fleet.yml", "--check")

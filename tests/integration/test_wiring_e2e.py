@@ -520,32 +520,34 @@ def assert_clean_after_failure(server, summary):
     assert "VECTOR_CONFIG=/etc/vector/vector.toml" not in server.read_text("/etc/default/vector")
 
 
-def assert_nothing_changed(server, before, summary, *expected):
+def assert_nothing_changed(server, before, summary, *expected, roots=H.SNAPSHOT_ROOTS):
     assert summary["status"] == "failed" and summary["changed"] == 0, summary
     for text in expected:
         assert text in summary["error"], summary["error"]
     assert "Nothing was changed" in summary["error"], summary["error"]
-    assert H.diff_snapshots(before, server.snapshot()) == {"added": [], "removed": [], "changed": []}
+    assert H.diff_snapshots(before, server.snapshot(roots)) == {"added": [], "removed": [], "changed": []}
 
 
 def test_failures_are_clear_and_leave_a_clean_host_then_converge(harness, new_server):
     server = new_server()
     server.trust_acme_ca()
-    before = server.snapshot()
+    # every folder the install's plan writes to (/usr/share/keyrings, /var/cache, ... : its dry run's paths)
+    roots = H.snapshot_roots(server.planned_paths(MTLS))
+    before = server.snapshot(roots)
 
     # the Vector mirror cannot be reached; a wrong ACME directory URL: stopped before any change
     gone = "http://mirror-gone.invalid/vector-apt"
     r, summary = install(server, dict(MTLS, ACTVT_VECTOR_APT_URL=gone), rc=1)
-    assert_nothing_changed(server, before, summary, gone, "ACTVT_VECTOR_APT_URL")
+    assert_nothing_changed(server, before, summary, gone, "ACTVT_VECTOR_APT_URL", roots=roots)
     wrong = "https://acme:14000/no-such-dir"
     r, summary = install(server, dict(MTLS, ACTVT_ACME_SERVER=wrong), rc=1)
-    assert_nothing_changed(server, before, summary, wrong, "HTTP 404", "ACTVT_ACME_SERVER")
+    assert_nothing_changed(server, before, summary, wrong, "HTTP 404", "ACTVT_ACME_SERVER", roots=roots)
 
     # Pebble stopped: the same clear stop; then back
     harness.acme.container.stop(timeout=5)
     try:
         r, summary = install(server, MTLS, rc=1)
-        assert_nothing_changed(server, before, summary, H.ACME_DIRECTORY, "ACTVT_ACME_SERVER")
+        assert_nothing_changed(server, before, summary, H.ACME_DIRECTORY, "ACTVT_ACME_SERVER", roots=roots)
     finally:
         harness.acme.container.start()
         harness._wait_http(harness.acme, "https://localhost:14000/dir")
