@@ -27,3 +27,226 @@ def test_supported_platforms():
     for machine, arch in (("x86_64", "x86_64"), ("aarch64", "aarch64"), ("arm64", "aarch64")):
         for version in ((3, 9), (3, 14)):
             assert launcher.check_platform(machine, version, "glibc 2.28", "linux", "cpython") == arch
+
+
+# --- the rendered file: a launcher carrying a tiny zipapp (no build needed) ---------------------------------
+
+import ast  # noqa: E402
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import lzma  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import zipapp  # noqa: E402
+
+from installer.launcher import render  # noqa: E402
+
+TEMPLATE = render._TEMPLATE
+SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a python under /root
+#: no PYTHONUNBUFFERED (it makes CPython read a script on stdin one byte at a time) nor any other PYTHON*
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "SHIV_", "ACTVT_"))}
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder every user can enter (tmp_path is root's 0700), removed afterwards."""
+    path = tempfile.mkdtemp(prefix="actvt-launcher-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_user():
+    """Run as uid 65534 when root (so that a test launcher never touches root's /var/cache/actvt), else as is."""
+    if os.geteuid() != 0:
+        return [], sys.executable
+    if not shutil.which("setpriv") or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs setpriv and /usr/bin/python3 to run as another user")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], SYSTEM_PYTHON
+
+
+def tiny_launcher(folder):
+    """install.pyz and the `actvt` command as render.py makes them, around a zipapp that prints `ran`."""
+    app = os.path.join(folder, "app")
+    os.mkdir(app)
+    with open(os.path.join(app, "__main__.py"), "w") as handle:
+        handle.write("import sys\nprint('ran', *sys.argv[1:])\n")
+    pyz = os.path.join(folder, "tiny.pyz")
+    zipapp.create_archive(app, pyz)
+    data = open(pyz, "rb").read()
+    text = render.render_launcher("9.9.9", "", hashlib.sha256(data).hexdigest(),
+                                  base64.b64encode(lzma.compress(data)).decode())
+    command = render.render_command(pyz, "")
+    paths = {}
+    for name, body in (("install.pyz", text), ("actvt", command)):
+        paths[name] = os.path.join(folder, name)
+        with open(paths[name], "wb") as handle:
+            handle.write(body)
+        os.chmod(paths[name], 0o755)
+    os.chmod(pyz, 0o644)
+    return paths["install.pyz"], paths["actvt"]
+
+
+def test_the_launcher_parses_on_python_3_6(shared_tmp):
+    """Issue 21 adds a message for old interpreters: the file must stay in syntax they can read."""
+    launcher_file, command = tiny_launcher(shared_tmp)
+    for path in (TEMPLATE, launcher_file, command):
+        with open(path, encoding="utf-8") as handle:
+            ast.parse(handle.read(), feature_version=(3, 6))
+
+
+def test_the_rendered_file_ends_with_its_end_marker(shared_tmp):
+    launcher_file, command = tiny_launcher(shared_tmp)
+    for path in (launcher_file, command):
+        assert open(path, "rb").read().endswith(b"\n        (main(PAYLOAD))")
+
+
+def test_a_file_cut_anywhere_does_not_run(shared_tmp):
+    """Every line boundary, every byte of the last lines and a sample of the others: no prefix parses, except
+    the first line alone (an empty program, which any Python runs with status 0) and a keyword cut short into a
+    name that is not defined; a sample through the pipe, as cloud-init runs it, exits 1 and leaves no cache."""
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    data = open(launcher_file, "rb").read()
+    first_line = data.index(b"\n") + 1
+    lines = [m.end() for m in re.finditer(b"\n", data)]
+    offsets = set(lines) | set(range(len(data) - 120, len(data))) | set(random.Random(7).sample(range(len(data)), 300))
+    offsets = sorted(o for o in offsets if first_line < o < len(data))
+    assert len(offsets) > 500
+    parsed = []
+    for offset in offsets:
+        try:
+            compile(data[:offset], "install.pyz", "exec")
+            parsed.append(offset)
+        except SyntaxError:
+            pass
+    # `t`, `tr` (of the opening `try:`) and `    i` (of the closing `if`): names, which fail when run
+    assert all(data[:o].endswith((b"\nt", b"\ntr", b"\n    i")) for o in parsed), [data[o - 9:o] for o in parsed]
+    sample = (parsed + lines[1:3] + lines[len(lines) // 2:len(lines) // 2 + 2] + lines[-4:]
+              + list(range(len(data) - 3, len(data))))
+    prefix, python = as_user()
+    home = os.path.join(shared_tmp, "home")
+    os.mkdir(home)
+    os.chown(home, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
+    for offset in sample:
+        result = subprocess.run(prefix + [python, "-", "--version"], input=data[:offset], capture_output=True,
+                                env=env)
+        assert result.returncode == 1 and re.search(b"(SyntaxError|IndentationError|NameError): ", result.stderr), (offset, result)
+        assert os.listdir(home) == [], offset
+    whole = subprocess.run(prefix + [python, "-", "x"], input=data, capture_output=True, env=env)
+    assert (whole.returncode, whole.stdout) == (0, b"ran x\n"), whole
+
+
+def test_a_damaged_cached_zipapp_is_written_again(shared_tmp):
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    prefix, python = as_user()
+    home = os.path.join(shared_tmp, "home")
+    os.mkdir(home)
+    os.chown(home, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
+    first = subprocess.run(prefix + [python, launcher_file, "a"], capture_output=True, text=True, env=env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "ran a\n", "")
+    [cached] = [os.path.join(folder, name) for folder, _, names in os.walk(home) for name in names
+                if name == "actvt.pyz"]
+    good = open(cached, "rb").read()
+    with open(cached, "r+b") as handle:  # one byte changed, size kept
+        handle.seek(len(good) // 2)
+        handle.write(bytes([good[len(good) // 2] ^ 1]))
+    again = subprocess.run(prefix + [python, launcher_file, "b"], capture_output=True, text=True, env=env)
+    assert (again.returncode, again.stdout) == (0, "ran b\n"), again
+    assert again.stderr == "actvt-installer: the cached copy %s is damaged; writing it again\n" % cached
+    assert open(cached, "rb").read() == good
+
+
+# --- the import path ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path0,path,pythonpath,user_site,kept", [
+    (True, ["/home/u", "/usr/lib/python311.zip", "/usr/lib/python3.11"], [], None,
+     ["/usr/lib/python311.zip", "/usr/lib/python3.11"]),
+    (True, ["", "/usr/lib/python3.11"], [], None, ["/usr/lib/python3.11"]),
+    (False, ["/usr/lib/python3.11", "lib", "./x", "/tmp/w/", "/usr/lib/python3/dist-packages"], [], None,
+     ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"]),
+    (True, ["/s", "/p/a", "/usr/lib/python3.11", "/p/b/"], ["/p/a", "", "/p/b"], None, ["/usr/lib/python3.11"]),
+    (False, ["/usr/lib/python3.11", "/root/.local/lib/python3.11/site-packages",
+             "/root/.local/lib/python3.11/site-packages/extra", "/usr/lib/python3/dist-packages"], [],
+     "/root/.local/lib/python3.11/site-packages", ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"]),
+])
+def test_safe_path_keeps_only_the_interpreters_own_folders(path0, path, pythonpath, user_site, kept):
+    assert launcher.safe_path(path, path0, "/tmp/w", pythonpath, user_site) == kept
+
+
+def imported_names(args, env, cwd):
+    """Top-level names of every module a run imports (``-X importtime`` lists them all, from start-up on)."""
+    result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
+    assert result.returncode == 0, result
+    names = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", result.stderr, re.M)
+    return {name.split(".")[0] for name in names if not name.startswith("_frozen")}
+
+
+def launcher_imports():
+    """Every module launcher.py names in an import statement, wherever (the lazy ones too)."""
+    tree = ast.parse(open(TEMPLATE, encoding="utf-8").read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names - {"installer"}  # the zipapp's own package
+
+
+def plant(folder, names, markers):
+    for name in names:
+        with open(os.path.join(folder, name + ".py"), "w") as handle:
+            handle.write("open(%r, 'w').close()\n" % os.path.join(markers, name))
+
+
+def test_no_module_beside_the_file_or_in_the_current_folder_is_imported(shared_tmp):
+    """Planted by uid 65534 in a folder of its own: a module for every name the launcher imports (from its code
+    and from a run under -X importtime), beside the file and in the current folder, for each way of starting
+    it. Not one is imported, and each run still works."""
+    prefix, python = as_user()
+    owner = (65534, 65534) if prefix else (os.getuid(), os.getgid())
+    work = os.path.join(shared_tmp, "work")
+    markers = os.path.join(shared_tmp, "markers")
+    home = os.path.join(shared_tmp, "home")
+    for folder in (work, markers, home):
+        os.mkdir(folder, 0o777)
+        os.chmod(folder, 0o777)
+        os.chown(folder, *owner)
+    launcher_file, command = tiny_launcher(work)
+    for path in (launcher_file, command):
+        shutil.copy(path, path + ".tmp")
+        os.replace(path + ".tmp", path)
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
+    names = launcher_imports() | imported_names(prefix + [python, "-X", "importtime", launcher_file, "x"], env, "/")
+    assert {"base64", "hashlib", "lzma", "shutil", "stat", "os"} <= names, names
+    plant(work, names, markers)
+    for path in os.listdir(work):
+        os.chown(os.path.join(work, path), *owner)
+    # the planted modules work: a Python started there without the launcher's care imports them
+    subprocess.run(prefix + [python, "-c", "import base64"], cwd=work, env=env, check=True)
+    assert os.listdir(markers) == ["base64"]
+    os.unlink(os.path.join(markers, "base64"))
+    forms = [
+        ([python, launcher_file, "x"], None),
+        ([launcher_file, "x"], None),
+        ([python, "-", "x"], launcher_file),
+        ([python, "-I", "-", "x"], launcher_file),
+        ([command, "x"], None),
+    ]
+    for cached in (False, True):
+        for args, stdin in forms:
+            if not cached:
+                shutil.rmtree(os.path.join(home, "actvt"), ignore_errors=True)
+            with open(stdin or os.devnull, "rb") as handle:
+                result = subprocess.run(prefix + args, stdin=handle, capture_output=True, text=True, env=env,
+                                        cwd=work)
+            assert (result.returncode, result.stdout) == (0, "ran x\n"), (args, result)
+            assert os.listdir(markers) == [], (args, sorted(os.listdir(markers)))
