@@ -250,3 +250,39 @@ def test_no_module_beside_the_file_or_in_the_current_folder_is_imported(shared_t
                                         cwd=work)
             assert (result.returncode, result.stdout) == (0, "ran x\n"), (args, result)
             assert os.listdir(markers) == [], (args, sorted(os.listdir(markers)))
+
+
+def test_an_extraction_is_trusted_only_while_it_matches_the_zipapp(tmp_path):
+    import zipfile
+
+    pyz = tmp_path / "app.pyz"
+    with zipfile.ZipFile(pyz, "w") as archive:
+        archive.writestr("__main__.py", "")
+        archive.writestr("site-packages/pkg/__init__.py", "x = 1\n")
+        archive.writestr("site-packages/pkg/data.bin", b"\0" * 100)
+    site = tmp_path / "site"
+    for name, body in (("pkg/__init__.py", b"x = 1\n"), ("pkg/data.bin", b"\0" * 100)):
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(body)
+    assert launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/__init__.py").write_bytes(b"x = 2\n")  # same size, other bytes
+    assert not launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/__init__.py").write_bytes(b"x = 1\n")
+    (site / "pkg/extra.pth").write_bytes(b"import os\n")  # a file more: a .pth runs when shiv adds the folder
+    assert not launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/extra.pth").unlink()
+    (site / "pkg/data.bin").unlink()
+    assert not launcher.extraction_intact(str(pyz), str(site))
+    assert not launcher.extraction_intact(str(tmp_path / "missing.pyz"), str(site))
+
+
+def test_shiv_and_python_variables_that_choose_code_are_dropped():
+    environ = {"SHIV_ENTRY_POINT": "os:system", "SHIV_PREPEND_PYTHONPATH": "/tmp", "SHIV_INTERPRETER": "1",
+               "SHIV_FORCE_EXTRACT": "1", "PYTHONPATH": "/tmp", "PYTHONHOME": "/x", "PYTHONUNBUFFERED": "1",
+               "PATH": "/usr/bin"}
+    user = dict(environ)
+    launcher.clean_environment(user, root=False)
+    assert user == {"SHIV_FORCE_EXTRACT": "1", "PYTHONPATH": "/tmp", "PYTHONHOME": "/x", "PYTHONUNBUFFERED": "1",
+                    "PATH": "/usr/bin"}
+    launcher.clean_environment(environ, root=True)
+    assert environ == {"SHIV_FORCE_EXTRACT": "1", "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin"}
