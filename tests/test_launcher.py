@@ -70,18 +70,28 @@ def as_user():
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], SYSTEM_PYTHON
 
 
+TINY_BUILD = "tinybuild"
+#: the tiny zipapp's `installer.commands.cli`, which the launcher imports when it runs in its own process
+TINY_CLI = "import sys\ndef main():\n    print('ran', *sys.argv[1:])\n    sys.stderr.write(repr(sys.path))\n    return 0\n"
+
+
 def tiny_launcher(folder):
-    """install.pyz and the `actvt` command as render.py makes them, around a zipapp that prints `ran`."""
+    """install.pyz and the `actvt` command as render.py makes them, around a zipapp that prints `ran` (through
+    __main__.py when the launcher execs it, through installer.commands.cli when it runs it in-process)."""
     app = os.path.join(folder, "app")
-    os.mkdir(app)
-    with open(os.path.join(app, "__main__.py"), "w") as handle:
-        handle.write("import sys\nprint('ran', *sys.argv[1:])\n")
+    os.makedirs(os.path.join(app, "site-packages", "installer", "commands"))
+    for name, body in (("__main__.py", "import sys\nprint('ran', *sys.argv[1:])\n"),
+                       ("site-packages/installer/__init__.py", ""),
+                       ("site-packages/installer/commands/__init__.py", ""),
+                       ("site-packages/installer/commands/cli.py", TINY_CLI)):
+        with open(os.path.join(app, name), "w") as handle:
+            handle.write(body)
     pyz = os.path.join(folder, "tiny.pyz")
     zipapp.create_archive(app, pyz)
     data = open(pyz, "rb").read()
-    text = render.render_launcher("9.9.9", "", hashlib.sha256(data).hexdigest(),
+    text = render.render_launcher("9.9.9", TINY_BUILD, hashlib.sha256(data).hexdigest(),
                                   base64.b64encode(lzma.compress(data)).decode())
-    command = render.render_command(pyz, "")
+    command = render.render_command(pyz, TINY_BUILD)
     paths = {}
     for name, body in (("install.pyz", text), ("actvt", command)):
         paths[name] = os.path.join(folder, name)
@@ -90,6 +100,16 @@ def tiny_launcher(folder):
         os.chmod(paths[name], 0o755)
     os.chmod(pyz, 0o644)
     return paths["install.pyz"], paths["actvt"]
+
+
+def extract_tiny(launcher_file, cache):
+    """What shiv would have extracted of the tiny zipapp (it has no shiv bootstrap to do it itself)."""
+    import zipfile
+
+    site = os.path.join(cache, "shiv", "actvt.pyz_" + TINY_BUILD)
+    with zipfile.ZipFile(os.path.join(os.path.dirname(launcher_file), "tiny.pyz")) as archive:
+        archive.extractall(site, [n for n in archive.namelist() if n.startswith("site-packages/")])
+    return os.path.join(site, "site-packages")
 
 
 def test_the_launcher_parses_on_python_3_6(shared_tmp):
@@ -209,8 +229,9 @@ def plant(folder, names, markers):
 
 def test_no_module_beside_the_file_or_in_the_current_folder_is_imported(shared_tmp):
     """Planted by uid 65534 in a folder of its own: a module for every name the launcher imports (from its code
-    and from a run under -X importtime), beside the file and in the current folder, for each way of starting
-    it. Not one is imported, and each run still works."""
+    and from runs under -X importtime), beside the file and in the current folder, for each way of starting
+    it, when it execs the zipapp and when it runs it in its own process. Not one is imported, each run still
+    works, and in-process the import path is what `python3 -I` has."""
     prefix, python = as_user()
     owner = (65534, 65534) if prefix else (os.getuid(), os.getgid())
     work = os.path.join(shared_tmp, "work")
@@ -226,6 +247,9 @@ def test_no_module_beside_the_file_or_in_the_current_folder_is_imported(shared_t
         os.replace(path + ".tmp", path)
     env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
     names = launcher_imports() | imported_names(prefix + [python, "-X", "importtime", launcher_file, "x"], env, "/")
+    extract_tiny(launcher_file, os.path.join(home, "actvt"))  # and in-process
+    subprocess.run(["chown", "-R", "%d:%d" % owner, os.path.join(home, "actvt")], check=True)
+    names |= imported_names(prefix + [python, "-X", "importtime", launcher_file, "x"], env, "/")
     assert {"base64", "hashlib", "lzma", "shutil", "stat", "os"} <= names, names
     plant(work, names, markers)
     for path in os.listdir(work):
@@ -241,15 +265,22 @@ def test_no_module_beside_the_file_or_in_the_current_folder_is_imported(shared_t
         ([python, "-I", "-", "x"], launcher_file),
         ([command, "x"], None),
     ]
-    for cached in (False, True):
+    isolated = subprocess.run(prefix + [python, "-I", "-c", "import sys; print(repr(sys.path))"], cwd=work, env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    for in_process in (False, True):
         for args, stdin in forms:
-            if not cached:
+            if not in_process:
                 shutil.rmtree(os.path.join(home, "actvt"), ignore_errors=True)
             with open(stdin or os.devnull, "rb") as handle:
                 result = subprocess.run(prefix + args, stdin=handle, capture_output=True, text=True, env=env,
                                         cwd=work)
             assert (result.returncode, result.stdout) == (0, "ran x\n"), (args, result)
             assert os.listdir(markers) == [], (args, sorted(os.listdir(markers)))
+            if in_process:  # the zipapp ran in the launcher's process, with what python3 -I has on sys.path
+                assert result.stderr == repr([site] + ast.literal_eval(isolated)), (args, result.stderr)
+        if not in_process:
+            site = extract_tiny(launcher_file, os.path.join(home, "actvt"))
+            subprocess.run(["chown", "-R", "%d:%d" % owner, os.path.join(home, "actvt")], check=True)
 
 
 def test_an_extraction_is_trusted_only_while_it_matches_the_zipapp(tmp_path):
@@ -271,6 +302,9 @@ def test_an_extraction_is_trusted_only_while_it_matches_the_zipapp(tmp_path):
     (site / "pkg/extra.pth").write_bytes(b"import os\n")  # a file more: a .pth runs when shiv adds the folder
     assert not launcher.extraction_intact(str(pyz), str(site))
     (site / "pkg/extra.pth").unlink()
+    (site / "pkg/__pycache__").mkdir()  # byte code Python writes as it imports (and checks against the source)
+    (site / "pkg/__pycache__/__init__.cpython-311.pyc").write_bytes(b"...")
+    assert launcher.extraction_intact(str(pyz), str(site))
     (site / "pkg/data.bin").unlink()
     assert not launcher.extraction_intact(str(pyz), str(site))
     assert not launcher.extraction_intact(str(tmp_path / "missing.pyz"), str(site))

@@ -18,7 +18,7 @@ try:
     def safe_path(path, path0, cwd, pythonpath, user_site):
         """sys.path without what another user may control: path0 (the script's folder, or "" = the current folder,
         which CPython puts first unless -I/-P), relative entries, the current folder, PYTHONPATH's entries and the
-        user site (and what its .pth files add). What is left is what `python3 -I` has: the standard library and the
+        user site (and folders under it). What is left is what `python3 -I` has: the standard library and the
         system's site folders. Pure: strings in, strings out (``os`` is not imported yet)."""
         dropped = set(p.rstrip("/") for p in pythonpath if p) | {cwd.rstrip("/")}
         keep = []
@@ -159,7 +159,7 @@ try:
 
     def extraction_intact(pyz, site):
         """shiv trusts a folder it extracted once; this checks it against the zipapp: the same files, each
-        with the zip's CRC-32 (some 30 ms for the 27 MB), no file more."""
+        with the zip's CRC-32 (some 30 ms for the 27 MB), no file more (``__pycache__`` aside)."""
         import zipfile
         import zlib
 
@@ -169,7 +169,9 @@ try:
                 expected = dict((info.filename[len(prefix):], info.CRC) for info in archive.infolist()
                                 if info.filename.startswith(prefix) and not info.is_dir())
             found = set()
-            for folder, _, names in os.walk(site):
+            for folder, folders, names in os.walk(site):
+                # byte code Python writes beside what it imports: it checks it against its source itself
+                folders[:] = [name for name in folders if name != "__pycache__"]
                 for name in names:
                     found.add(os.path.relpath(os.path.join(folder, name), site))
             if found != set(expected):
