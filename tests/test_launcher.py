@@ -320,3 +320,22 @@ def test_shiv_and_python_variables_that_choose_code_are_dropped():
                     "PATH": "/usr/bin"}
     launcher.clean_environment(environ, root=True)
     assert environ == {"SHIV_FORCE_EXTRACT": "1", "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin"}
+
+
+def test_zip_members_reads_the_directory_as_zipfile_does(tmp_path):
+    import zipfile
+
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("a/", "")
+        archive.writestr("a/b.py", "print(1)\n")
+        archive.writestr("c.bin", os.urandom(5000), compress_type=zipfile.ZIP_DEFLATED)
+    preamble = tmp_path / "app.pyz"  # as shiv writes it: a #! line, then the zip
+    preamble.write_bytes(b"#!/usr/bin/env python3\n" + plain.read_bytes())
+    for path in (plain, preamble):
+        with zipfile.ZipFile(path) as archive:
+            expected = {i.filename: (i.CRC, i.file_size) for i in archive.infolist() if not i.is_dir()}
+        assert launcher.zip_members(str(path)) == expected
+    (tmp_path / "cut.zip").write_bytes(plain.read_bytes()[:-30])
+    with pytest.raises(ValueError):
+        launcher.zip_members(str(tmp_path / "cut.zip"))
