@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from installer import __version__
 from installer.commands import cli
 from installer.commands import install as commands
 from installer.core import config
@@ -86,7 +87,7 @@ def test_install_then_rerun_reports_zero_changes(root, capsys):
     assert (root / "var/lib/actvt/domain").read_text() == DOMAIN + "\n"
     assert oct(os.stat(root / "var/lib/actvt").st_mode & 0o777) == "0o700"
     state = (root / "var/lib/actvt/install.state").read_text()
-    assert state.startswith("version=1.0.0\ninstalled_at=") and "mode=standalone\nwebserver=none\nmtls=disabled\n" in state
+    assert state.startswith(f"version={__version__}\ninstalled_at=") and "mode=standalone\nwebserver=none\nmtls=disabled\n" in state
     before = tree_digest(root)
     status, out = run(["--root", str(root), "--json"])
     summary = json.loads(out)
@@ -100,7 +101,7 @@ def test_install_then_rerun_reports_zero_changes(root, capsys):
 def test_log_has_the_reference_format_and_no_full_email(root):
     run(["--root", str(root)])
     log = (root / "var/log/actvt-install.log").read_text()
-    assert log.splitlines()[0][:1] == "[" and "] [INFO] actvt-installer 1.0.0" in log.splitlines()[0]
+    assert log.splitlines()[0][:1] == "[" and f"] [INFO] actvt-installer {__version__}" in log.splitlines()[0]
     assert EMAIL not in log and "a***@example.com" in log
     assert oct(os.stat(root / "var/log/actvt-install.log").st_mode & 0o777) == "0o644"
 
@@ -123,7 +124,7 @@ def test_help_lists_every_variable(capsys):
 
 def test_version(capsys):
     assert cli.main(["--version"], environ={}) == 0
-    assert capsys.readouterr().out == "actvt-installer 1.0.0\n"
+    assert capsys.readouterr().out == f"actvt-installer {__version__}\n"
 
 
 def test_options_before_or_after_the_command(root):

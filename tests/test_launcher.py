@@ -27,3 +27,315 @@ def test_supported_platforms():
     for machine, arch in (("x86_64", "x86_64"), ("aarch64", "aarch64"), ("arm64", "aarch64")):
         for version in ((3, 9), (3, 14)):
             assert launcher.check_platform(machine, version, "glibc 2.28", "linux", "cpython") == arch
+
+
+# --- the rendered file: a launcher carrying a tiny zipapp (no build needed) ---------------------------------
+
+import ast  # noqa: E402
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import lzma  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import zipapp  # noqa: E402
+
+from installer.launcher import render  # noqa: E402
+
+TEMPLATE = render._TEMPLATE
+SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a python under /root
+#: no PYTHONUNBUFFERED (it makes CPython read a script on stdin one byte at a time) nor any other PYTHON*
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "SHIV_", "ACTVT_"))}
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder every user can enter (tmp_path is root's 0700), removed afterwards."""
+    path = tempfile.mkdtemp(prefix="actvt-launcher-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_user():
+    """Run as uid 65534 when root (so that a test launcher never touches root's /var/cache/actvt), else as is."""
+    if os.geteuid() != 0:
+        return [], sys.executable
+    if not shutil.which("setpriv") or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs setpriv and /usr/bin/python3 to run as another user")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], SYSTEM_PYTHON
+
+
+TINY_BUILD = "tinybuild"
+#: the tiny zipapp's `installer.commands.cli`, which the launcher imports when it runs in its own process
+TINY_CLI = "import sys\ndef main():\n    print('ran', *sys.argv[1:])\n    sys.stderr.write(repr(sys.path))\n    return 0\n"
+
+
+def tiny_launcher(folder):
+    """install.pyz and the `actvt` command as render.py makes them, around a zipapp that prints `ran` (through
+    __main__.py when the launcher execs it, through installer.commands.cli when it runs it in-process)."""
+    app = os.path.join(folder, "app")
+    os.makedirs(os.path.join(app, "site-packages", "installer", "commands"))
+    for name, body in (("__main__.py", "import sys\nprint('ran', *sys.argv[1:])\n"),
+                       ("site-packages/installer/__init__.py", ""),
+                       ("site-packages/installer/commands/__init__.py", ""),
+                       ("site-packages/installer/commands/cli.py", TINY_CLI)):
+        with open(os.path.join(app, name), "w") as handle:
+            handle.write(body)
+    pyz = os.path.join(folder, "tiny.pyz")
+    zipapp.create_archive(app, pyz)
+    data = open(pyz, "rb").read()
+    text = render.render_launcher("9.9.9", TINY_BUILD, hashlib.sha256(data).hexdigest(),
+                                  base64.b64encode(lzma.compress(data)).decode())
+    command = render.render_command(pyz, TINY_BUILD)
+    paths = {}
+    for name, body in (("install.pyz", text), ("actvt", command)):
+        paths[name] = os.path.join(folder, name)
+        with open(paths[name], "wb") as handle:
+            handle.write(body)
+        os.chmod(paths[name], 0o755)
+    os.chmod(pyz, 0o644)
+    return paths["install.pyz"], paths["actvt"]
+
+
+def extract_tiny(launcher_file, cache):
+    """What shiv would have extracted of the tiny zipapp (it has no shiv bootstrap to do it itself)."""
+    import zipfile
+
+    site = os.path.join(cache, "shiv", "actvt.pyz_" + TINY_BUILD)
+    with zipfile.ZipFile(os.path.join(os.path.dirname(launcher_file), "tiny.pyz")) as archive:
+        archive.extractall(site, [n for n in archive.namelist() if n.startswith("site-packages/")])
+    return os.path.join(site, "site-packages")
+
+
+def test_the_launcher_parses_on_python_3_6(shared_tmp):
+    """Issue 21 adds a message for old interpreters: the file must stay in syntax they can read."""
+    launcher_file, command = tiny_launcher(shared_tmp)
+    for path in (TEMPLATE, launcher_file, command):
+        with open(path, encoding="utf-8") as handle:
+            ast.parse(handle.read(), feature_version=(3, 6))
+
+
+def test_the_rendered_file_ends_with_its_end_marker(shared_tmp):
+    launcher_file, command = tiny_launcher(shared_tmp)
+    for path in (launcher_file, command):
+        assert open(path, "rb").read().endswith(b"\n        (main(PAYLOAD))")
+
+
+def test_a_file_cut_anywhere_does_not_run(shared_tmp):
+    """Every line boundary, every byte of the last lines and a sample of the others: no prefix parses, except
+    the first line alone (an empty program, which any Python runs with status 0) and a keyword cut short into a
+    name that is not defined; a sample through the pipe, as cloud-init runs it, exits 1 and leaves no cache."""
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    data = open(launcher_file, "rb").read()
+    first_line = data.index(b"\n") + 1
+    lines = [m.end() for m in re.finditer(b"\n", data)]
+    offsets = set(lines) | set(range(len(data) - 120, len(data))) | set(random.Random(7).sample(range(len(data)), 300))
+    offsets = sorted(o for o in offsets if first_line < o < len(data))
+    assert len(offsets) > 500
+    parsed = []
+    for offset in offsets:
+        try:
+            compile(data[:offset], "install.pyz", "exec")
+            parsed.append(offset)
+        except SyntaxError:
+            pass
+    # `t`, `tr` (of the opening `try:`) and `    i` (of the closing `if`): names, which fail when run
+    assert all(data[:o].endswith((b"\nt", b"\ntr", b"\n    i")) for o in parsed), [data[o - 9:o] for o in parsed]
+    sample = (parsed + lines[1:3] + lines[len(lines) // 2:len(lines) // 2 + 2] + lines[-4:]
+              + list(range(len(data) - 3, len(data))))
+    prefix, python = as_user()
+    home = os.path.join(shared_tmp, "home")
+    os.mkdir(home)
+    os.chown(home, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
+    for offset in sample:
+        result = subprocess.run(prefix + [python, "-", "--version"], input=data[:offset], capture_output=True,
+                                env=env)
+        assert result.returncode == 1 and re.search(b"(SyntaxError|IndentationError|NameError): ", result.stderr), (offset, result)
+        assert os.listdir(home) == [], offset
+    whole = subprocess.run(prefix + [python, "-", "x"], input=data, capture_output=True, env=env)
+    assert (whole.returncode, whole.stdout) == (0, b"ran x\n"), whole
+
+
+def test_a_damaged_cached_zipapp_is_written_again(shared_tmp):
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    prefix, python = as_user()
+    home = os.path.join(shared_tmp, "home")
+    os.mkdir(home)
+    os.chown(home, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
+    first = subprocess.run(prefix + [python, launcher_file, "a"], capture_output=True, text=True, env=env)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "ran a\n", "")
+    [cached] = [os.path.join(folder, name) for folder, _, names in os.walk(home) for name in names
+                if name == "actvt.pyz"]
+    good = open(cached, "rb").read()
+    with open(cached, "r+b") as handle:  # one byte changed, size kept
+        handle.seek(len(good) // 2)
+        handle.write(bytes([good[len(good) // 2] ^ 1]))
+    again = subprocess.run(prefix + [python, launcher_file, "b"], capture_output=True, text=True, env=env)
+    assert (again.returncode, again.stdout) == (0, "ran b\n"), again
+    assert again.stderr == "actvt-installer: the cached copy %s is damaged; writing it again\n" % cached
+    assert open(cached, "rb").read() == good
+
+
+# --- the import path ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path0,path,pythonpath,user_site,kept", [
+    (True, ["/home/u", "/usr/lib/python311.zip", "/usr/lib/python3.11"], [], None,
+     ["/usr/lib/python311.zip", "/usr/lib/python3.11"]),
+    (True, ["", "/usr/lib/python3.11"], [], None, ["/usr/lib/python3.11"]),
+    (False, ["/usr/lib/python3.11", "lib", "./x", "/tmp/w/", "/usr/lib/python3/dist-packages"], [], None,
+     ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"]),
+    (True, ["/s", "/p/a", "/usr/lib/python3.11", "/p/b/"], ["/p/a", "", "/p/b"], None, ["/usr/lib/python3.11"]),
+    (False, ["/usr/lib/python3.11", "/root/.local/lib/python3.11/site-packages",
+             "/root/.local/lib/python3.11/site-packages/extra", "/usr/lib/python3/dist-packages"], [],
+     "/root/.local/lib/python3.11/site-packages", ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages"]),
+])
+def test_safe_path_keeps_only_the_interpreters_own_folders(path0, path, pythonpath, user_site, kept):
+    assert launcher.safe_path(path, path0, "/tmp/w", pythonpath, user_site) == kept
+
+
+def imported_names(args, env, cwd):
+    """Top-level names of every module a run imports (``-X importtime`` lists them all, from start-up on)."""
+    result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd)
+    assert result.returncode == 0, result
+    names = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", result.stderr, re.M)
+    return {name.split(".")[0] for name in names if not name.startswith("_frozen")}
+
+
+def launcher_imports():
+    """Every module launcher.py names in an import statement, wherever (the lazy ones too)."""
+    tree = ast.parse(open(TEMPLATE, encoding="utf-8").read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names - {"installer"}  # the zipapp's own package
+
+
+def plant(folder, names, markers):
+    for name in names:
+        with open(os.path.join(folder, name + ".py"), "w") as handle:
+            handle.write("open(%r, 'w').close()\n" % os.path.join(markers, name))
+
+
+def test_no_module_beside_the_file_or_in_the_current_folder_is_imported(shared_tmp):
+    """Planted by uid 65534 in a folder of its own: a module for every name the launcher imports (from its code
+    and from runs under -X importtime), beside the file and in the current folder, for each way of starting
+    it, when it execs the zipapp and when it runs it in its own process. Not one is imported, each run still
+    works, and in-process the import path is what `python3 -I` has."""
+    prefix, python = as_user()
+    owner = (65534, 65534) if prefix else (os.getuid(), os.getgid())
+    work = os.path.join(shared_tmp, "work")
+    markers = os.path.join(shared_tmp, "markers")
+    home = os.path.join(shared_tmp, "home")
+    for folder in (work, markers, home):
+        os.mkdir(folder, 0o777)
+        os.chmod(folder, 0o777)
+        os.chown(folder, *owner)
+    launcher_file, command = tiny_launcher(work)
+    for path in (launcher_file, command):
+        shutil.copy(path, path + ".tmp")
+        os.replace(path + ".tmp", path)
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home)
+    names = launcher_imports() | imported_names(prefix + [python, "-X", "importtime", launcher_file, "x"], env, "/")
+    extract_tiny(launcher_file, os.path.join(home, "actvt"))  # and in-process
+    subprocess.run(["chown", "-R", "%d:%d" % owner, os.path.join(home, "actvt")], check=True)
+    names |= imported_names(prefix + [python, "-X", "importtime", launcher_file, "x"], env, "/")
+    assert {"base64", "hashlib", "lzma", "shutil", "stat", "os"} <= names, names
+    plant(work, names, markers)
+    for path in os.listdir(work):
+        os.chown(os.path.join(work, path), *owner)
+    # the planted modules work: a Python started there without the launcher's care imports them
+    subprocess.run(prefix + [python, "-c", "import base64"], cwd=work, env=env, check=True)
+    assert os.listdir(markers) == ["base64"]
+    os.unlink(os.path.join(markers, "base64"))
+    forms = [
+        ([python, launcher_file, "x"], None),
+        ([launcher_file, "x"], None),
+        ([python, "-", "x"], launcher_file),
+        ([python, "-I", "-", "x"], launcher_file),
+        ([command, "x"], None),
+    ]
+    isolated = subprocess.run(prefix + [python, "-I", "-c", "import sys; print(repr(sys.path))"], cwd=work, env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    for in_process in (False, True):
+        for args, stdin in forms:
+            if not in_process:
+                shutil.rmtree(os.path.join(home, "actvt"), ignore_errors=True)
+            with open(stdin or os.devnull, "rb") as handle:
+                result = subprocess.run(prefix + args, stdin=handle, capture_output=True, text=True, env=env,
+                                        cwd=work)
+            assert (result.returncode, result.stdout) == (0, "ran x\n"), (args, result)
+            assert os.listdir(markers) == [], (args, sorted(os.listdir(markers)))
+            if in_process:  # the zipapp ran in the launcher's process, with what python3 -I has on sys.path
+                assert result.stderr == repr([site] + ast.literal_eval(isolated)), (args, result.stderr)
+        if not in_process:
+            site = extract_tiny(launcher_file, os.path.join(home, "actvt"))
+            subprocess.run(["chown", "-R", "%d:%d" % owner, os.path.join(home, "actvt")], check=True)
+
+
+def test_an_extraction_is_trusted_only_while_it_matches_the_zipapp(tmp_path):
+    import zipfile
+
+    pyz = tmp_path / "app.pyz"
+    with zipfile.ZipFile(pyz, "w") as archive:
+        archive.writestr("__main__.py", "")
+        archive.writestr("site-packages/pkg/__init__.py", "x = 1\n")
+        archive.writestr("site-packages/pkg/data.bin", b"\0" * 100)
+    site = tmp_path / "site"
+    for name, body in (("pkg/__init__.py", b"x = 1\n"), ("pkg/data.bin", b"\0" * 100)):
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(body)
+    assert launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/__init__.py").write_bytes(b"x = 2\n")  # same size, other bytes
+    assert not launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/__init__.py").write_bytes(b"x = 1\n")
+    (site / "pkg/extra.pth").write_bytes(b"import os\n")  # a file more: a .pth runs when shiv adds the folder
+    assert not launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/extra.pth").unlink()
+    (site / "pkg/__pycache__").mkdir()  # byte code Python writes as it imports (and checks against the source)
+    (site / "pkg/__pycache__/__init__.cpython-311.pyc").write_bytes(b"...")
+    assert launcher.extraction_intact(str(pyz), str(site))
+    (site / "pkg/data.bin").unlink()
+    assert not launcher.extraction_intact(str(pyz), str(site))
+    assert not launcher.extraction_intact(str(tmp_path / "missing.pyz"), str(site))
+
+
+def test_shiv_and_python_variables_that_choose_code_are_dropped():
+    environ = {"SHIV_ENTRY_POINT": "os:system", "SHIV_PREPEND_PYTHONPATH": "/tmp", "SHIV_INTERPRETER": "1",
+               "SHIV_FORCE_EXTRACT": "1", "PYTHONPATH": "/tmp", "PYTHONHOME": "/x", "PYTHONUNBUFFERED": "1",
+               "PATH": "/usr/bin"}
+    user = dict(environ)
+    launcher.clean_environment(user, root=False)
+    assert user == {"SHIV_FORCE_EXTRACT": "1", "PYTHONPATH": "/tmp", "PYTHONHOME": "/x", "PYTHONUNBUFFERED": "1",
+                    "PATH": "/usr/bin"}
+    launcher.clean_environment(environ, root=True)
+    assert environ == {"SHIV_FORCE_EXTRACT": "1", "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin"}
+
+
+def test_zip_members_reads_the_directory_as_zipfile_does(tmp_path):
+    import zipfile
+
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("a/", "")
+        archive.writestr("a/b.py", "print(1)\n")
+        archive.writestr("c.bin", os.urandom(5000), compress_type=zipfile.ZIP_DEFLATED)
+    preamble = tmp_path / "app.pyz"  # as shiv writes it: a #! line, then the zip
+    preamble.write_bytes(b"#!/usr/bin/env python3\n" + plain.read_bytes())
+    for path in (plain, preamble):
+        with zipfile.ZipFile(path) as archive:
+            expected = {i.filename: (i.CRC, i.file_size) for i in archive.infolist() if not i.is_dir()}
+        assert launcher.zip_members(str(path)) == expected
+    (tmp_path / "cut.zip").write_bytes(plain.read_bytes()[:-30])
+    with pytest.raises(ValueError):
+        launcher.zip_members(str(tmp_path / "cut.zip"))

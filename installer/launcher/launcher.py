@@ -1,204 +1,319 @@
 #!/usr/bin/env python3
-# actvt-installer launcher.
-#
-# This text file is what `curl -fsSL https://…/install.pyz | python3 -I -` runs (or `python3 -`). CPython cannot read a
-# binary zipapp from a pipe, so, like get-pip.py, it carries the shiv-built zipapp (xz-compressed,
-# as base64 text) at its end, writes it once to a root-owned cache and runs it. The same file, without the payload and
-# pointed at the copy kept on the server, is the `actvt` command.
-#
-# It uses the standard library only and parses on any Python 3, so that an unsupported interpreter
-# gets a clear message instead of a traceback.
-import os
-import sys
+try:
+    # actvt-installer launcher.
+    #
+    # This text file is what `curl -fsSL https://…/install.pyz | python3 -I -` runs (or `python3 -`). CPython cannot
+    # read a binary zipapp from a pipe, so, like get-pip.py, it carries the shiv-built zipapp (xz-compressed, as base64
+    # text) at its end, writes it once to a root-owned cache and runs it. The same file, without the payload and
+    # pointed at the copy kept on the server, is the `actvt` command.
+    #
+    # It uses the standard library only and parses on any Python 3 (down to 3.6: tests/test_launcher.py), so that an
+    # unsupported interpreter gets a clear message instead of a traceback.
+    #
+    # The whole file is one `try` statement whose `finally` clause, the file's last bytes (no newline after them),
+    # starts the launcher: a download cut at any byte after the first line does not parse (or, cut inside a
+    # keyword, stops on a NameError), so nothing of it runs and Python exits with 1.
+    import sys  # built into the interpreter: never looked up on sys.path
 
-VERSION = "@VERSION@"
-BUILD_ID = "@BUILD_ID@"  # shiv build id of the zipapp: names its extraction folder
-PAYLOAD_SHA256 = "@PAYLOAD_SHA256@"
-KEPT_PYZ = "@KEPT_PYZ@"  # the `actvt` command: path of the zipapp kept on the server
-PYZ_NAME = "actvt.pyz"
-SYSTEM_CACHE = "/var/cache/actvt"
-OLDEST, NEWEST = (3, 9), (3, 14)
-ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-MIN_GLIBC = (2, 28)
-
-
-def fail(message):
-    sys.stderr.write("actvt-installer: " + message + "\n")
-    sys.exit(1)
-
-
-def check_platform(machine=None, version=None, libc=None, system=None, implementation=None):
-    """Stop with a clear message unless this is Linux x86_64/aarch64, glibc >= 2.28, CPython 3.9-3.14."""
-    system = system or sys.platform
-    implementation = implementation or sys.implementation.name
-    version = version or tuple(sys.version_info[:2])
-    machine = machine or os.uname().machine
-    if libc is None:
-        try:
-            libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-        except (AttributeError, ValueError, OSError):
-            libc = ""
-    if not system.startswith("linux"):
-        fail("runs on Linux servers only (this is %s)" % system)
-    if implementation != "cpython":
-        fail("needs CPython (this is %s)" % implementation)
-    if not OLDEST <= version <= NEWEST:
-        fail("needs Python %d.%d to %d.%d (this is %d.%d)" % (OLDEST + NEWEST + version))
-    if machine not in ARCHES:
-        fail("supports x86_64 and aarch64 (this machine is %s)" % machine)
-    parts = libc.split()
-    try:
-        glibc = tuple(int(n) for n in parts[1].split(".")[:2]) if parts[0] == "glibc" else None
-    except (IndexError, ValueError):
-        glibc = None
-    if glibc is None or glibc < MIN_GLIBC:
-        fail("needs glibc %d.%d or newer (found: %s)" % (MIN_GLIBC + (libc or "no glibc",)))
-    return ARCHES[machine]
-
-
-def _usable(path, create=True):
-    """A real folder (not a link) we own, that nobody else can write, that we can write to and
-    execute from (a noexec /tmp cannot load extensions)."""
-    import stat
-
-    try:
-        if create and not os.path.lexists(path):
-            os.makedirs(path, 0o700)
-            os.chmod(path, 0o700)
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return False
-        if not os.access(path, os.W_OK | os.X_OK):
-            return False
-        return not (os.statvfs(path).f_flag & getattr(os, "ST_NOEXEC", 8))
-    except OSError:
-        return False
-
-
-def cache_root(environ=None):
-    """Root: /var/cache/actvt. Others: the XDG cache, then per-user folders that allow exec."""
-    environ = os.environ if environ is None else environ
-    uid = os.geteuid()
-    if uid == 0:
-        candidates = [SYSTEM_CACHE]
-    else:
-        home = environ.get("HOME") or os.path.expanduser("~")
-        candidates = [
-            os.path.join(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "actvt"),
-            "/var/tmp/actvt-%d" % uid,
-            "/tmp/actvt-%d" % uid,
-            "/dev/shm/actvt-%d" % uid,
-        ]
-    for path in candidates:
-        if _usable(path):
-            if uid == 0:
-                os.chmod(path, 0o755)  # readable by all: the `actvt` command of other users runs from it
-            return path
-    fail("found no writable folder that allows running code for its cache (tried %s)" % ", ".join(candidates))
-
-
-def site_packages(shiv_root):
-    return os.path.join(shiv_root, PYZ_NAME + "_" + BUILD_ID, "site-packages")
-
-
-def run(pyz, shiv_root):
-    """Run the zipapp: in this process when shiv already extracted it, else through shiv."""
-    site = site_packages(shiv_root)
-    if BUILD_ID and os.path.isdir(site) and not os.environ.get("SHIV_FORCE_EXTRACT"):
-        sys.argv[0] = pyz
-        sys.path.insert(0, site)
-        from installer.commands.cli import main
-
-        sys.exit(main())
-    os.environ["SHIV_ROOT"] = shiv_root
-    # isolated (-I): no PYTHON* variable reaches the root process (PYTHONPATH cannot add code to it);
-    # what it needs comes as arguments and SHIV_* variables, which -I leaves alone
-    os.execv(sys.executable, [sys.executable, "-I", pyz] + sys.argv[1:])
-
-
-def unpack(root, payload):
-    """Write the carried zipapp to <root>/pyz/<sha>/actvt.pyz once; remove older ones."""
-    import base64
-    import hashlib
-    import lzma
-    import shutil
-
-    folder = os.path.join(root, "pyz")
-    target = os.path.join(folder, PAYLOAD_SHA256[:16], PYZ_NAME)
-    for path in (folder, os.path.dirname(target)):
-        if not os.path.isdir(path):
-            os.mkdir(path, 0o755)
-            os.chmod(path, 0o755)
-    remove_stale_copies(os.path.dirname(target))
-    if not os.path.isfile(target):
-        tmp = "%s.%d.tmp" % (target, os.getpid())
-        digest = hashlib.sha256()
-        try:
-            packed = base64.b64decode(payload)
-            unpacker = lzma.LZMADecompressor()
-            with open(tmp, "wb") as handle:
-                for start in range(0, len(packed), 1 << 20):  # in pieces: memory stays low
-                    chunk = unpacker.decompress(packed[start:start + (1 << 20)])
-                    digest.update(chunk)
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            ok = unpacker.eof and digest.hexdigest() == PAYLOAD_SHA256
-        except (ValueError, lzma.LZMAError):
-            ok = False
-        if not ok:
-            os.unlink(tmp)
-            fail("the downloaded file is damaged (checksum mismatch); download it again")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    for name in os.listdir(folder):
-        if name != PAYLOAD_SHA256[:16]:
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-    return target
-
-
-def remove_stale_copies(folder):
-    """Half-written copies (``actvt.pyz.<pid>.tmp``) of launchers that were killed: their process is gone."""
-    for name in os.listdir(folder):
-        parts = name.split(".")
-        if len(parts) == 4 and name.startswith(PYZ_NAME + ".") and parts[-1] == "tmp" and parts[2].isdigit():
-            try:
-                os.kill(int(parts[2]), 0)
-                continue  # another launcher is writing it now
-            except ProcessLookupError:
-                pass
-            except OSError:
+    def safe_path(path, path0, cwd, pythonpath, user_site):
+        """sys.path without what another user may control: path0 (the script's folder, or "" = the current folder,
+        which CPython puts first unless -I/-P), relative entries, the current folder, PYTHONPATH's entries and the
+        user site (and folders under it). What is left is what `python3 -I` has: the standard library and the
+        system's site folders. Pure: strings in, strings out (``os`` is not imported yet)."""
+        dropped = set(p.rstrip("/") for p in pythonpath if p) | {cwd.rstrip("/")}
+        keep = []
+        for index, entry in enumerate(path):
+            if index == 0 and path0:
                 continue
+            plain = entry.rstrip("/")
+            if not entry.startswith("/") or plain in dropped:
+                continue
+            if user_site and (plain + "/").startswith(user_site.rstrip("/") + "/"):
+                continue
+            keep.append(entry)
+        return keep
+
+    def secure_import_path():
+        """Before the first import that searches sys.path (`sys` and `posix` are built in)."""
+        import posix
+
+        flags = sys.flags
+        site = sys.modules.get("site")
+        try:
+            cwd = posix.getcwd()
+        except OSError:  # a deleted current folder
+            cwd = ""
+        pythonpath = "" if flags.ignore_environment else posix.environ.get(b"PYTHONPATH", b"").decode(
+            sys.getfilesystemencoding(), "surrogateescape")
+        user_site = getattr(site, "USER_SITE", None) if getattr(site, "ENABLE_USER_SITE", False) else None
+        path0 = not (flags.isolated or getattr(flags, "safe_path", False))
+        sys.path[:] = safe_path(sys.path, path0, cwd, pythonpath.split(":"), user_site)
+
+    if __name__ == "__main__":
+        secure_import_path()
+
+    import os
+
+    VERSION = "@VERSION@"
+    BUILD_ID = "@BUILD_ID@"  # shiv build id of the zipapp: names its extraction folder
+    PAYLOAD_SHA256 = "@PAYLOAD_SHA256@"
+    KEPT_PYZ = "@KEPT_PYZ@"  # the `actvt` command: path of the zipapp kept on the server
+    PYZ_NAME = "actvt.pyz"
+    SYSTEM_CACHE = "/var/cache/actvt"
+    OLDEST, NEWEST = (3, 9), (3, 14)
+    ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+    MIN_GLIBC = (2, 28)
+    ROOT_UNSET = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONBREAKPOINT",
+                  "PYTHONPLATLIBDIR")
+
+    def fail(message):
+        sys.stderr.write("actvt-installer: " + message + "\n")
+        sys.exit(1)
+
+    def check_platform(machine=None, version=None, libc=None, system=None, implementation=None):
+        """Stop with a clear message unless this is Linux x86_64/aarch64, glibc >= 2.28, CPython 3.9-3.14."""
+        system = system or sys.platform
+        implementation = implementation or sys.implementation.name
+        version = version or tuple(sys.version_info[:2])
+        machine = machine or os.uname().machine
+        if libc is None:
             try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
+                libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+            except (AttributeError, ValueError, OSError):
+                libc = ""
+        if not system.startswith("linux"):
+            fail("runs on Linux servers only (this is %s)" % system)
+        if implementation != "cpython":
+            fail("needs CPython (this is %s)" % implementation)
+        if not OLDEST <= version <= NEWEST:
+            fail("needs Python %d.%d to %d.%d (this is %d.%d)" % (OLDEST + NEWEST + version))
+        if machine not in ARCHES:
+            fail("supports x86_64 and aarch64 (this machine is %s)" % machine)
+        parts = libc.split()
+        try:
+            glibc = tuple(int(n) for n in parts[1].split(".")[:2]) if parts[0] == "glibc" else None
+        except (IndexError, ValueError):
+            glibc = None
+        if glibc is None or glibc < MIN_GLIBC:
+            fail("needs glibc %d.%d or newer (found: %s)" % (MIN_GLIBC + (libc or "no glibc",)))
+        return ARCHES[machine]
 
+    def _usable(path, create=True):
+        """A real folder (not a link) we own, that nobody else can write, that we can write to and
+        execute from (a noexec /tmp cannot load extensions)."""
+        import stat
 
-def safe_umask():
-    """Never looser than 022: with a umask of 000, the extraction (and whatever the installer's
-    commands make) would be writable by every user; a stricter umask (077) is kept."""
-    os.umask(os.umask(0o022) | 0o022)
+        try:
+            if create and not os.path.lexists(path):
+                os.makedirs(path, 0o700)
+                os.chmod(path, 0o700)
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return False
+            if not os.access(path, os.W_OK | os.X_OK):
+                return False
+            return not (os.statvfs(path).f_flag & getattr(os, "ST_NOEXEC", 8))
+        except OSError:
+            return False
 
+    def cache_root(environ=None):
+        """Root: /var/cache/actvt. Others: the XDG cache, then per-user folders that allow exec."""
+        environ = os.environ if environ is None else environ
+        uid = os.geteuid()
+        if uid == 0:
+            candidates = [SYSTEM_CACHE]
+        else:
+            home = environ.get("HOME") or os.path.expanduser("~")
+            candidates = [
+                os.path.join(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "actvt"),
+                "/var/tmp/actvt-%d" % uid,
+                "/tmp/actvt-%d" % uid,
+                "/dev/shm/actvt-%d" % uid,
+            ]
+        for path in candidates:
+            if _usable(path):
+                if uid == 0:
+                    os.chmod(path, 0o755)  # readable by all: the `actvt` command of other users runs from it
+                return path
+        fail("found no writable folder that allows running code for its cache (tried %s)" % ", ".join(candidates))
 
-def kept_command_root():
-    """The `actvt` command: the system cache when it already holds this build (readable by all)."""
-    if os.geteuid() == 0 or os.path.isdir(site_packages(os.path.join(SYSTEM_CACHE, "shiv"))):
-        return SYSTEM_CACHE
-    return cache_root()
+    def site_packages(shiv_root):
+        return os.path.join(shiv_root, PYZ_NAME + "_" + BUILD_ID, "site-packages")
 
+    def run(pyz, shiv_root):
+        """Run the zipapp: in this process when shiv's extraction of it is intact, else through shiv (which
+        extracts it again when it is damaged)."""
+        site = site_packages(shiv_root)
+        env = dict(os.environ, SHIV_ROOT=shiv_root)
+        if BUILD_ID and os.path.isdir(site) and not os.environ.get("SHIV_FORCE_EXTRACT"):
+            if extraction_intact(pyz, site):
+                sys.argv[0] = pyz
+                sys.path.insert(0, site)
+                from installer.commands.cli import main
 
-def main(payload):
-    check_platform()
-    safe_umask()
-    if payload is None:
-        root = kept_command_root()
-        run(KEPT_PYZ, os.path.join(root, "shiv"))
-    root = cache_root()
-    run(unpack(root, payload), os.path.join(root, "shiv"))
+                sys.exit(main())
+            env["SHIV_FORCE_EXTRACT"] = "1"
+        # isolated (-I): no PYTHON* variable reaches the root process (PYTHONPATH cannot add code to it);
+        # what it needs comes as arguments and SHIV_* variables, which -I leaves alone
+        os.execve(sys.executable, [sys.executable, "-I", pyz] + sys.argv[1:], env)
 
+    def zip_members(path):
+        """{name: (CRC-32, size)} of a zip's files, from its central directory (``zipfile`` costs 15 ms to import,
+        more than reading the directory). The directory is found from the end record, so a preamble before
+        the zip (shiv's ``#!`` line) does not matter; no zip64 (the zipapp is far below its limits)."""
+        import struct
 
-PAYLOAD = None  # @PAYLOAD@
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 22 - 65535))
+            tail = handle.read()
+            end = tail.rfind(b"PK\x05\x06")
+            if end < 0 or len(tail) < end + 22:
+                raise ValueError("no end of central directory")
+            count, length = struct.unpack("<H I", tail[end + 10:end + 16])
+            handle.seek(size - len(tail) + end - length)
+            directory = handle.read(length)
+        members, at = {}, 0
+        for _ in range(count):
+            if directory[at:at + 4] != b"PK\x01\x02" or len(directory) < at + 46:
+                raise ValueError("damaged central directory")
+            crc, _, usize, nlen, elen, clen = struct.unpack("<I I I H H H", directory[at + 16:at + 34])
+            name = directory[at + 46:at + 46 + nlen].decode("utf-8")
+            if not name.endswith("/"):
+                members[name] = (crc, usize)
+            at += 46 + nlen + elen + clen
+        return members
 
-if __name__ == "__main__":
-    main(PAYLOAD)
+    def extraction_intact(pyz, site):
+        """shiv trusts a folder it extracted once; this checks it against the zipapp: the same files, each
+        with the zip's size and CRC-32 (some 25 ms for the 27 MB), no file more (``__pycache__`` aside)."""
+        import zlib
+
+        prefix = "site-packages/"
+        try:
+            expected = dict((name[len(prefix):], value) for name, value in zip_members(pyz).items()
+                            if name.startswith(prefix))
+            found = set()
+            for folder, folders, names in os.walk(site):
+                # byte code Python writes beside what it imports: it checks it against its source itself
+                folders[:] = [name for name in folders if name != "__pycache__"]
+                for name in names:
+                    found.add(os.path.relpath(os.path.join(folder, name), site))
+            if found != set(expected):
+                return False
+            for name, (crc, size) in expected.items():
+                with open(os.path.join(site, name), "rb") as handle:
+                    data = handle.read()
+                if len(data) != size or zlib.crc32(data) != crc:
+                    return False
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return True
+
+    def file_sha256(path):
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def unpack(root, payload):
+        """Write the carried zipapp to <root>/pyz/<sha>/actvt.pyz once (again when that copy no longer has the
+        launcher's hash); remove older ones."""
+        import base64
+        import hashlib
+        import lzma
+        import shutil
+
+        folder = os.path.join(root, "pyz")
+        target = os.path.join(folder, PAYLOAD_SHA256[:16], PYZ_NAME)
+        for path in (folder, os.path.dirname(target)):
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o755)
+                os.chmod(path, 0o755)
+        remove_stale_copies(os.path.dirname(target))
+        if os.path.isfile(target) and file_sha256(target) != PAYLOAD_SHA256:
+            sys.stderr.write("actvt-installer: the cached copy %s is damaged; writing it again\n" % target)
+            os.unlink(target)
+        if not os.path.isfile(target):
+            tmp = "%s.%d.tmp" % (target, os.getpid())
+            digest = hashlib.sha256()
+            try:
+                packed = base64.b64decode(payload)
+                unpacker = lzma.LZMADecompressor()
+                with open(tmp, "wb") as handle:
+                    for start in range(0, len(packed), 1 << 20):  # in pieces: memory stays low
+                        chunk = unpacker.decompress(packed[start:start + (1 << 20)])
+                        digest.update(chunk)
+                        handle.write(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                ok = unpacker.eof and digest.hexdigest() == PAYLOAD_SHA256
+            except (ValueError, lzma.LZMAError):
+                ok = False
+            if not ok:
+                os.unlink(tmp)
+                fail("the downloaded file is damaged (checksum mismatch); download it again")
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, target)
+        for name in os.listdir(folder):
+            if name != PAYLOAD_SHA256[:16]:
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+        return target
+
+    def remove_stale_copies(folder):
+        """Half-written copies (``actvt.pyz.<pid>.tmp``) of launchers that were killed: their process is gone."""
+        for name in os.listdir(folder):
+            parts = name.split(".")
+            if len(parts) == 4 and name.startswith(PYZ_NAME + ".") and parts[-1] == "tmp" and parts[2].isdigit():
+                try:
+                    os.kill(int(parts[2]), 0)
+                    continue  # another launcher is writing it now
+                except ProcessLookupError:
+                    pass
+                except OSError:
+                    continue
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
+
+    def safe_umask():
+        """Never looser than 022: with a umask of 000, the extraction (and whatever the installer's
+        commands make) would be writable by every user; a stricter umask (077) is kept."""
+        os.umask(os.umask(0o022) | 0o022)
+
+    def kept_command_root():
+        """The `actvt` command: the system cache when it already holds this build (readable by all)."""
+        if os.geteuid() == 0 or os.path.isdir(site_packages(os.path.join(SYSTEM_CACHE, "shiv"))):
+            return SYSTEM_CACHE
+        return cache_root()
+
+    def clean_environment(environ, root):
+        """shiv's SHIV_* variables choose what the zipapp runs (SHIV_ENTRY_POINT, SHIV_INTERPRETER) and add to
+        its import path (SHIV_PREPEND_PYTHONPATH, SHIV_EXTEND_PYTHONPATH): only the launcher sets them
+        (SHIV_FORCE_EXTRACT, which only extracts the checked zipapp again, is kept). As root, the variables that
+        make any Python started later (certbot, apt's hooks) load code from elsewhere go too."""
+        for name in list(environ):
+            if (name.startswith("SHIV_") and name != "SHIV_FORCE_EXTRACT") or (root and name in ROOT_UNSET):
+                del environ[name]
+
+    def main(payload):
+        check_platform()
+        safe_umask()
+        clean_environment(os.environ, os.geteuid() == 0)
+        if payload is None:
+            root = kept_command_root()
+            run(KEPT_PYZ, os.path.join(root, "shiv"))
+        root = cache_root()
+        run(unpack(root, payload), os.path.join(root, "shiv"))
+
+    PAYLOAD = None  # @PAYLOAD@
+finally:
+    # The end marker: `try` is incomplete without this clause, and in brackets no part of its last line parses.
+    # (The body above only defines things; if it ever failed, the traceback would show that error first.)
+    if __name__ == "__main__":
+        (main(PAYLOAD))

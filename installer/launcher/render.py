@@ -10,11 +10,13 @@ _PAYLOAD_LINE = "PAYLOAD = None  # @PAYLOAD@"
 
 
 def _template(payload: str) -> str:
+    """The launcher with its payload line filled, without the final newline: the file's last byte closes
+    the bracket that starts it (launcher.py's end marker), so a download cut even just before it fails."""
     with open(_TEMPLATE, encoding="utf-8") as handle:
         text = handle.read()
     if _PAYLOAD_LINE not in text:
         raise AssertionError(f"{_TEMPLATE} has no payload line")
-    return text.replace(_PAYLOAD_LINE, payload)
+    return text.replace(_PAYLOAD_LINE, payload).rstrip("\n")
 
 
 def render_launcher(version: str, build_id: str, payload_sha256: str, payload_b64: str, width: int = 76) -> bytes:

@@ -11,10 +11,12 @@ import tempfile
 
 import pytest
 
+from installer import __version__
 from installer.core import config
 from installer.launcher import launcher
 
 HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VERSION_LINE = f"actvt-installer {__version__}\n"
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("ACTVT_", "SHIV_"))}
 ENV.update(NO_COLOR="1")
 
@@ -32,7 +34,7 @@ def pipe(pyz, *args, env=None, **kwargs):
 
 def test_pipe_version(pyz):
     result = pipe(pyz, "--version")
-    assert (result.returncode, result.stdout) == (0, "actvt-installer 1.0.0\n")
+    assert (result.returncode, result.stdout) == (0, VERSION_LINE)
 
 
 def test_pipe_help_lists_every_variable(pyz):
@@ -44,9 +46,9 @@ def test_pipe_help_lists_every_variable(pyz):
 
 def test_file_and_executable(pyz):
     assert subprocess.run([sys.executable, pyz, "--version"], capture_output=True, text=True,
-                          env=ENV).stdout == "actvt-installer 1.0.0\n"
+                          env=ENV).stdout == VERSION_LINE
     assert subprocess.run([pyz, "--version"], capture_output=True, text=True, env=ENV).stdout == \
-        "actvt-installer 1.0.0\n"
+        VERSION_LINE
 
 
 def test_sha256_file_matches(pyz):
@@ -91,7 +93,7 @@ def test_install_under_root_keeps_the_installer_and_removes_old_extractions(pyz,
     text = command.read_text().replace('"/usr/local/lib/actvt/actvt.pyz"', repr(str(kept)))
     command.write_text(text)
     result = subprocess.run([sys.executable, str(command), "--version"], capture_output=True, text=True, env=ENV)
-    assert result.stdout == "actvt-installer 1.0.0\n", result.stderr
+    assert result.stdout == VERSION_LINE, result.stderr
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a python under /root
@@ -123,7 +125,7 @@ def test_the_isolated_pipe_runs_no_code_from_python_variables(pyz):
         os.unlink(marker)
         with open(pyz, "rb") as handle:
             result = _as_nobody([SYSTEM_PYTHON, "-I", "-", "--version"], env, stdin=handle)
-        assert result.stdout == "actvt-installer 1.0.0\n", result.stderr
+        assert result.stdout == VERSION_LINE, result.stderr
         assert os.path.isdir(os.path.join(cache, "actvt", "shiv")), "the launcher did not exec the zipapp"
         assert not os.path.exists(marker), "code from PYTHONPATH ran"
     finally:
@@ -134,7 +136,7 @@ def test_the_isolated_pipe_runs_no_code_from_python_variables(pyz):
 def test_a_user_without_a_writable_home_still_runs(pyz):
     os.chmod(os.path.dirname(pyz), 0o755)
     result = _as_nobody([SYSTEM_PYTHON, pyz, "--version"], {**ENV, "HOME": "/nonexistent"})
-    assert result.stdout == "actvt-installer 1.0.0\n", result.stderr
+    assert result.stdout == VERSION_LINE, result.stderr
     assert os.path.isdir("/var/tmp/actvt-65534/shiv")
     shutil.rmtree("/var/tmp/actvt-65534")
 
@@ -149,7 +151,7 @@ def test_a_noexec_cache_folder_is_passed_over(pyz):
         try:
             result = _as_nobody([SYSTEM_PYTHON, pyz, "--version"],
                                 {**ENV, "HOME": "/nonexistent", "XDG_CACHE_HOME": noexec})
-            assert result.stdout == "actvt-installer 1.0.0\n", result.stderr
+            assert result.stdout == VERSION_LINE, result.stderr
             assert os.listdir(noexec) == [] or not os.listdir(os.path.join(noexec, "actvt"))
         finally:
             subprocess.run(["umount", noexec])
