@@ -226,13 +226,15 @@ def pip_env() -> dict:
     return env
 
 
-def pip(python: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+def pip(python: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run pip quietly; on failure its own error (which names the file and both hashes on a
+    mismatch) is shown, then one line of ours."""
     command = [str(python), "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input",
                "--no-cache-dir", *args]
-    result = subprocess.run(command, env=pip_env(), capture_output=capture, text=True)
+    result = subprocess.run(command, env=pip_env(), capture_output=True, text=True)
     if result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()[-3:] if capture else ["(see above)"]
-        raise BuildError(f"pip {args[0]} failed (exit {result.returncode}): " + " ".join(detail))
+        sys.stderr.write(result.stdout + result.stderr)
+        raise BuildError(f"pip {args[0]} failed (exit {result.returncode}), see above")
     return result
 
 
@@ -271,9 +273,13 @@ def download(python: Path, entry: Entry, wheels: Path) -> None:
         requirements.write_text(f"{entry.name}=={entry.version} --hash=sha256:{entry.sha256}\n")
         target = Path(tmp) / "wheel"
         log(f"downloading {entry.filename}")
-        pip(python, "download", "-q", "--no-deps", "--only-binary=:all:", "--ignore-requires-python",
-            "--require-hashes", "--index-url", index_url(), *target_options(entry.tags), "-d", str(target),
-            "-r", str(requirements))
+        try:
+            pip(python, "download", "-q", "--no-deps", "--only-binary=:all:", "--ignore-requires-python",
+                "--require-hashes", "--index-url", index_url(), *target_options(entry.tags), "-d", str(target),
+                "-r", str(requirements))
+        except BuildError as exc:
+            raise BuildError(f"{entry.filename} could not be downloaded as build.lock has it from {index_url()} "
+                             f"({exc.code[len('build: '):]})") from None
         got = sorted(p.name for p in target.iterdir())
         if got != [entry.filename]:
             strays = [name for name in got if name != entry.filename] or got
