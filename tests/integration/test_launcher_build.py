@@ -2,7 +2,6 @@
 build itself (every platform carried, reproducible). Needs the build (``python3 build.py``, which the
 README's test command runs first), not Docker."""
 
-import glob
 import hashlib
 import os
 import pathlib
@@ -176,8 +175,9 @@ def _other_python():
     build environment's first pip comes from ensurepip), if the machine has one."""
     probe = "import ensurepip, sys; print(ensurepip.version(), sys.version_info >= (3, 9))"
     mine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", *sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))):
-        found = subprocess.run([candidate, "-c", probe], capture_output=True, text=True) if os.access(candidate, os.X_OK) else None
+    for candidate in ("/usr/bin/python3", *(shutil.which(f"python3.{minor}") for minor in range(9, 15))):
+        found = subprocess.run([candidate, "-c", probe], capture_output=True, text=True) \
+            if candidate and os.access(candidate, os.X_OK) else None
         if found and found.returncode == 0 and found.stdout.endswith("True\n") and found.stdout != mine:
             return candidate
     return sys.executable
