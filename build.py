@@ -446,24 +446,17 @@ def launcher(pyz: Path, dist: Path) -> Path:
 
 # -- signing ------------------------------------------------------------------------------------------
 
-def signature_key_type(sig: bytes) -> str:
-    """The key type inside an OpenSSH signature (PROTOCOL.sshsig: "SSHSIG", version, public key, ...)."""
+def signature_public_key(sig: bytes) -> tuple:
+    """(key type, public key blob) inside an OpenSSH signature (PROTOCOL.sshsig: "SSHSIG", a uint32
+    version, then the public key as an SSH string whose first field is its type)."""
     body = b"".join(line for line in sig.splitlines() if line and not line.startswith(b"-----"))
     blob = base64.b64decode(body)
     if not blob.startswith(b"SSHSIG"):
         raise BuildError("ssh-keygen wrote something that is not an OpenSSH signature")
-    offset = 6 + 4  # magic, version
-    length = int.from_bytes(blob[offset:offset + 4], "big")
-    key = blob[offset + 4:offset + 4 + length]
-    type_length = int.from_bytes(key[:4], "big")
-    return key[4:4 + type_length].decode("ascii")
-
-
-def signature_public_key(sig: bytes) -> str:
-    body = b"".join(line for line in sig.splitlines() if line and not line.startswith(b"-----"))
-    blob = base64.b64decode(body)
     length = int.from_bytes(blob[10:14], "big")
-    return f"{signature_key_type(sig)} {base64.b64encode(blob[14:14 + length]).decode('ascii')}"
+    key = blob[14:14 + length]
+    kind_length = int.from_bytes(key[:4], "big")
+    return key[4:4 + kind_length].decode("ascii"), key
 
 
 def allowed_signer_lines(text: str) -> list:
@@ -481,22 +474,24 @@ def sign(out: Path, key: Path, allowed: Path = ALLOWED_SIGNERS, identity: str = 
                             capture_output=True, text=True)
     if result.returncode != 0 or not sig.exists():
         raise BuildError(f"ssh-keygen could not sign with {key}: {result.stderr.strip()}")
-    kind = signature_key_type(sig.read_bytes())
+    kind, public = signature_public_key(sig.read_bytes())
     if kind != "ssh-ed25519":
         sig.unlink()
         raise BuildError(f"{key} is a {kind} key; release signatures are made with an Ed25519 key "
                          "(ssh-keygen -t ed25519)")
-    line = f'{identity} namespaces="file" {signature_public_key(sig.read_bytes())}'
+    line = f'{identity} namespaces="file" {kind} {base64.b64encode(public).decode("ascii")}'
     if not allowed_signer_lines(allowed.read_text() if allowed.exists() else ""):
-        check = subprocess.run(["ssh-keygen", "-Y", "check-novalidate", "-n", "file", "-s", str(sig)],
-                               stdin=open(out, "rb"), capture_output=True, text=True)
+        with open(out, "rb") as stdin:
+            check = subprocess.run(["ssh-keygen", "-Y", "check-novalidate", "-n", "file", "-s", str(sig)],
+                                   stdin=stdin, capture_output=True, text=True)
         if check.returncode != 0:
             raise BuildError(f"the signature does not check: {check.stderr.strip()}")
         log(f"{allowed.name} lists no release key yet: add this line to it (and to the README) "
             f"before publishing:\n{line}")
         return sig
-    verified = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", identity, "-n", "file",
-                               "-s", str(sig)], stdin=open(out, "rb"), capture_output=True, text=True)
+    with open(out, "rb") as stdin:
+        verified = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", identity, "-n", "file",
+                                   "-s", str(sig)], stdin=stdin, capture_output=True, text=True)
     if verified.returncode != 0:
         sig.unlink()
         raise BuildError(f"{key} is not a release key of {allowed.name} for {identity} "
