@@ -194,7 +194,8 @@ def wheels(pyz, tmp_path_factory):
 
 
 def _clone(where, umask=0o022):
-    """A fresh clone of this checkout's HEAD, made under ``umask`` (its files get that umask's modes)."""
+    """A fresh clone of this checkout's HEAD (committed sources only, as a release is built), made under
+    ``umask`` (its files get that umask's modes)."""
     where.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", HERE, str(where)], check=True,
                    preexec_fn=lambda: os.umask(umask))
