@@ -131,3 +131,32 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     holder.refused_everywhere(laptop)
     holder.refused_everywhere(phone)
     holder.connects_everywhere(phone_new)
+
+
+def test_the_role_checks_the_installers_signature_on_the_controller_before_any_server(fleet):
+    """actvt_installer_allowed_signers instead of a pinned sha256: a release signed by an allowed key
+    passes (in check mode too); a changed byte, or a signature by another key, stops the play on the
+    controller before the installer reaches a server."""
+    c = fleet.controller
+    c.sh("cd /root && rm -rf sign && mkdir sign && cd sign"
+         " && ssh-keygen -q -t ed25519 -N '' -f release && ssh-keygen -q -t ed25519 -N '' -f other"
+         " && cp /root/install.pyz . && ssh-keygen -q -Y sign -f release -n file install.pyz"
+         " && cp install.pyz tampered.pyz && printf '#' >> tampered.pyz && cp install.pyz.sig tampered.pyz.sig"
+         " && cp install.pyz other.pyz && ssh-keygen -q -Y sign -f other -n file other.pyz")
+    allowed = 'releases@actvt.io namespaces="file" ' + " ".join(c.read_file("/root/sign/release.pub").decode().split()[:2])
+    base = {"actvt_installer_sha256": "", "actvt_installer_allowed_signers": allowed}
+    try:
+        fleet.write_inventory({**base, "actvt_installer_src": "~/sign/install.pyz"})
+        r, stats = fleet.playbook("fleet.yml", "--check", "--limit", "srv-a")
+        assert r.rc == 0 and stats["srv-a"]["failed"] == 0, "%s\n%s" % (stats, r)
+        assert "TASK [actvt : Refuse an install.pyz without a good signature" in r.out, r.out
+        installed = "sha256sum /var/cache/actvt/install.pyz 2>&1 || true"
+        before = fleet.hosts["srv-a"].sh(installed).out
+        for name in ("tampered", "other"):
+            fleet.write_inventory({**base, "actvt_installer_src": "~/sign/%s.pyz" % name})
+            r, stats = fleet.playbook("fleet.yml", "--limit", "srv-a")
+            assert r.rc != 0 and stats["srv-a"]["failed"] == 1, "%s\n%s" % (stats, r)
+            assert "Refuse an install.pyz without a good signature" in r.out and "Could not verify signature" in r.out, r.out
+            assert fleet.hosts["srv-a"].sh(installed).out == before
+    finally:
+        fleet.write_inventory()

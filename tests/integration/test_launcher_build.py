@@ -4,6 +4,7 @@ README's test command runs first), not Docker."""
 
 import hashlib
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -171,11 +172,159 @@ def test_the_zipapp_carries_every_platform(pyz):
             assert f"site-packages/_actvt_platform/{arch}/_cffi_backend.cpython-3{minor}-{arch}-linux-gnu.so" in names
 
 
-def test_build_is_reproducible(tmp_path):
-    """Two builds of the same sources give the same bytes (SOURCE_DATE_EPOCH fixes every timestamp)."""
-    outputs = []
-    for name in ("one", "two"):
-        subprocess.run([sys.executable, os.path.join(HERE, "build.py"), "--out", str(tmp_path / name)], check=True,
-                       cwd=HERE, capture_output=True, env={**ENV, "SOURCE_DATE_EPOCH": "1700000000"})
-        outputs.append((tmp_path / name / "install.pyz").read_bytes())
-    assert outputs[0] == outputs[1]
+def _other_python():
+    """For the second build, an interpreter (3.9 or newer) that bundles another pip than this one (the
+    build environment's first pip comes from ensurepip), if the machine has one."""
+    probe = "import ensurepip, sys; print(ensurepip.version(), sys.version_info >= (3, 9))"
+    mine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
+    for candidate in ("/usr/bin/python3", *(shutil.which(f"python3.{minor}") for minor in range(9, 15))):
+        found = subprocess.run([candidate, "-c", probe], capture_output=True, text=True) \
+            if candidate and os.access(candidate, os.X_OK) else None
+        if found and found.returncode == 0 and found.stdout.endswith("True\n") and found.stdout != mine:
+            return candidate
+    return sys.executable
+
+
+@pytest.fixture(scope="module")
+def wheels(pyz, tmp_path_factory):
+    """The checkout's downloaded wheels, copied outside any checkout: the fresh clones' builds share
+    them (each build re-checks every wheel against build.lock, so sharing cannot change the bytes)."""
+    folder = tmp_path_factory.mktemp("wheels")
+    for wheel in (pathlib.Path(HERE) / "build" / "wheels").glob("*.whl"):
+        shutil.copyfile(wheel, folder / wheel.name)
+    return folder
+
+
+def _clone(where, umask=0o022):
+    """A fresh clone of this checkout's HEAD (committed sources only, as a release is built), made under
+    ``umask`` (its files get that umask's modes)."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", HERE, str(where)], check=True,
+                   preexec_fn=lambda: os.umask(umask))
+    return where
+
+
+def _build(checkout, wheels, python=sys.executable, umask=0o022, env=None):
+    return subprocess.run([python, "build.py", "--wheels", str(wheels)], cwd=str(checkout), capture_output=True,
+                          text=True, env={**ENV, **(env or {})}, preexec_fn=lambda: os.umask(umask))
+
+
+def _built(result, checkout):
+    """install.pyz's sha256, which build.py prints as its last line."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    digest = hashlib.sha256((checkout / "dist" / "install.pyz").read_bytes()).hexdigest()
+    assert result.stdout.splitlines()[-1] == f"sha256 {digest}  install.pyz"
+    return digest
+
+
+def _planted(root, wheel, name):
+    """A copy of ``wheel`` with one extra file, named ``name``, under ``root``."""
+    import zipfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(root / name, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        target.writestr("cffi/planted.txt", b"planted\n")
+    return root / name
+
+
+def _mirror(root, *wheels):
+    """An index of files (what ACTVT_BUILD_INDEX_URL may name) serving only ``wheels``."""
+    shutil.rmtree(root / "cffi", ignore_errors=True)
+    (root / "cffi").mkdir(parents=True)
+    for wheel in wheels:
+        shutil.copyfile(wheel, root / "cffi" / wheel.name)
+    (root / "cffi" / "index.html").write_text("".join(f'<a href="{w.name}">{w.name}</a>\n' for w in wheels))
+    return f"file://{root}"
+
+
+def _lock_name(start, arch="x86_64"):
+    with open(os.path.join(HERE, "build.lock")) as handle:
+        return next(line.split()[1] for line in handle if line.startswith(arch) and line.split()[1].startswith(start))
+
+
+CFFI = _lock_name("cffi-")
+
+
+@pytest.fixture(scope="module")
+def hostile(wheels, tmp_path_factory):
+    """A builder's pip configuration and PIP_FIND_LINKS offering a cffi wheel with a build tag and an
+    extra file (which pip would prefer), a shared cache without the locked cffi wheel, and a mirror
+    (ACTVT_BUILD_INDEX_URL) serving the locked one."""
+    root = tmp_path_factory.mktemp("hostile")
+    links = root / "links"
+    _planted(links, wheels / CFFI, CFFI.replace("2.0.0-", "2.0.0-1-", 1))
+    (root / "pip.conf").write_text(f"[global]\nfind-links = {links}\nno-index = true\n")
+    cache = root / "wheels"
+    shutil.copytree(wheels, cache)
+    (cache / CFFI).unlink()
+    env = {"PIP_FIND_LINKS": str(links), "PIP_CONFIG_FILE": str(root / "pip.conf"), "PIP_NO_INDEX": "1",
+           "ACTVT_BUILD_INDEX_URL": _mirror(root / "mirror", wheels / CFFI)}
+    return root, cache, env
+
+
+@pytest.fixture(scope="module")
+def clone(hostile, wheels, tmp_path_factory):
+    """A fresh clone built under umask 022, UTC, by this interpreter, with the hostile pip setup: the
+    reference bytes of this module's other builds."""
+    root, cache, env = hostile
+    checkout = _clone(tmp_path_factory.mktemp("clone") / "actvt")
+    digest = _built(_build(checkout, cache, env={**env, "TZ": "UTC", "LC_ALL": "C.UTF-8"}), checkout)
+    # the locked wheel came from the mirror, byte for byte; nothing from the find-links folder
+    assert (cache / CFFI).read_bytes() == (wheels / CFFI).read_bytes()
+    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in wheels.iterdir())
+    return checkout, digest
+
+
+def test_two_fresh_clones_build_the_same_bytes(clone, wheels, tmp_path):
+    """A second clone of the same commit, with its own build environment, made and built under umask
+    077, another time zone and locale, in another folder, by an interpreter bundling another pip, without
+    the hostile pip setup: the same install.pyz, with nothing of the planted wheel in it."""
+    reference, digest = clone
+    other = _other_python()
+    checkout = _clone(tmp_path / "a folder" / "two", 0o077)
+    second = _built(_build(checkout, wheels, other, 0o077, {"TZ": "Pacific/Kiritimati", "LC_ALL": "C", "LANG": "C"}),
+                    checkout)
+    print(f"reproducible build: sha256 {digest} (umask 022, UTC, {sys.executable}) and {second} "
+          f"(umask 077, UTC+14, {other})")
+    assert second == digest
+    import zipfile
+
+    with zipfile.ZipFile(checkout / "build" / "actvt.pyz") as archive:
+        infos = archive.infolist()
+        names = archive.namelist()
+    assert {(info.external_attr >> 16) & 0o777 for info in infos} == {0o644, 0o755}
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)} and names == sorted(names)
+    assert not any("planted" in name for name in names)
+
+
+def test_a_changed_wheel_in_the_cache_stops_the_build(clone, wheels, tmp_path):
+    checkout, _ = clone
+    reference = (checkout / "dist" / "install.pyz").read_bytes()
+    cache = tmp_path / "wheels"
+    shutil.copytree(wheels, cache)
+    (cache / CFFI).unlink()
+    _planted(cache, wheels / CFFI, CFFI)
+    result = _build(checkout, cache)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"build: {cache / CFFI}: sha256 "), result.stderr
+    assert "build.lock says" in result.stderr and "is not the locked wheel" in result.stderr
+    assert (checkout / "dist" / "install.pyz").read_bytes() == reference
+
+
+@pytest.mark.parametrize("served", [CFFI, CFFI.replace("2.0.0-", "2.0.0-1-", 1)])  # other bytes; a build tag
+def test_a_mirror_cannot_swap_a_wheel(clone, hostile, wheels, tmp_path, served):
+    checkout, _ = clone
+    reference = (checkout / "dist" / "install.pyz").read_bytes()
+    _, _, env = hostile
+    cache = tmp_path / "wheels"
+    shutil.copytree(wheels, cache)
+    (cache / CFFI).unlink()
+    mirror = _mirror(tmp_path / "mirror", _planted(tmp_path / "planted", wheels / CFFI, served))
+    result = _build(checkout, cache, env={**env, "ACTVT_BUILD_INDEX_URL": mirror})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"build: {CFFI} could not be downloaded as build.lock has it from {mirror}" in result.stderr
+    assert "DO NOT MATCH THE HASHES" in result.stderr and served in result.stderr, result.stderr
+    assert not (cache / CFFI).exists() and not (cache / served).exists()
+    assert (checkout / "dist" / "install.pyz").read_bytes() == reference
