@@ -22,13 +22,14 @@ library through memory files), nothing is asked, and nothing but this host's own
 contacted. Under ``--root`` the tree's files are checked and commands and connections are not.
 """
 
+import dataclasses
 import datetime
 import ipaddress
 import json
 import os
 import socket
 import stat
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from cryptography import x509
 
@@ -67,18 +68,29 @@ def is_local(address: str) -> bool:
             return False
 
 
-def dns_finding(domain: str, addresses: Optional[Tuple[str, ...]]) -> Finding:
+def public_addresses(addresses) -> List[str]:
+    return [item for item in addresses if not ipaddress.ip_address(item.split("%")[0]).is_loopback]
+
+
+def foreign_addresses(addresses, local: Optional[Callable[[str], bool]] = None) -> List[str]:
+    """The domain's public addresses that are on none of this host's interfaces (a cloud's public IP
+    behind NAT, or another machine)."""
+    local = local or is_local
+    return [item for item in public_addresses(addresses or ()) if not local(item)]
+
+
+def dns_finding(domain: str, addresses: Optional[Tuple[str, ...]], local=None) -> Finding:
     record = f"point the A (or AAAA) record of {domain} at this server's public address"
     if addresses is None:
         return Finding("dns", SKIP, f"DNS: {domain} not looked up (--root)")
     if not addresses:
         return Finding("dns", FAIL, f"DNS: {domain} does not resolve from this server", record)
     shown = ", ".join(addresses)
-    public = [item for item in addresses if not ipaddress.ip_address(item.split("%")[0]).is_loopback]
+    public = public_addresses(addresses)
     if not public:
         return Finding("dns", WARN, f"DNS: {domain} resolves to {shown} only (this host's own /etc/hosts): the app "
                                     "needs a public record", record)
-    foreign = [item for item in public if not is_local(item)]
+    foreign = foreign_addresses(addresses, local)
     if not foreign:
         return Finding("dns", PASS, f"DNS: {domain} resolves to {shown}, an address of this host")
     return Finding("dns", WARN, f"DNS: {domain} resolves to {', '.join(foreign)}, which is not an address of this "
@@ -208,6 +220,35 @@ def port_finding(check: str, result: websocket.Attempt, port: int, listeners, pr
     return Finding(check, PASS, f"{label}: {PROGRAMS.get(program, program)} answers on {LOOPBACK}:{port}")
 
 
+OUTSIDE_TIMEOUT = 5  # seconds: a dropped SYN (a cloud's firewall) is told from an answer well within it
+
+
+def outside_finding(result: websocket.Attempt, where: str, port: int, ours: Optional[bytes]) -> Finding:
+    """The connection to the domain's address that is not on this host (``where``), made as the app
+    makes it from outside; ``ours``: the certificate this host serves (DER). From the server itself
+    the way out and back in is not always the app's (a NAT without hairpinning), so what fails here is
+    a warning, said with its likely cause."""
+    label = f"From the domain's address {where}"
+    security = (f"open TCP {port} to the clients' addresses in the provider's firewall (security group, network "
+                "firewall), and in any router that forwards it here")
+    if result.timed_out:
+        return Finding("outside", WARN, f"{label}: no answer within {OUTSIDE_TIMEOUT} s: the packets are dropped on "
+                                        "the way, usually by the cloud provider's firewall or security group",
+                       security)
+    if not result.connected:
+        return Finding("outside", WARN, f"{label}: {result.error}: the address does not forward port {port} to "
+                                        "this server (a NAT or port forwarding rule missing, or the record names "
+                                        "another machine)", security)
+    if result.peer_cert is None:
+        return Finding("outside", WARN, f"{label}: a connection, but no TLS answer ({result.error}): something "
+                                        "other than this server answers there", security)
+    if ours is not None and result.peer_cert != ours:
+        return Finding("outside", WARN, f"{label}: answers with another certificate than this server's: the DNS "
+                                        "record names another machine",
+                       "point the A (or AAAA) record at this server's public address")
+    return Finding("outside", PASS, f"{label}: reaches this server (it serves the same certificate)")
+
+
 def client_for_check(install, now) -> Optional[Tuple[str, bytes, bytes]]:
     """A current client certificate of this server's CA whose key is here too: (name, certificate, key),
     the first client (install.state) first."""
@@ -231,12 +272,14 @@ def client_for_check(install, now) -> Optional[Tuple[str, bytes, bytes]]:
     return None
 
 
-def connection_findings(install, root: Root, environ, now, address: Optional[str]) -> List[Finding]:
+def connection_findings(install, root: Root, environ, now, address: Optional[str], local=None,
+                        reach=websocket.attempt) -> List[Finding]:
     """DNS, the service, then the app's connection made over ``address`` (the domain as SNI and Host;
-    None under --root: not tried)."""
+    None under --root: not tried), and over each of the domain's addresses that is not this host's
+    (``local`` tells; ``reach`` connects there)."""
     cfg, facts, state = install.config, install.facts, install.state
     domain, port = cfg.domain, int(cfg.vector_port)
-    found = [dns_finding(domain, facts.domain_addresses)]
+    found = [dns_finding(domain, facts.domain_addresses, local)]
     service = status._service(root)
     found += service_findings(service)
     down = service["active"] not in (None, "active")
@@ -250,6 +293,11 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     where = f"{'https' if proxy else 'wss'}://{address}:{front_port}{path}"
     served = websocket.attempt(address, front_port, domain, path, websocket.context(cert_pem, key_pem))
     found.append(port_finding("port", served, front_port, facts.listeners, "nginx" if proxy else "vector", down))
+    if served.connected:
+        for outside in foreign_addresses(facts.domain_addresses, local):
+            shown = f"[{outside}]" if ":" in outside else outside
+            result = reach(outside, front_port, domain, path, websocket.context(), timeout=OUTSIDE_TIMEOUT)
+            found.append(outside_finding(result, f"{shown}:{front_port}", front_port, served.peer_cert))
     if not served.connected:
         return found + [Finding("connection", SKIP, f"Connection: not tried further (nothing answers on port "
                                                     f"{front_port})")]
@@ -344,18 +392,23 @@ def file_findings(install, root: Root, ctx, owners: Optional[bool] = None) -> Li
 # --- the command ---------------------------------------------------------------------------------
 
 
-def report(root: Root, environ, address: Optional[str] = None) -> Optional[dict]:
+def report(root: Root, environ, address: Optional[str] = None, lookup: Optional[Callable] = None,
+           local=None, reach=websocket.attempt) -> Optional[dict]:
     """Every finding (None: nothing is installed). ``address``: where the connection is tried (this
-    host's 127.0.0.1; under --root none)."""
+    host's 127.0.0.1; under --root none). Tests inject ``lookup`` (domain -> its addresses), ``local``
+    (an address is this host's) and ``reach`` (the connection to an address that is not)."""
     address = address or (LOOPBACK if root.is_host else None)
     install = status.read_install(root, environ, extra_reads=registry.check_reads,
                                   extra_probes=registry.check_probes(), resolve=True)
     if install is None:
         return None
+    if lookup is not None:
+        install = dataclasses.replace(install, facts=dataclasses.replace(
+            install.facts, domain_addresses=tuple(lookup(install.config.domain))))
     now = datetime.datetime.now(datetime.timezone.utc)
     ctx = status.context()
     cfg, state = install.config, install.state
-    found = connection_findings(install, root, environ, now, address)
+    found = connection_findings(install, root, environ, now, address, local, reach)
     found += file_findings(install, root, ctx)
     found += registry.findings(cfg, install.facts, install.decisions, ctx)
     found += status.lifetime_findings(status.certificates(install.facts, now), install)
