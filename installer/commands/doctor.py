@@ -24,7 +24,6 @@ contacted. Under ``--root`` the tree's files are checked and commands and connec
 
 import dataclasses
 import datetime
-import ipaddress
 import json
 import os
 import socket
@@ -39,6 +38,7 @@ from installer.concerns import mtls, pki
 from installer.core import paths
 from installer.core.actions import Copy, Directory, File
 from installer.core.concern import FAIL, PASS, SKIP, WARN, Finding
+from installer.core.facts import public_addresses
 from installer.core.errors import EXIT_FAIL, EXIT_OK, NOT_INSTALLED, ActvtError
 from installer.core.fs import Tree, kind_of
 from installer.core.http import tls_context
@@ -66,10 +66,6 @@ def is_local(address: str) -> bool:
             return True
         except OSError:
             return False
-
-
-def public_addresses(addresses) -> List[str]:
-    return [item for item in addresses if not ipaddress.ip_address(item.split("%")[0]).is_loopback]
 
 
 def foreign_addresses(addresses, local: Optional[Callable[[str], bool]] = None) -> List[str]:
