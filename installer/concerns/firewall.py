@@ -37,7 +37,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tu
 from installer.core import paths
 from installer.core.actions import Absent, Command, File, Step
 from installer.core.concern import FAIL, PASS, SKIP, WARN, Checks, Concern, Finding, Phase, Planner, Undo, Uninstaller
-from installer.core.facts import Probe
+from installer.core.facts import Probe, ProbeResult
 
 RECORD = f"{paths.STATE_DIR}/firewall.added"
 IPTABLES_RULES = "/etc/iptables/rules.v4"
@@ -504,17 +504,25 @@ def uninstall_rules(entries, facts, options) -> List[Step]:
 # --- what `actvt doctor` checks: the mode's ports, read with the planner's probes and parsers ---------
 
 
+_NOT_RUN = ProbeResult(-1, "")
+
+
+def _failed(probe: Probe, result: ProbeResult) -> Tuple[str, str, str]:
+    """What a firewall command that failed leaves unknown (its output is not repeated: not the installer's)."""
+    return SKIP, f"not checked: `{' '.join(probe.argv)}` failed (exit status {result.returncode})", ""
+
+
 def _ufw_verdict(facts, port: int) -> Tuple[str, str, str]:
     spec = f"{port}/tcp"
-    result = facts.probes[UFW_STATUS.name]
+    result = facts.probes.get(UFW_STATUS.name, _NOT_RUN)
     status = ufw_status_rules(result.output) if result.returncode == 0 else UfwStatus(None, {}, {})
     if status.active is None:
-        return SKIP, f"not checked: `ufw status verbose` failed (exit status {result.returncode})", ""
+        return _failed(UFW_STATUS, result)
     if not status.active:
         added = facts.probes.get(UFW_ADDED.name)
         rules = ufw_added_rules(added.output) if added and added.returncode == 0 else {}
         if port in rules:
-            return PASS, f"{spec}: ufw is inactive (it filters nothing); its rule '{rules[port]}' opens it once enabled", ""
+            return PASS, f"{spec}: ufw is inactive (it filters nothing); once enabled, `{rules[port]}` opens it", ""
         return WARN, f"{spec}: ufw is inactive (it filters nothing), but no ufw rule allows it: enabling ufw would " \
                      "block it", f"sudo ufw allow {spec}"
     if port in status.opened:
@@ -533,9 +541,12 @@ def _squeeze(line: str) -> str:
 
 def _firewalld_verdict(facts, port: int) -> Tuple[str, str, str]:
     spec = f"{port}/tcp"
-    ports, services = facts.probes.get(FIREWALLD_PORTS.name), facts.probes.get(FIREWALLD_SERVICES.name)
-    rules = firewalld_rules(ports.output if ports and ports.returncode == 0 else "",
-                            services.output if services and services.returncode == 0 else "")
+    ports = facts.probes.get(FIREWALLD_PORTS.name, _NOT_RUN)
+    services = facts.probes.get(FIREWALLD_SERVICES.name, _NOT_RUN)
+    for probe, result in ((FIREWALLD_PORTS, ports), (FIREWALLD_SERVICES, services)):
+        if result.returncode != 0:
+            return _failed(probe, result)
+    rules = firewalld_rules(ports.output, services.output)
     if port in rules:
         return PASS, f"{spec} is open in firewalld's default zone ({rules[port]})", ""
     return FAIL, f"{spec} is closed: firewalld's default zone has no port or service for it", \
@@ -544,7 +555,10 @@ def _firewalld_verdict(facts, port: int) -> Tuple[str, str, str]:
 
 def _iptables_verdict(facts, port: int, saved: bool) -> Tuple[str, str, str]:
     spec = f"{port}/tcp"
-    chain = iptables_rules(facts.probes[IPTABLES_INPUT.name].output)
+    result = facts.probes.get(IPTABLES_INPUT.name, _NOT_RUN)
+    if result.returncode != 0:
+        return _failed(IPTABLES_INPUT, result)
+    chain = iptables_rules(result.output)
     is_open, rule = chain.verdict(port)
     if is_open:
         return PASS, f"{spec} is open (iptables: {rule})", ""
