@@ -287,3 +287,26 @@ def test_no_outside_connection_when_the_domain_is_this_hosts(tmp_path, web, serv
     result = doctor.report(Root(str(root)), environ, address="127.0.0.1", lookup=lambda domain: (PUBLIC,),
                            local=lambda address: True, reach=lambda *a, **k: pytest.fail("reached out"))
     assert not [item for item in result["checks"] if item["check"] == "outside"]
+
+
+def test_a_file_the_installer_edits_as_it_is_has_no_mode_to_compare(tmp_path, web, monkeypatch):
+    """A closed port makes the plan rewrite rules.v4 keeping its mode (``File`` mode None): the file
+    check (which reads the same plan) says nothing of it, and doctor still reports (seen on the
+    iptables host after a DROP: doctor stopped with a TypeError)."""
+    import dataclasses
+
+    from installer.core.actions import File, Plan, Step
+    from installer.plans import registry
+    from test_doctor import write
+
+    root = installed(tmp_path, web)
+    write(root, firewall.IPTABLES_RULES, b"*filter\nCOMMIT\n", 0o640)
+    real = registry.build_plan
+
+    def with_rules(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        return Plan(plan.steps + (Step("rules", (File(firewall.IPTABLES_RULES, b"", None, shared=True),)),))
+
+    monkeypatch.setattr(registry, "build_plan", with_rules)
+    code, out = __import__("test_doctor").run_doctor(root)
+    assert code == 0 and "  ✓ Files: " in out and firewall.IPTABLES_RULES not in out, out

@@ -356,6 +356,8 @@ def file_findings(install, root: Root, ctx, owners: Optional[bool] = None) -> Li
             continue
         if st is None:
             continue  # a re-run would make it: `actvt status` lists what a re-run would change
+        if action.mode is None:
+            continue  # a file of the system's the installer edits and leaves as it is (rules.v4)
         folder = isinstance(action, Directory)
         if (stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)) is False:
             found.append(Finding("files", FAIL, f"Files: {action.path} is a {kind_of(st.st_mode)}, not a "
