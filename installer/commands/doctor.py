@@ -6,20 +6,22 @@ Each check says what it found and, when something is wrong, the command that fix
 status is 1 when a check fails (0 with warnings only, 3 when nothing is installed). The checks:
 
 - on this host's own addresses (127.0.0.1, the domain as SNI and Host): the domain resolves to this
-  host; Vector runs; the port answers; the certificate served is the one certbot keeps, valid for the
+  host (when it resolves to an address that is not this host's, as a cloud's public IP behind NAT,
+  the connection is also made there, as the app makes it from outside); Vector runs; the port answers; the certificate served is the one certbot keeps, valid for the
   domain, trusted as certbot and apt trust; a metrics message arrives (with mTLS: with a current
   client certificate of this server, and a connection without one is refused: by Vector's handshake
   standalone, by nginx's 496 behind it, where Vector itself must answer nginx's own identity);
 - the modes and owners of the files and folders the install's own plan writes (``registry.build``:
   what a re-run would give them, so the wanted modes have one source);
 - what each concern checks of itself (``Concern.checks``): ``vector validate`` as the vector user,
-  ``nginx -t`` in proxy mode, certbot's renewal timer and deploy hook;
+  ``nginx -t`` in proxy mode, certbot's renewal timer and deploy hook, the mode's ports in ufw,
+  firewalld or iptables (read with the firewall planner's own probes and parsers);
 - the certificates' ends (``status.lifetime_findings``, shared with ``actvt status``): the server
   certificate, the CA and its CRL, every client certificate, warned of 30 days before.
 
 Read-only: nothing is written (no log, no lock, not even a temporary file: client keys reach the TLS
-library through memory files), nothing is asked, and nothing but this host's own addresses is
-contacted. Under ``--root`` the tree's files are checked and commands and connections are not.
+library through memory files), nothing is asked, and nothing but this host's own addresses and
+those the domain resolves to is contacted. Under ``--root`` the tree's files are checked and commands and connections are not.
 """
 
 import dataclasses
@@ -292,7 +294,8 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     if served.connected:
         for outside in foreign_addresses(facts.domain_addresses, local):
             shown = f"[{outside}]" if ":" in outside else outside
-            result = reach(outside, front_port, domain, path, websocket.context(), timeout=OUTSIDE_TIMEOUT)
+            result = reach(outside, front_port, domain, path, websocket.context(cert_pem, key_pem),
+                           timeout=OUTSIDE_TIMEOUT)
             found.append(outside_finding(result, f"{shown}:{front_port}", front_port, served.peer_cert))
     if not served.connected:
         return found + [Finding("connection", SKIP, f"Connection: not tried further (nothing answers on port "
