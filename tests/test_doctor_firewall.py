@@ -75,12 +75,18 @@ def test_ufw_deny_on_the_vector_port_fails_with_the_fix_and_the_fix_passes():
     found = by_port(check(ufw_status=(0, UFW_DENIED), ufw_added=(0, "")))
     assert found[4096].level == FAIL
     assert found[4096].text == "Firewall (ufw): 4096/tcp is blocked by the ufw rule '4096/tcp  DENY IN  Anywhere'"
-    assert found[4096].fix == "sudo ufw insert 1 allow 4096/tcp"
+    assert found[4096].fix == "sudo ufw allow 4096/tcp"  # ufw makes the rule an allow again where it stands
     assert found[80].level == found[443].level == PASS
-    # what `ufw status verbose` prints after the fix: the allow rule first
-    fixed = UFW_DENIED.replace("--                         ------      ----\n",
-                               "--                         ------      ----\n"
-                               "4096/tcp                   ALLOW IN    Anywhere\n")
+    assert by_port(check(ufw_status=(0, UFW_VERBOSE), ufw_added=(0, "")))[4096].level == PASS  # after the fix
+    # a deny of the port for any protocol is another rule: an allow of 4096/tcp must come first
+    any_proto = UFW_VERBOSE.replace("--                         ------      ----\n",
+                                    "--                         ------      ----\n"
+                                    "4096                       DENY IN     Anywhere\n")
+    found = by_port(check(ufw_status=(0, any_proto), ufw_added=(0, "")))
+    assert found[4096].level == FAIL and found[4096].fix == "sudo ufw insert 1 allow 4096/tcp"
+    fixed = any_proto.replace("--                         ------      ----\n",
+                              "--                         ------      ----\n"
+                              "4096/tcp                   ALLOW IN    Anywhere\n")
     assert by_port(check(ufw_status=(0, fixed), ufw_added=(0, "")))[4096].level == PASS
 
 
@@ -310,3 +316,18 @@ def test_a_file_the_installer_edits_as_it_is_has_no_mode_to_compare(tmp_path, we
     monkeypatch.setattr(registry, "build_plan", with_rules)
     code, out = __import__("test_doctor").run_doctor(root)
     assert code == 0 and "  ✓ Files: " in out and firewall.IPTABLES_RULES not in out, out
+
+
+def test_a_silent_loopback_port_is_a_dropping_rule_not_a_missing_listener():
+    """An iptables DROP without ``-i`` drops 127.0.0.1 too: the port check says so instead of sending the
+    user to Vector's journal."""
+    from installer.core.facts import Listener
+
+    vector = (Listener(4096, "0.0.0.0", "vector"),)
+    silent = websocket.Attempt("tcp", "no answer within 10 s", timed_out=True)
+    found = doctor.port_finding("port", silent, 4096, vector, "vector", service_down=False)
+    assert found.level == FAIL and found.text == (
+        "Port 4096: no answer on 127.0.0.1:4096 within its timeout, though vector listens there: a firewall rule "
+        "drops the packets (the Firewall check names it)")
+    refused = doctor.port_finding("port", websocket.Attempt("tcp", "Connection refused"), 4096, (), "vector", False)
+    assert "nothing answers on 127.0.0.1:4096 (Connection refused)" in refused.text and "journalctl" in refused.fix

@@ -205,12 +205,18 @@ def refused_finding(result: websocket.Attempt, front, where: str) -> Finding:
 def port_finding(check: str, result: websocket.Attempt, port: int, listeners, program: str,
                  service_down: bool) -> Finding:
     label = f"Port {port}"
+    held = [item for item in listeners if item.port == port]
+    if result.timed_out:  # a listener refuses or answers at once: a silence is a rule dropping the packets
+        listening = f"{program} listens there" if any(item.is_program(program) for item in held) else \
+            "something may listen there"
+        return Finding(check, FAIL, f"{label}: no answer on {LOOPBACK}:{port} within its timeout, though {listening}: "
+                                    "a firewall rule drops the packets (the Firewall check names it)",
+                       "the fix of the Firewall check below")
     if not result.connected:
         fix = RESTART if program == "vector" else f"sudo systemctl restart {program}  (why: sudo journalctl -u {program} -n 50)"
         if program == "vector" and not service_down:
             fix = "sudo journalctl -u vector -n 50  (Vector runs but does not listen: then sudo actvt install)"
         return Finding(check, FAIL, f"{label}: nothing answers on {LOOPBACK}:{port} ({result.error})", fix)
-    held = [item for item in listeners if item.port == port]
     if held and not any(item.is_program(program) for item in held):
         others = ", ".join(sorted({item.process or f"user {item.user}" for item in held}))
         return Finding(check, FAIL, f"{label}: held by {others}, not {program}",

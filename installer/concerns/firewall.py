@@ -528,8 +528,12 @@ def _ufw_verdict(facts, port: int) -> Tuple[str, str, str]:
     if port in status.opened:
         return PASS, f"{spec} is open (ufw rule: {_squeeze(status.opened[port])})", ""
     if port in status.blocked:
-        return FAIL, f"{spec} is blocked by the ufw rule '{_squeeze(status.blocked[port])}'", \
-            f"sudo ufw insert 1 allow {spec}"
+        rule = status.blocked[port]
+        # `ufw allow` turns a rule of the same port and protocol into an allow where it stands (ufw skips
+        # inserting it again); any other blocking rule is overtaken by an allow put first
+        same = re.sub(r"\s*\(v6\)$", "", re.split(r"\s{2,}", rule)[0]) == spec
+        return FAIL, f"{spec} is blocked by the ufw rule '{_squeeze(rule)}'", \
+            f"sudo ufw allow {spec}" if same else f"sudo ufw insert 1 allow {spec}"
     if status.default == "allow":
         return PASS, f"{spec} is open (ufw's default policy for incoming connections: allow)", ""
     return FAIL, f"{spec} is closed: no ufw rule allows it (ufw denies what no rule allows)", f"sudo ufw allow {spec}"
