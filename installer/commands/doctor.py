@@ -304,8 +304,7 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
                            timeout=OUTSIDE_TIMEOUT)
             found.append(outside_finding(result, f"{shown}:{front_port}", front_port, served.peer_cert))
     if not served.connected:
-        return found + [Finding("connection", SKIP, f"Connection: not tried further (nothing answers on port "
-                                                    f"{front_port})")]
+        return found + [Finding("connection", SKIP, f"Connection: not tried further (no answer on port {front_port})")]
     trusted = websocket.attempt(address, front_port, domain, path,
                                 websocket.context(cert_pem, key_pem, verify=tls_context(environ)))
     source = paths.fullchain(domain) if proxy else paths.SERVER_CERT
