@@ -49,6 +49,7 @@ CASES = {
         ["C0962C7D", "5F1E256061D813B125E156E8E6266D4AC0962C7", "5F1E256061D813B125E156E8E6266D4AC0962C7DX",
          "G" * 40, ", ,", "5F1E 2560 61D8 13B1 25E1  56E8 E626 6D4A C096 2C7D 1234"]),
     "ACTVT_PACKAGE_LOCK_TIMEOUT": ({"0": 0, "20": 20, "86400": 86400}, ["-1", "86401", "1.5", "10s", "ten"]),
+    "ACTVT_WAIT_FOR_DNS": ({"0": 0, "300": 300, " 600 ": 600, "86400": 86400}, ["-1", "86401", "1.5", "5m", "forever"]),
 }
 BOOLEANS = [v.name for v in config.VARIABLES if v.parse is config.parse_bool]
 

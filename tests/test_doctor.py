@@ -259,7 +259,8 @@ def test_a_healthy_tree_passes_and_doctor_writes_nothing(tmp_path, web):
     assert f"  ✓ {paths.SERVER_CERT} is certbot's current certificate" in lines
     assert "  ✓ Clients: 1 valid, none expires within 30 days" in lines
     assert "  - Connection: not tried (--root)" in lines and "  - vector validate: not run (runuser not found, or --root)" in lines
-    assert lines[-1].endswith("0 failed, 5 not checked") and "0 warning(s)" in lines[-1]
+    assert "  - Firewall: not checked (--root, or no command could be run)" in lines
+    assert lines[-1].endswith("0 failed, 6 not checked") and "0 warning(s)" in lines[-1]
     code, out = run_doctor(root, "--json")
     report = json.loads(out)
     assert code == 0 and report["failed"] == 0 and report["mtls"] == "own-ca" and report["mode"] == "standalone"

@@ -6,29 +6,31 @@ Each check says what it found and, when something is wrong, the command that fix
 status is 1 when a check fails (0 with warnings only, 3 when nothing is installed). The checks:
 
 - on this host's own addresses (127.0.0.1, the domain as SNI and Host): the domain resolves to this
-  host; Vector runs; the port answers; the certificate served is the one certbot keeps, valid for the
+  host (when it resolves to an address that is not this host's, as a cloud's public IP behind NAT,
+  the connection is also made there, as the app makes it from outside); Vector runs; the port answers; the certificate served is the one certbot keeps, valid for the
   domain, trusted as certbot and apt trust; a metrics message arrives (with mTLS: with a current
   client certificate of this server, and a connection without one is refused: by Vector's handshake
   standalone, by nginx's 496 behind it, where Vector itself must answer nginx's own identity);
 - the modes and owners of the files and folders the install's own plan writes (``registry.build``:
   what a re-run would give them, so the wanted modes have one source);
 - what each concern checks of itself (``Concern.checks``): ``vector validate`` as the vector user,
-  ``nginx -t`` in proxy mode, certbot's renewal timer and deploy hook;
+  ``nginx -t`` in proxy mode, certbot's renewal timer and deploy hook, the mode's ports in ufw,
+  firewalld or iptables (read with the firewall planner's own probes and parsers);
 - the certificates' ends (``status.lifetime_findings``, shared with ``actvt status``): the server
   certificate, the CA and its CRL, every client certificate, warned of 30 days before.
 
 Read-only: nothing is written (no log, no lock, not even a temporary file: client keys reach the TLS
-library through memory files), nothing is asked, and nothing but this host's own addresses is
-contacted. Under ``--root`` the tree's files are checked and commands and connections are not.
+library through memory files), nothing is asked, and nothing but this host's own addresses and
+those the domain resolves to is contacted. Under ``--root`` the tree's files are checked and commands and connections are not.
 """
 
+import dataclasses
 import datetime
-import ipaddress
 import json
 import os
 import socket
 import stat
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from cryptography import x509
 
@@ -38,6 +40,7 @@ from installer.concerns import mtls, pki
 from installer.core import paths
 from installer.core.actions import Copy, Directory, File, wanted_mode_group
 from installer.core.concern import FAIL, PASS, SKIP, WARN, Finding
+from installer.core.facts import public_addresses
 from installer.core.errors import EXIT_FAIL, EXIT_OK, NOT_INSTALLED, ActvtError
 from installer.core.fs import Tree, kind_of
 from installer.core.http import tls_context
@@ -67,18 +70,25 @@ def is_local(address: str) -> bool:
             return False
 
 
-def dns_finding(domain: str, addresses: Optional[Tuple[str, ...]]) -> Finding:
+def foreign_addresses(addresses, local: Optional[Callable[[str], bool]] = None) -> List[str]:
+    """The domain's public addresses that are on none of this host's interfaces (a cloud's public IP
+    behind NAT, or another machine)."""
+    local = local or is_local
+    return [item for item in public_addresses(addresses or ()) if not local(item)]
+
+
+def dns_finding(domain: str, addresses: Optional[Tuple[str, ...]], local=None) -> Finding:
     record = f"point the A (or AAAA) record of {domain} at this server's public address"
     if addresses is None:
         return Finding("dns", SKIP, f"DNS: {domain} not looked up (--root)")
     if not addresses:
         return Finding("dns", FAIL, f"DNS: {domain} does not resolve from this server", record)
     shown = ", ".join(addresses)
-    public = [item for item in addresses if not ipaddress.ip_address(item.split("%")[0]).is_loopback]
+    public = public_addresses(addresses)
     if not public:
         return Finding("dns", WARN, f"DNS: {domain} resolves to {shown} only (this host's own /etc/hosts): the app "
                                     "needs a public record", record)
-    foreign = [item for item in public if not is_local(item)]
+    foreign = foreign_addresses(addresses, local)
     if not foreign:
         return Finding("dns", PASS, f"DNS: {domain} resolves to {shown}, an address of this host")
     return Finding("dns", WARN, f"DNS: {domain} resolves to {', '.join(foreign)}, which is not an address of this "
@@ -195,17 +205,52 @@ def refused_finding(result: websocket.Attempt, front, where: str) -> Finding:
 def port_finding(check: str, result: websocket.Attempt, port: int, listeners, program: str,
                  service_down: bool) -> Finding:
     label = f"Port {port}"
+    held = [item for item in listeners if item.port == port]
+    if result.timed_out:  # a listener refuses or answers at once: a silence is a rule dropping the packets
+        listening = f"{program} listens there" if any(item.is_program(program) for item in held) else \
+            "something may listen there"
+        return Finding(check, FAIL, f"{label}: no answer on {LOOPBACK}:{port} within its timeout, though {listening}: "
+                                    "a firewall rule drops the packets (the Firewall check names it)",
+                       "the fix of the Firewall check below")
     if not result.connected:
         fix = RESTART if program == "vector" else f"sudo systemctl restart {program}  (why: sudo journalctl -u {program} -n 50)"
         if program == "vector" and not service_down:
             fix = "sudo journalctl -u vector -n 50  (Vector runs but does not listen: then sudo actvt install)"
         return Finding(check, FAIL, f"{label}: nothing answers on {LOOPBACK}:{port} ({result.error})", fix)
-    held = [item for item in listeners if item.port == port]
     if held and not any(item.is_program(program) for item in held):
         others = ", ".join(sorted({item.process or f"user {item.user}" for item in held}))
         return Finding(check, FAIL, f"{label}: held by {others}, not {program}",
                        f"stop {others}, then: sudo systemctl restart {program}")
     return Finding(check, PASS, f"{label}: {PROGRAMS.get(program, program)} answers on {LOOPBACK}:{port}")
+
+
+OUTSIDE_TIMEOUT = 5  # seconds: a dropped SYN (a cloud's firewall) is told from an answer well within it
+
+
+def outside_finding(result: websocket.Attempt, where: str, port: int, ours: Optional[bytes]) -> Finding:
+    """The connection to the domain's address that is not on this host (``where``), made as the app
+    makes it from outside; ``ours``: the certificate this host serves (DER). From the server itself
+    the way out and back in is not always the app's (a NAT without hairpinning), so what fails here is
+    a warning, said with its likely cause."""
+    label = f"From the domain's address {where}"
+    security = (f"open TCP {port} to the clients' addresses in the provider's firewall (security group, network "
+                "firewall), and in any router that forwards it here")
+    if result.timed_out:
+        return Finding("outside", WARN, f"{label}: no answer within {OUTSIDE_TIMEOUT} s: the packets are dropped on "
+                                        "the way, usually by the cloud provider's firewall or security group",
+                       security)
+    if not result.connected:
+        return Finding("outside", WARN, f"{label}: {result.error}: the address does not forward port {port} to "
+                                        "this server (a NAT or port forwarding rule missing, or the record names "
+                                        "another machine)", security)
+    if result.peer_cert is None:
+        return Finding("outside", WARN, f"{label}: a connection, but no TLS answer ({result.error}): something "
+                                        "other than this server answers there", security)
+    if ours is not None and result.peer_cert != ours:
+        return Finding("outside", WARN, f"{label}: answers with another certificate than this server's: the DNS "
+                                        "record names another machine",
+                       "point the A (or AAAA) record at this server's public address")
+    return Finding("outside", PASS, f"{label}: reaches this server (it serves the same certificate)")
 
 
 def client_for_check(install, now) -> Optional[Tuple[str, bytes, bytes]]:
@@ -231,12 +276,14 @@ def client_for_check(install, now) -> Optional[Tuple[str, bytes, bytes]]:
     return None
 
 
-def connection_findings(install, root: Root, environ, now, address: Optional[str]) -> List[Finding]:
+def connection_findings(install, root: Root, environ, now, address: Optional[str], local=None,
+                        reach=websocket.attempt) -> List[Finding]:
     """DNS, the service, then the app's connection made over ``address`` (the domain as SNI and Host;
-    None under --root: not tried)."""
+    None under --root: not tried), and over each of the domain's addresses that is not this host's
+    (``local`` tells; ``reach`` connects there)."""
     cfg, facts, state = install.config, install.facts, install.state
     domain, port = cfg.domain, int(cfg.vector_port)
-    found = [dns_finding(domain, facts.domain_addresses)]
+    found = [dns_finding(domain, facts.domain_addresses, local)]
     service = status._service(root)
     found += service_findings(service)
     down = service["active"] not in (None, "active")
@@ -250,9 +297,14 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     where = f"{'https' if proxy else 'wss'}://{address}:{front_port}{path}"
     served = websocket.attempt(address, front_port, domain, path, websocket.context(cert_pem, key_pem))
     found.append(port_finding("port", served, front_port, facts.listeners, "nginx" if proxy else "vector", down))
+    if served.connected:
+        for outside in foreign_addresses(facts.domain_addresses, local):
+            shown = f"[{outside}]" if ":" in outside else outside
+            result = reach(outside, front_port, domain, path, websocket.context(cert_pem, key_pem),
+                           timeout=OUTSIDE_TIMEOUT)
+            found.append(outside_finding(result, f"{shown}:{front_port}", front_port, served.peer_cert))
     if not served.connected:
-        return found + [Finding("connection", SKIP, f"Connection: not tried further (nothing answers on port "
-                                                    f"{front_port})")]
+        return found + [Finding("connection", SKIP, f"Connection: not tried further (no answer on port {front_port})")]
     trusted = websocket.attempt(address, front_port, domain, path,
                                 websocket.context(cert_pem, key_pem, verify=tls_context(environ)))
     source = paths.fullchain(domain) if proxy else paths.SERVER_CERT
@@ -312,6 +364,8 @@ def file_findings(install, root: Root, ctx, owners: Optional[bool] = None) -> Li
             continue
         if st is None:
             continue  # a re-run would make it: `actvt status` lists what a re-run would change
+        if action.mode is None:
+            continue  # a file of the system's the installer edits and leaves as it is (rules.v4)
         folder = isinstance(action, Directory)
         if (stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)) is False:
             found.append(Finding("files", FAIL, f"Files: {action.path} is a {kind_of(st.st_mode)}, not a "
@@ -345,18 +399,23 @@ def file_findings(install, root: Root, ctx, owners: Optional[bool] = None) -> Li
 # --- the command ---------------------------------------------------------------------------------
 
 
-def report(root: Root, environ, address: Optional[str] = None) -> Optional[dict]:
+def report(root: Root, environ, address: Optional[str] = None, lookup: Optional[Callable] = None,
+           local=None, reach=websocket.attempt) -> Optional[dict]:
     """Every finding (None: nothing is installed). ``address``: where the connection is tried (this
-    host's 127.0.0.1; under --root none)."""
+    host's 127.0.0.1; under --root none). Tests inject ``lookup`` (domain -> its addresses), ``local``
+    (an address is this host's) and ``reach`` (the connection to an address that is not)."""
     address = address or (LOOPBACK if root.is_host else None)
     install = status.read_install(root, environ, extra_reads=registry.check_reads,
                                   extra_probes=registry.check_probes(), resolve=True)
     if install is None:
         return None
+    if lookup is not None:
+        install = dataclasses.replace(install, facts=dataclasses.replace(
+            install.facts, domain_addresses=tuple(lookup(install.config.domain))))
     now = datetime.datetime.now(datetime.timezone.utc)
     ctx = status.context()
     cfg, state = install.config, install.state
-    found = connection_findings(install, root, environ, now, address)
+    found = connection_findings(install, root, environ, now, address, local, reach)
     found += file_findings(install, root, ctx)
     found += registry.findings(cfg, install.facts, install.decisions, ctx)
     found += status.lifetime_findings(status.certificates(install.facts, now), install)

@@ -4,6 +4,7 @@ The path of one run, from the environment to a written file, is described in doc
 """
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -16,7 +17,7 @@ from typing import Optional
 import installer
 from installer import __version__
 from installer.commands import run
-from installer.concerns import migration, mtls
+from installer.concerns import certbot, migration, mtls
 from installer.core import config as configuration
 from installer.core import facts as host_facts
 from installer.core import manifest, paths
@@ -132,6 +133,15 @@ def preflight(root: Root, facts: host_facts.Facts, cfg, dry_run: bool) -> None:
         raise ActvtError(f"only {facts.free_disk_mb} MB free under /var/lib; at least 100 MB are needed")
 
 
+def wait_for_dns(cfg, facts: host_facts.Facts, out: Console, dry_run: bool) -> host_facts.Facts:
+    """ACTVT_WAIT_FOR_DNS: the facts with the domain's addresses once it resolves (or the bound has passed).
+    A dry run does not wait: it shows now what a run would do, and says that a real run would wait."""
+    if dry_run or not certbot.dns_wait_needed(cfg, facts, datetime.datetime.now(datetime.timezone.utc)):
+        return facts
+    addresses, waited = certbot.wait_for_dns(cfg.domain, cfg.wait_for_dns, out.progress)
+    return dataclasses.replace(facts, domain_addresses=addresses, dns_waited=waited)
+
+
 def report_system(facts: host_facts.Facts, out: Console) -> None:
     out.ok(f"system: {facts.os.pretty_name}"
            + (f", package manager {facts.package_manager}" if facts.package_manager else ""))
@@ -157,6 +167,7 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
         facts = host_facts.gather(root, environ, reads=registry.reads(cfg), probes=registry.probes(),
                                   domain=cfg.domain)
         entries = manifest.load(facts.files.get(paths.MANIFEST))  # a damaged record stops the run before any change
+        facts = wait_for_dns(cfg, facts, out, args.dry_run)
         decisions = registry.decide(cfg, facts)
 
         def summary(items, **extra) -> dict:

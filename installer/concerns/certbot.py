@@ -34,13 +34,15 @@ and reloads nginx after ``nginx -t`` when nginx runs.
 """
 
 import datetime
-from typing import List, Optional, Tuple
+import time
+from typing import Callable, List, Optional, Tuple
 
 from installer import __version__
 from installer.core import packaging, paths
 from installer.core.actions import Command, Copy, Directory, File, Packages, Step
 from installer.core.concern import (BAKE, FAIL, PASS, SKIP, WARN, Checks, Concern, Endpoint, Finding, Phase, Planner,
                                    Undo, Uninstaller, UninstallOptions)
+from installer.core import facts as host_facts
 from installer.core.facts import Probe
 from installer.core.context import answer
 from installer.core.errors import ActvtError
@@ -188,30 +190,85 @@ def notes(config, facts, decisions, ctx) -> List[str]:
 # --- the planner ------------------------------------------------------------------------------------
 
 
-def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
+def certificate_request(config, facts, reuse: bool, moment: datetime.datetime) -> Tuple[Optional[str], bool]:
+    """What certbot must do: (why, --force-renewal), or (None, False) when the lineage is reused as it is."""
     domain = config.domain
     exists = lineage_exists(config, facts)
-    reuse = answer(config, ctx, "ACTVT_REUSE_CERT")
     expiry = certificate_expiry(facts, domain)
-    expired = exists and expiry is not None and expiry <= ctx.moment
-
-    # What certbot must do (None: nothing, the lineage is reused as it is).
     if not exists:
-        why, force = f"new certificate for {domain}", False
-    elif not reuse:
-        why, force = "ACTVT_REUSE_CERT=no: renewing the existing certificate now", True
-    elif expired:
-        why, force = f"the existing certificate expired on {expiry:%Y-%m-%d}: renewing it", True
-    else:
-        why, force = None, False
+        return f"new certificate for {domain}", False
+    if not reuse:
+        return "ACTVT_REUSE_CERT=no: renewing the existing certificate now", True
+    if expiry is not None and expiry <= moment:
+        return f"the existing certificate expired on {expiry:%Y-%m-%d}: renewing it", True
+    return None, False
+
+
+# --- waiting for the DNS record (ACTVT_WAIT_FOR_DNS) ----------------------------------------------
+
+DNS_POLL = 5  # seconds between two look-ups
+DNS_PROGRESS = 30  # seconds between two progress lines
+
+
+def dns_wait_needed(config, facts, moment: datetime.datetime) -> bool:
+    """The domain has no public address yet and a certificate is to be requested (a reused one needs
+    no DNS now): the case ``ACTVT_WAIT_FOR_DNS`` waits for."""
+    if not config.wait_for_dns or facts.domain_addresses is None:
+        return False
+    if host_facts.public_addresses(facts.domain_addresses):
+        return False
+    return certificate_request(config, facts, config.reuse_cert, moment)[0] is not None
+
+
+def wait_for_dns(domain: str, bound: int, say: Callable[[str], None], resolve=host_facts.resolve,
+                 clock=time.monotonic, sleep=time.sleep) -> Tuple[Tuple[str, ...], int]:
+    """Look ``domain`` up every ``DNS_POLL`` seconds until it has a public address (one not on loopback: an
+    /etc/hosts line of this host is not the record clients use) or ``bound`` seconds have passed, saying
+    so when it starts, every ``DNS_PROGRESS`` seconds and when it ends. Returns (the last addresses found,
+    the seconds waited)."""
+    start = clock()
+    say(f"waiting for DNS: {domain} has no public address yet; looking it up every {DNS_POLL} s, for at most "
+        f"{bound} s (ACTVT_WAIT_FOR_DNS)")
+    addresses: Tuple[str, ...] = ()
+    shown = DNS_PROGRESS
+    while True:
+        left = bound - (clock() - start)
+        if left <= 0:
+            break
+        sleep(min(DNS_POLL, left))
+        addresses = tuple(resolve(domain))
+        waited = clock() - start
+        if host_facts.public_addresses(addresses):
+            say(f"DNS: {domain} resolves to {', '.join(addresses)} after {waited:.0f} s; going on")
+            return addresses, round(waited)
+        if waited >= shown:
+            say(f"still waiting for DNS: {domain} "
+                + (f"resolves to {', '.join(addresses)} only" if addresses else "does not resolve")
+                + f" ({waited:.0f} s of {bound} s)")
+            shown += DNS_PROGRESS
+    waited = clock() - start
+    say(f"DNS: {domain} still has no public address after {waited:.0f} s; giving up the wait")
+    return addresses, round(waited)
+
+
+def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
+    domain = config.domain
+    reuse = answer(config, ctx, "ACTVT_REUSE_CERT")
+    why, force = certificate_request(config, facts, reuse, ctx.moment)
 
     certonly: List = []
     if why is not None:
         if facts.domain_addresses == () and not answer(config, ctx, "ACTVT_CONTINUE_WITHOUT_DNS"):
+            if facts.dns_waited is not None:
+                waited = f" after waiting {facts.dns_waited} s for it (ACTVT_WAIT_FOR_DNS={config.wait_for_dns})"
+            elif config.wait_for_dns:
+                waited = f" (a real run first waits up to {config.wait_for_dns} s for it: ACTVT_WAIT_FOR_DNS)"
+            else:
+                waited = ""
             raise CertbotError(
-                f"ACTVT_DOMAIN: {domain} does not resolve (no address found from this server). Let's Encrypt "
-                f"must reach this server as {domain} on port 80. Create the DNS record (A/AAAA) and re-run, or "
-                "set ACTVT_CONTINUE_WITHOUT_DNS=yes to try anyway. Nothing was changed.")
+                f"ACTVT_DOMAIN: {domain} does not resolve (no address found from this server){waited}. Let's "
+                f"Encrypt must reach this server as {domain} on port 80. Create the DNS record (A/AAAA) and re-run, "
+                "or set ACTVT_CONTINUE_WITHOUT_DNS=yes to try anyway. Nothing was changed.")
         argv = certonly_argv(config, authenticator(config, facts, decisions), force)
         certonly.append(Command(
             argv, reason=f"{why} ({config.acme_server})", display=masked(argv, config.email),

@@ -32,12 +32,12 @@ its undo, so a run that fails later (certbot, say) takes its rules away again wi
 
 import re
 import shlex
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from installer.core import paths
 from installer.core.actions import Absent, Command, File, Step
-from installer.core.concern import Concern, Phase, Planner, Undo, Uninstaller
-from installer.core.facts import Probe
+from installer.core.concern import FAIL, PASS, SKIP, WARN, Checks, Concern, Finding, Phase, Planner, Undo, Uninstaller
+from installer.core.facts import Probe, ProbeResult
 
 RECORD = f"{paths.STATE_DIR}/firewall.added"
 IPTABLES_RULES = "/etc/iptables/rules.v4"
@@ -91,9 +91,14 @@ def _port_spec(spec: str, proto: Optional[str] = None) -> Set[int]:
     return ports
 
 
-def parse_ufw_added(text: str) -> Set[int]:
-    """TCP ports with an allow or limit rule in ``ufw show added`` output."""
-    ports: Set[int] = set()
+def _rule_ports(spec: str, proto: Optional[str] = None) -> Set[int]:
+    """TCP ports of a port spec or of an application profile's name (``Nginx Full``)."""
+    return _port_spec(spec, proto) or set(UFW_APPS.get(spec.lower(), ()))
+
+
+def ufw_added_rules(text: str) -> Dict[int, str]:
+    """TCP port -> the allow or limit rule of ``ufw show added`` output that opens it (its line)."""
+    ports: Dict[int, str] = {}
     for line in text.splitlines():
         try:
             tokens = shlex.split(line.strip())
@@ -119,69 +124,171 @@ def parse_ufw_added(text: str) -> Set[int]:
             rest = rest[2:]
         proto = rest[rest.index("proto") + 1] if "proto" in rest[:-1] else None
         if "port" in rest[:-1]:
-            ports |= _port_spec(rest[rest.index("port") + 1], proto)
+            found = _port_spec(rest[rest.index("port") + 1], proto)
         elif "app" in rest[:-1]:
-            ports.update(UFW_APPS.get(rest[rest.index("app") + 1].lower(), ()))
+            found = set(UFW_APPS.get(rest[rest.index("app") + 1].lower(), ()))
         elif rest and rest[0] not in ("from", "to", "proto"):
-            ports |= _port_spec(rest[0], proto) or set(UFW_APPS.get(rest[0].lower(), ()))
+            found = _rule_ports(rest[0], proto)
+        else:
+            found = set()
+        for port in sorted(found):
+            ports.setdefault(port, line.strip())
     return ports
 
 
-def parse_ufw_status(text: str) -> Tuple[Optional[bool], Set[int]]:
-    """(active or not, or None when unknown; TCP ports with an ALLOW/LIMIT IN rule) from ``ufw status``."""
+def parse_ufw_added(text: str) -> Set[int]:
+    """TCP ports with an allow or limit rule in ``ufw show added`` output."""
+    return set(ufw_added_rules(text))
+
+
+class UfwStatus(NamedTuple):
+    """``ufw status verbose``, read in the order ufw matches: the first rule that covers a port decides."""
+
+    active: Optional[bool]  # None: unknown (ufw failed)
+    opened: Dict[int, str]  # TCP port -> its first covering rule (a line of the table), an ALLOW or LIMIT
+    blocked: Dict[int, str]  # TCP port -> its first covering rule, a DENY or REJECT from anywhere
+    default: str = ""  # the policy for incoming connections no rule covers (deny, reject, allow; "": not shown)
+
+
+_ANYWHERE = ("anywhere", "anywhere (v6)")
+
+
+def ufw_status_rules(text: str) -> UfwStatus:
     active = None
-    ports: Set[int] = set()
+    default = ""
+    opened: Dict[int, str] = {}
+    blocked: Dict[int, str] = {}
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.lower().startswith("status:"):
             active = stripped.split(":", 1)[1].strip().lower() == "active"
             continue
+        policy = re.match(r"default:\s*(\w+)\s*\(incoming\)", stripped, re.I)
+        if policy:
+            default = policy.group(1).lower()
+            continue
         columns = re.split(r"\s{2,}", stripped)
         if len(columns) < 2:
             continue
         target, action = columns[0], columns[1].upper()
-        if not (action.startswith("ALLOW") or action.startswith("LIMIT")) or action.endswith(" OUT") \
-                or action.endswith("FWD"):
+        if action.endswith(" OUT") or action.endswith("FWD"):
             continue
         target = re.sub(r"\s*\(v6\)$", "", target)
         target = re.sub(r"\s+on\s+\S+$", "", target)
-        ports |= _port_spec(target) or set(UFW_APPS.get(target.lower(), ()))
-    return active, ports
+        if action.startswith("ALLOW") or action.startswith("LIMIT"):
+            ports, into = _rule_ports(target), opened
+        elif action.startswith("DENY") or action.startswith("REJECT"):
+            source = columns[2].lower() if len(columns) > 2 else "anywhere"
+            if source not in _ANYWHERE:
+                continue  # blocks some sources only
+            ports, into = (set(range(1, 65536)) if target.lower() == "anywhere" else _rule_ports(target)), blocked
+        else:
+            continue
+        for port in ports:
+            if port not in opened and port not in blocked:
+                into[port] = stripped
+    return UfwStatus(active, opened, blocked, default)
 
 
-def parse_firewalld(ports_text: str, services_text: str) -> Set[int]:
-    ports: Set[int] = set()
+def parse_ufw_status(text: str) -> Tuple[Optional[bool], Set[int]]:
+    """(active or not, or None when unknown; TCP ports an ALLOW/LIMIT IN rule opens) from ``ufw status``."""
+    status = ufw_status_rules(text)
+    return status.active, set(status.opened)
+
+
+def firewalld_rules(ports_text: str, services_text: str) -> Dict[int, str]:
+    """TCP port -> what opens it in the zone (``port 4096/tcp``, ``service https``)."""
+    ports: Dict[int, str] = {}
     for item in ports_text.split():
         spec, _, proto = item.partition("/")
-        ports |= _port_spec(spec.replace("-", ":"), proto or "tcp")
+        for port in sorted(_port_spec(spec.replace("-", ":"), proto or "tcp")):
+            ports.setdefault(port, f"port {item}")
     for service in services_text.split():
-        ports.update(SERVICE_PORTS.get(service, ()))
+        for port in SERVICE_PORTS.get(service, ()):
+            ports.setdefault(port, f"service {service}")
     return ports
 
 
-def parse_iptables(text: str) -> Tuple[bool, Set[int]]:
-    """(everything is accepted, TCP ports an ACCEPT rule opens) from ``iptables -S INPUT``."""
-    policy_accept = False
-    blocking = False
-    ports: Set[int] = set()
+def parse_firewalld(ports_text: str, services_text: str) -> Set[int]:
+    return set(firewalld_rules(ports_text, services_text))
+
+
+class Chain(NamedTuple):
+    """``iptables -S INPUT``, read in the order the kernel matches: the first rule that decides a new TCP
+    connection to a port wins, then the chain's policy."""
+
+    policy: str  # ACCEPT, DROP, ... ("" when not shown)
+    opened: Dict[int, str]  # port -> its first deciding rule, an ACCEPT (as printed)
+    blocked: Dict[int, str]  # port -> its first deciding rule, a DROP or REJECT for every source
+    catch_all: Optional[str]  # the first DROP/REJECT of every TCP port and source: it decides all other ports
+    blocking: bool  # any DROP or REJECT rule at all (even one of some sources only)
+
+    @property
+    def accept_all(self) -> bool:
+        """Every port is open: policy ACCEPT and no DROP/REJECT rule."""
+        return self.policy == "ACCEPT" and not self.blocking
+
+    def verdict(self, port: int) -> Tuple[bool, str]:
+        """(open, the rule, or the policy, that decides it)."""
+        if port in self.opened:
+            return True, self.opened[port]
+        if port in self.blocked:
+            return False, self.blocked[port]
+        if self.catch_all:
+            return False, self.catch_all
+        return self.policy == "ACCEPT", f"-P INPUT {self.policy or 'ACCEPT'}"
+
+
+#: Options of a DROP/REJECT rule that keep it one for every source (others, -s, -i or a state match,
+#: make it one for some connections only).
+_EVERY_SOURCE = {"-A", "INPUT", "-p", "-m", "tcp", "multiport", "comment", "--comment", "--dport", "--dports",
+                 "-j", "--reject-with"}
+
+
+def iptables_rules(text: str) -> Chain:
+    policy, blocking, catch_all = "", False, None
+    opened: Dict[int, str] = {}
+    blocked: Dict[int, str] = {}
     for line in text.splitlines():
-        tokens = line.split()
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            tokens = line.split()
         if tokens[:2] == ["-P", "INPUT"]:
-            policy_accept = tokens[2:3] == ["ACCEPT"]
+            policy = (tokens[2:3] or [""])[0]
             continue
-        if tokens[:1] != ["-A"]:
-            continue
+        if tokens[:1] != ["-A"] or catch_all:
+            continue  # after a catch-all DROP, no rule is reached
         target = tokens[tokens.index("-j") + 1] if "-j" in tokens[:-1] else ""
-        if target in ("DROP", "REJECT"):
-            blocking = True
-            continue
-        if target != "ACCEPT" or ("-i" in tokens[:-1] and tokens[tokens.index("-i") + 1] == "lo"):
-            continue
         proto = tokens[tokens.index("-p") + 1] if "-p" in tokens[:-1] else "any"
+        ports: Set[int] = set()
         for option in ("--dport", "--dports"):
             if option in tokens[:-1]:
                 ports |= _port_spec(tokens[tokens.index(option) + 1], proto)
-    return policy_accept and not blocking, ports
+        if target in ("DROP", "REJECT"):
+            blocking = True
+            options = {token for index, token in enumerate(tokens) if token.startswith("-") or index == 1}
+            if "!" in tokens or not options <= _EVERY_SOURCE or proto not in ("tcp", "any", "6"):
+                continue  # for some connections only
+            if "--dport" not in tokens and "--dports" not in tokens:
+                catch_all = line.strip()
+                continue
+            into = blocked
+        elif target == "ACCEPT" and not ("-i" in tokens[:-1] and tokens[tokens.index("-i") + 1] == "lo"):
+            into = opened
+        else:
+            continue
+        for port in ports:
+            if port not in opened and port not in blocked:
+                into[port] = line.strip()
+    return Chain(policy, opened, blocked, catch_all, blocking)
+
+
+def parse_iptables(text: str) -> Tuple[bool, Set[int]]:
+    """(everything is accepted, TCP ports an ACCEPT rule opens before any rule drops them) from
+    ``iptables -S INPUT``."""
+    chain = iptables_rules(text)
+    return chain.accept_all, set(chain.opened)
 
 
 # --- the probes: each command with its parser ---------------------------------------------------
@@ -191,7 +298,7 @@ def _when_ok(parse, otherwise):
     return lambda result: parse(result.output) if result.returncode == 0 else otherwise
 
 
-UFW_STATUS = Probe("ufw_status", ("ufw", "status"), _when_ok(parse_ufw_status, (None, set())))
+UFW_STATUS = Probe("ufw_status", ("ufw", "status", "verbose"), _when_ok(parse_ufw_status, (None, set())))
 UFW_ADDED = Probe("ufw_added", ("ufw", "show", "added"), _when_ok(parse_ufw_added, set()))
 FIREWALLD_RUNNING = Probe("firewalld_state", ("firewall-cmd", "--state"),
                           lambda result: result.returncode == 0 and result.output.strip() == "running")
@@ -406,6 +513,104 @@ def uninstall_rules(entries, facts, options) -> List[Step]:
                  tuple(actions) + (Absent(RECORD, "the record of added rules"),))]
 
 
+# --- what `actvt doctor` checks: the mode's ports, read with the planner's probes and parsers ---------
+
+
+_NOT_RUN = ProbeResult(-1, "")
+
+
+def _failed(probe: Probe, result: ProbeResult) -> Tuple[str, str, str]:
+    """What a firewall command that failed leaves unknown (its output is not repeated: not the installer's)."""
+    return SKIP, f"not checked: `{' '.join(probe.argv)}` failed (exit status {result.returncode})", ""
+
+
+def _ufw_verdict(facts, port: int) -> Tuple[str, str, str]:
+    spec = f"{port}/tcp"
+    result = facts.probes.get(UFW_STATUS.name, _NOT_RUN)
+    status = ufw_status_rules(result.output) if result.returncode == 0 else UfwStatus(None, {}, {})
+    if status.active is None:
+        return _failed(UFW_STATUS, result)
+    if not status.active:
+        added = facts.probes.get(UFW_ADDED.name)
+        rules = ufw_added_rules(added.output) if added and added.returncode == 0 else {}
+        if port in rules:
+            return PASS, f"{spec}: ufw is inactive (it filters nothing); once enabled, `{rules[port]}` opens it", ""
+        return WARN, f"{spec}: ufw is inactive (it filters nothing), but no ufw rule allows it: enabling ufw would " \
+                     "block it", f"sudo ufw allow {spec}"
+    if port in status.opened:
+        return PASS, f"{spec} is open (ufw rule: {_squeeze(status.opened[port])})", ""
+    if port in status.blocked:
+        rule = status.blocked[port]
+        # `ufw allow` turns a rule of the same port and protocol into an allow where it stands (ufw skips
+        # inserting it again); any other blocking rule is overtaken by an allow put first
+        same = re.sub(r"\s*\(v6\)$", "", re.split(r"\s{2,}", rule)[0]) == spec
+        return FAIL, f"{spec} is blocked by the ufw rule '{_squeeze(rule)}'", \
+            f"sudo ufw allow {spec}" if same else f"sudo ufw insert 1 allow {spec}"
+    if status.default == "allow":
+        return PASS, f"{spec} is open (ufw's default policy for incoming connections: allow)", ""
+    return FAIL, f"{spec} is closed: no ufw rule allows it (ufw denies what no rule allows)", f"sudo ufw allow {spec}"
+
+
+def _squeeze(line: str) -> str:
+    return re.sub(r"\s{2,}", "  ", line.strip())
+
+
+def _firewalld_verdict(facts, port: int) -> Tuple[str, str, str]:
+    spec = f"{port}/tcp"
+    ports = facts.probes.get(FIREWALLD_PORTS.name, _NOT_RUN)
+    services = facts.probes.get(FIREWALLD_SERVICES.name, _NOT_RUN)
+    for probe, result in ((FIREWALLD_PORTS, ports), (FIREWALLD_SERVICES, services)):
+        if result.returncode != 0:
+            return _failed(probe, result)
+    rules = firewalld_rules(ports.output, services.output)
+    if port in rules:
+        return PASS, f"{spec} is open in firewalld's default zone ({rules[port]})", ""
+    return FAIL, f"{spec} is closed: firewalld's default zone has no port or service for it", \
+        f"sudo firewall-cmd --add-port={spec} && sudo firewall-cmd --permanent --add-port={spec}"
+
+
+def _iptables_verdict(facts, port: int, saved: bool) -> Tuple[str, str, str]:
+    spec = f"{port}/tcp"
+    result = facts.probes.get(IPTABLES_INPUT.name, _NOT_RUN)
+    if result.returncode != 0:
+        return _failed(IPTABLES_INPUT, result)
+    chain = iptables_rules(result.output)
+    is_open, rule = chain.verdict(port)
+    if is_open:
+        return PASS, f"{spec} is open (iptables: {rule})", ""
+    insert = f"sudo iptables -I INPUT -p tcp --dport {port} -j ACCEPT"
+    keep = f"  (and the same rule in {IPTABLES_RULES}, which is loaded at boot)" if saved else ""
+    if port in chain.blocked:  # a rule dropping this port: take it out (the same words, -D for -A)
+        return FAIL, f"{spec} is blocked by the iptables rule '{rule}'", \
+            "sudo iptables -D INPUT " + rule.split(None, 2)[2] + (f"  (and from {IPTABLES_RULES})" if saved else "")
+    what = f"the rule '{rule}' drops it" if chain.catch_all else f"the INPUT policy is {chain.policy}"
+    return FAIL, f"{spec} is closed: no iptables rule accepts it before {what}", insert + keep
+
+
+def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
+    """Whether each of the mode's ports is open for TCP in the firewall the planner would use: the
+    rule that opens it, or the command that does. Read as the planner reads it (``backend``, the
+    probes above), in the order the firewall matches its rules."""
+    ports = wanted_ports(config, decisions.mode)
+    found = backend(facts)
+    if found is None:
+        if not facts.probes:
+            return [Finding("firewall", SKIP, "Firewall: not checked (--root, or no command could be run)")]
+        return [Finding("firewall", PASS, "Firewall: no ufw, firewalld or iptables here: nothing on this host "
+                                          "filters " + ", ".join(f"{port}/tcp" for port in ports))]
+    saved = IPTABLES_RULES in facts.files
+    findings = []
+    for port in ports:
+        if found == "ufw":
+            level, text, fix = _ufw_verdict(facts, port)
+        elif found == "firewalld":
+            level, text, fix = _firewalld_verdict(facts, port)
+        else:
+            level, text, fix = _iptables_verdict(facts, port, saved)
+        findings.append(Finding("firewall", level, f"Firewall ({found}): {text}", fix))
+    return findings
+
+
 CONCERN = Concern(
     name="firewall",
     reads=lambda config: (RECORD, IPTABLES_RULES),
@@ -413,4 +618,5 @@ CONCERN = Concern(
     planners=(Planner(Phase.FIREWALL, plan_firewall),),
     notes=notes,
     uninstall=(Uninstaller(Undo.FIREWALL, uninstall_rules),),
+    checks=Checks(doctor_checks),
 )

@@ -258,6 +258,12 @@ VARIABLES: Tuple[Variable, ...] = (
     Variable("ACTVT_CONTINUE_WITHOUT_DNS", parse_bool, "no",
              "Go on when the domain does not resolve (certbot will likely fail).", BOOL,
              prompt="The domain does not resolve. Continue anyway?"),
+    Variable("ACTVT_WAIT_FOR_DNS", seconds(86400), "0",
+             "When the domain has no public address yet and a certificate is to be requested, look it up again "
+             "every 5 seconds for at most this many seconds before stopping with \"does not resolve\" (a first "
+             "boot whose DNS record is made after the instance, as Terraform and cloud consoles do); announced, "
+             "with a progress line every 30 seconds. A dry run does not wait.",
+             "a whole number of seconds from 0 (do not wait) to 86400"),
     Variable("ACTVT_ENABLE_MTLS", parse_bool, "no",
              "Require client certificates signed by a private CA made on the server (mutual TLS).", BOOL),
     Variable("ACTVT_MTLS_CA_DAYS", days(36500), "3650",

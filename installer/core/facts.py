@@ -78,6 +78,7 @@ class Facts:
     mem_total_mb: Optional[int] = None
     probes: Mapping[str, ProbeResult] = dataclasses.field(default_factory=dict)  # name -> result; absent: not run
     domain_addresses: Optional[Tuple[str, ...]] = None  # None: not looked up (under --root)
+    dns_waited: Optional[int] = None  # seconds the run waited for the domain to resolve (ACTVT_WAIT_FOR_DNS)
 
     def fact(self, probe: "Probe"):
         """The probe's parsed value, or None when it did not run (under --root, program absent)."""
@@ -307,6 +308,13 @@ def resolve(domain: Optional[str]) -> Tuple[str, ...]:
     except (OSError, UnicodeError):
         return ()
     return tuple(sorted({info[4][0] for info in infos}))
+
+
+def public_addresses(addresses: Iterable[str]) -> Tuple[str, ...]:
+    """The addresses that are not loopback (a line of this host's /etc/hosts is not a DNS record)."""
+    import ipaddress
+
+    return tuple(item for item in addresses if not ipaddress.ip_address(item.split("%")[0]).is_loopback)
 
 
 def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),

@@ -41,6 +41,7 @@ class Attempt:
     status: Optional[int] = None  # the HTTP status of the upgrade request
     message: Optional[str] = None  # the first text message
     body: bytes = b""  # the start of the body of an answer other than 101
+    timed_out: bool = False  # stage tcp: no answer at all within the timeout (packets dropped on the way)
 
     @property
     def connected(self) -> bool:
@@ -196,6 +197,8 @@ def attempt(address: str, port: int, server_name: str, path: str, ctx: ssl.SSLCo
     ``path`` and read its first message."""
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
+    except TimeoutError:
+        return Attempt("tcp", f"no answer within {timeout:g} s", timed_out=True)
     except OSError as exc:
         return Attempt("tcp", exc.strerror or str(exc))
     with raw:
