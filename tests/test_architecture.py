@@ -6,6 +6,7 @@ made inside functions count too), against the table below. No import runs from a
 
 import ast
 import os
+import re
 import pkgutil
 import sys
 import sysconfig
@@ -127,8 +128,9 @@ def test_a_third_party_import_in_the_launcher_is_named(tmp_path, python_3_9):
     with open(LAUNCHER, encoding="utf-8") as handle:
         text = handle.read()
     planted = tmp_path / "launcher.py"
-    planted.write_text(text.replace("import os\n", "import os\nimport cryptography.x509\n", 1)
-                       .replace("    import stat\n", "    import stat\n    from yaml import safe_load\n", 1))
+    # each planted line takes the indentation of the import it follows (the launcher's imports sit in blocks)
+    text = re.sub(r"^( *)import os\n", r"\g<0>\1import cryptography.x509\n", text, count=1, flags=re.M)
+    planted.write_text(re.sub(r"^( +)import stat\n", r"\g<0>\1from yaml import safe_load\n", text, count=1, flags=re.M))
     found = outside(LAUNCHER_RUNS, str(planted), python_3_9)
     assert [item.split(": ")[1] for item in found] == ["cryptography.x509", "yaml"], found
     assert outside(LAUNCHER_RUNS, python_3_9=python_3_9) == []
