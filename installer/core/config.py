@@ -263,7 +263,7 @@ VARIABLES: Tuple[Variable, ...] = (
              "every 5 seconds for at most this many seconds before stopping with \"does not resolve\" (a first "
              "boot whose DNS record is made after the instance, as Terraform and cloud consoles do); announced, "
              "with a progress line every 30 seconds. A dry run does not wait.",
-             "a whole number of seconds from 0 (do not wait) to 86400"),
+             "a whole number of seconds from 0 (do not wait) to 86400", since="1.1.0"),
     Variable("ACTVT_ENABLE_MTLS", parse_bool, "no",
              "Require client certificates signed by a private CA made on the server (mutual TLS).", BOOL),
     Variable("ACTVT_MTLS_CA_DAYS", days(36500), "3650",
