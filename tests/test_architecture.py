@@ -6,8 +6,8 @@ made inside functions count too), against the table below. No import runs from a
 
 import ast
 import os
-import re
 import pkgutil
+import re
 import sys
 import sysconfig
 
