@@ -202,3 +202,90 @@ def test_a_rollover_trusts_both_cas_then_only_the_new_one(tmp_path, fleet):
     assert not verifies(old_phone, trusted) and verifies(new_phone, trusted)
     assert (fleet / "trust.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 1
     assert not (fleet / "previous").exists()
+
+
+def hand_made(fleet, name, ca="", days=30, now=None):
+    """A client certificate signed by hand with the key in FLEET/CA (as with openssl), in clients/ but
+    not in index.json: what a rotation, which re-issues the clients of the index, does not re-issue."""
+    ca_cert = pki.load_cert((fleet / ca / "ca.crt").read_bytes())
+    ca_key = pki.load_key((fleet / ca / "ca.key").read_bytes())
+    key, cert = pki.issue_client(ca_cert, ca_key, name, days, "ecdsa", now)
+    (fleet / "clients" / f"{name}.crt").write_bytes(pki.cert_pem(cert))
+    (fleet / "clients" / f"{name}.key").write_bytes(pki.key_pem(key))
+    os.chmod(fleet / "clients" / f"{name}.key", 0o600)
+    return cert
+
+
+def test_finish_refuses_while_a_live_client_holds_only_a_certificate_of_the_old_ca(tmp_path, fleet, capsys):
+    """issue 20, item 3: finishing would cut tablet off (its certificate is the old CA's, the rotation
+    did not re-issue it): refused, naming it, exit 1, not a byte written; renewed, the finish goes."""
+    tablet = hand_made(fleet, "tablet")
+    past = pki.now_utc() - datetime.timedelta(days=40)
+    hand_made(fleet, "watch", days=30, now=past)  # expired: not live, nothing to cut off
+    status, out = actvt("ca", "rotate", "--dir", str(fleet))
+    assert status == 0 and "phone:" in out and "tablet:" not in out
+    capsys.readouterr()
+    before = tree_digest(fleet)
+    status, out = actvt("ca", "finish", "--dir", str(fleet))
+    err = capsys.readouterr().err
+    assert status == 1, out + err
+    expires = tablet.not_valid_after_utc.isoformat().replace("+00:00", "Z")
+    assert (f"tablet (expires {expires}) still holds only a certificate of the old CA: re-issue it with "
+            f"`actvt client renew tablet --ca-dir {fleet}`, revoke it, or pass --force") in out + err
+    assert "phone" not in out + err and "watch" not in out + err and "laptop" not in out + err
+    assert tree_digest(fleet) == before
+    status, out = actvt("ca", "finish", "--dir", str(fleet), "--json")
+    assert status == 1 and tree_digest(fleet) == before
+    result = json.loads(out)
+    assert result["finished"] is False and [item["name"] for item in result["old_ca_only"]] == ["tablet"]
+    assert result["old_ca_only"][0]["serial"] == pki.serial_hex(tablet)
+    status, out = actvt("ca", "finish", "--dir", str(fleet), "--dry-run")
+    assert status == 1 and tree_digest(fleet) == before
+    # the suggested way out: renewed under the new CA, tablet is no longer cut off
+    assert actvt("client", "renew", "tablet", "--ca-dir", str(fleet))[0] == 0
+    renewed = bundle_cert(fleet, "tablet", tmp_path)
+    new_ca = fleet / "ca.crt"
+    assert verifies(renewed, new_ca) and not verifies(renewed, fleet / "previous/ca.crt")
+    status, out = actvt("ca", "finish", "--dir", str(fleet), "--json")
+    assert status == 0, out
+    assert json.loads(out)["cut_off"] == []
+    assert (fleet / "trust.pem").read_bytes() == new_ca.read_bytes()
+
+
+def test_finish_with_force_cuts_them_off_and_says_who(tmp_path, fleet, capsys):
+    hand_made(fleet, "tablet")
+    assert actvt("ca", "rotate", "--dir", str(fleet))[0] == 0
+    capsys.readouterr()
+    status, out = actvt("ca", "finish", "--dir", str(fleet), "--force", "--dry-run")
+    assert status == 0 and "tablet" in out and "it would be cut off (--force)" in out
+    assert (fleet / "previous").exists()
+    status, out = actvt("ca", "finish", "--dir", str(fleet), "--force", "--json")
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "⚠ tablet (expires " in err and "held only a certificate of the old CA: cut off (--force)" in err
+    assert [item["name"] for item in json.loads(out)["cut_off"]] == ["tablet"]
+    assert (fleet / "trust.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 1
+    assert not verifies(fleet / "clients/tablet.crt", fleet / "trust.pem")
+    assert not (fleet / "previous").exists()
+
+
+def test_old_ca_only_is_the_live_certificates_of_the_previous_ca_no_new_one_covers():
+    from installer.concerns import mtls
+
+    now = pki.now_utc()
+    ca, previous = (mtls.CA(None, None, b"", b"", "kept") for _ in range(2))
+    ids = {"new": "n" * 8, "old": "o" * 8}
+
+    def item(name, which, status, days):
+        return {"name": name, "ca": ids[which], "status": status,
+                "not_after": mtls.iso(now + datetime.timedelta(days=days))}
+
+    index = {"certificates": [
+        item("phone", "old", mtls.ROTATED, 10), item("phone", "new", mtls.ACTIVE, 10),  # re-issued
+        item("tablet", "old", mtls.ACTIVE, 10),  # never re-issued: cut off
+        item("laptop", "old", mtls.REVOKED, 10), item("watch", "old", mtls.ACTIVE, -1),  # revoked, expired
+        item("kiosk", "old", mtls.ROTATED, 10), item("kiosk", "new", mtls.ACTIVE, -1),  # its new one lapsed
+    ]}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mtls.CA, "id", property(lambda self: ids["new"] if self is ca else ids["old"]))
+        assert [entry["name"] for entry in mtls.old_ca_only(index, ca, previous, now)] == ["kiosk", "tablet"]

@@ -5,7 +5,9 @@ CI runner, one server chosen as the CA holder).
                                            crl.pem and trust.pem, what every server trusts
     actvt ca rotate --dir DIR [--days N]   start a rollover: a new CA, every live client re-issued under
                                            it; trust.pem holds both CAs until the rollover is finished
-    actvt ca finish --dir DIR              finish it: trust.pem holds the new CA only
+    actvt ca finish --dir DIR [--force]    finish it: trust.pem holds the new CA only; refused (exit 1,
+                                           nothing written) while a live client holds only a certificate
+                                           of the old CA, unless --force (they are then cut off)
     actvt ca show --dir DIR [--json]       the CA(s), the CRL, the clients, what to push to servers
 
 Clients of a CA folder: ``actvt client issue|list|show|revoke NAME --ca-dir DIR`` (the same issuance,
@@ -44,6 +46,10 @@ def make_parser() -> argparse.ArgumentParser:
         sub.add_argument("--dir", "--ca-dir", dest="dir", metavar="DIR", required=True, help="the CA folder")
         if name in ("init", "rotate"):
             sub.add_argument("--days", help="validity of the new CA in days (default: ACTVT_MTLS_CA_DAYS, else 3650)")
+        if name == "finish":
+            sub.add_argument("--force", action="store_true",
+                             help="finish even while live clients hold only a certificate of the old CA (they are "
+                                  "cut off)")
         sub.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         sub.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
     return parser
@@ -146,9 +152,17 @@ def cmd_finish(ns, environ, out, stdout) -> int:
         now = pki.now_utc()
         files = mtls.read_files(root)
         index = mtls.load_index(files)
-        ca, previous, actions = mtls.finish_folder(files, index, now)
+        try:
+            ca, previous, actions, cut_off = mtls.finish_folder(files, index, now, root.root, ns.force)
+        except mtls.OldCAOnly as refused:
+            if ns.json:
+                sequence.write_json(stdout, {"finished": False, "old_ca_only": refused.clients})
+            raise
         _apply(root, "Finishing the rollover", actions + mtls.folder_files(index, ca, None, files, now), out,
                ns.dry_run)
+    for item in cut_off:
+        out.warn(f"{item['name']} (expires {item['not_after']}) held only a certificate of the old CA: "
+                 + ("it would be cut off (--force)" if ns.dry_run else "cut off (--force)"))
     if ns.dry_run:
         return EXIT_OK
     out.plain("✓ Rollover finished: certificates of the previous CA stop connecting where servers have the new "
@@ -156,7 +170,8 @@ def cmd_finish(ns, environ, out, stdout) -> int:
     for line in _push_lines(root, None):
         out.plain(line)
     if ns.json:
-        sequence.write_json(stdout, {"ca": describe(ca), "dropped": describe(previous)})
+        sequence.write_json(stdout, {"finished": True, "ca": describe(ca), "dropped": describe(previous),
+                                     "cut_off": cut_off})
     return EXIT_OK
 
 

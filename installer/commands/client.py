@@ -299,6 +299,12 @@ def cmd_issue(run: _Run, ns) -> int:
 # --- renew ----------------------------------------------------------------------------------------
 
 
+def _live(index: dict, name: str, ca, former) -> List[dict]:
+    """The active certificates of ``name``: the CA's, else, in a rollover of a CA folder, the previous
+    CA's (one the rotation did not re-issue: renewing moves it to the new CA before `actvt ca finish`)."""
+    return mtls.active(index, name, ca) or (mtls.active(index, name, former) if former is not None else [])
+
+
 def cmd_renew(run: _Run, ns) -> int:
     """A new certificate for NAME (or for every live client that expires within DAYS), with its key type
     and the validity ``issue`` gives; the old one becomes ``replaced``, as after ``issue --force``. An
@@ -316,7 +322,7 @@ def cmd_renew(run: _Run, ns) -> int:
         now = pki.now_utc()
         files, ca, index, former = run.load(now)
         if name is not None:
-            if not mtls.active(index, name, ca):
+            if not _live(index, name, ca, former):
                 if mtls.revoked_name(index, name):
                     raise ActvtError(f"{name} was revoked: renewing does not bring it back; issue a new certificate "
                                      f"with `actvt client issue {name}`")
@@ -339,7 +345,7 @@ def cmd_renew(run: _Run, ns) -> int:
         made = []
         actions: List = []
         for number, target in enumerate(names):
-            previous = mtls.active(index, target, ca)  # recorded as replaced by the issuance
+            previous = _live(index, target, ca, former)  # recorded as replaced by the issuance
             cert, client = _issuing(run, index, target, ca, days, mtls.key_type(files, previous[-1]), now, True,
                                     first=number == 0)
             actions.extend(client)

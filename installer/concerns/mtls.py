@@ -420,8 +420,17 @@ def sync_index(index: dict, files: Mapping[str, bytes], ca: CA, also: Sequence[C
             cert = pki.load_cert(files[paths.client_cert(name)])
         except pki.PKIError:
             continue
-        if pki.fingerprint(cert) not in known and pki.issued_by(cert, ca.cert):
+        if pki.fingerprint(cert) in known:
+            continue
+        if pki.issued_by(cert, ca.cert):
             record_issue(index, name, cert, ca)
+            continue
+        # in a rollover, one the previous CA signed (made by hand, never re-issued) is recorded too, so
+        # that `actvt ca finish` sees whom it would cut off; never over a name that has an active one
+        signer = next((other for other in also if pki.issued_by(cert, other.cert)), None)
+        if signer is not None and not any(item["name"] == name and item["status"] == ACTIVE
+                                          for item in index["certificates"]):
+            record_issue(index, name, cert, signer)
 
 
 def active(index: dict, name: str, ca: CA) -> List[dict]:
@@ -599,17 +608,51 @@ def active_entries(index: dict, ca: CA, now: datetime.datetime) -> List[dict]:
             and parse_time(item["not_after"]) > now]
 
 
-def finish_folder(files: Mapping[str, bytes], index: dict, now: datetime.datetime) -> Tuple[CA, CA, Tuple]:
+def old_ca_only(index: dict, ca: CA, previous: CA, now: datetime.datetime) -> List[dict]:
+    """The live clients a finished rollover would cut off: a certificate of the previous CA that is
+    not revoked and not expired, and no live one of the new CA under the same name (one entry each,
+    the newest, by name)."""
+    covered = {item["name"] for item in active_entries(index, ca, now)}
+    found: Dict[str, dict] = {}
+    for item in index["certificates"]:
+        if item["ca"] == previous.id and item["status"] in (ACTIVE, ROTATED) and item["name"] not in covered \
+                and parse_time(item["not_after"]) > now:
+            if item["name"] not in found or item["not_after"] > found[item["name"]]["not_after"]:
+                found[item["name"]] = item
+    return [found[name] for name in sorted(found)]
+
+
+class OldCAOnly(MTLSError):
+    """``actvt ca finish`` refused: live clients hold only a certificate of the old CA (``clients``,
+    their index entries); nothing was changed."""
+
+    def __init__(self, clients: List[dict], folder: str):
+        self.clients = clients
+        super().__init__("\n".join(f"{item['name']} (expires {item['not_after']}) still holds only a certificate of "
+                                   f"the old CA: re-issue it with `actvt client renew {item['name']} --ca-dir "
+                                   f"{folder}`, revoke it, or pass --force" for item in clients)
+                         + "\nthe rollover is not finished; nothing was changed")
+
+
+def finish_folder(files: Mapping[str, bytes], index: dict, now: datetime.datetime, folder: str,
+                  force: bool = False) -> Tuple[CA, CA, Tuple, List[dict]]:
     """End a rollover: servers trust the new CA only. Certificates of the previous CA (the ones the
-    rotation re-issued included) stop connecting once servers have the new trust file."""
+    rotation re-issued included) stop connecting once servers have the new trust file. While a live
+    client holds only a certificate of the old CA (``old_ca_only``) it refuses with OldCAOnly, unless
+    ``force``. Returns (CA, dropped CA, actions, the clients cut off)."""
     ca = load_ca(files, now)
     previous = previous_ca(files, ca) if ca else None
     if previous is None:
         raise MTLSError("no rollover in progress (start one with `actvt ca rotate --dir DIR`); nothing was changed")
+    sync_index(index, files, ca, also=(previous,))
+    cut_off = old_ca_only(index, ca, previous, now)
+    if cut_off and not force:
+        raise OldCAOnly(cut_off, folder)
+    cut_off = [dict(item) for item in cut_off]  # as they were, before the entries are marked below
     for item in index["certificates"]:
         if item["ca"] == previous.id and item["status"] in (ACTIVE, ROTATED):
             item["status"] = REPLACED
-    return ca, previous, (Absent(paths.PREVIOUS_DIR, reason="the rollover is finished (backed up)"),)
+    return ca, previous, (Absent(paths.PREVIOUS_DIR, reason="the rollover is finished (backed up)"),), cut_off
 
 
 # --- generate-client.sh ---------------------------------------------------------------------------
