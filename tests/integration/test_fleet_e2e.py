@@ -71,6 +71,29 @@ def ours(host):
     return H.within(host.snapshot(H.snapshot_roots(written)), written, ignore=(paths.BACKUP_DIR,))
 
 
+def trusted(fleet):
+    """What each server trusts now (the installer's copy of the fleet's trust.pem)."""
+    return {name: host.read_file("/etc/vector/certs/mtls/ca.crt") for name, host in fleet.hosts.items()}
+
+
+def hand_made_client(fleet, holder, name):
+    """A client certificate signed with openssl and the CA folder's key, into its clients/ (not listed
+    in index.json); the holder gets the certificate and key. Returns their paths on the holder."""
+    fleet.controller.sh(
+        "cd %s && umask 077 && printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
+        "extendedKeyUsage=clientAuth\\n' > /root/%s.ext"
+        " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=%s"
+        " -keyout clients/%s.key -out /root/%s.csr 2>/dev/null"
+        " && openssl x509 -req -in /root/%s.csr -CA ca.crt -CAkey ca.key -CAserial /root/%s.srl -CAcreateserial"
+        " -days 30 -extfile /root/%s.ext -out clients/%s.crt 2>/dev/null && chmod 644 clients/%s.crt"
+        % ((CA_DIR,) + (name,) * 9))
+    dest = "%s/%s" % (holder.app.dir, name)
+    paths_ = (dest + "/%s.crt" % name, dest + "/%s.key" % name)
+    for source, target in zip(("clients/%s.crt" % name, "clients/%s.key" % name), paths_):
+        holder.app.host.put_file(target, fleet.controller.read_file("%s/%s" % (CA_DIR, source)), mode=0o600)
+    return paths_
+
+
 def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     # first run: every server changes
     r, stats = fleet.playbook("fleet.yml", "--diff")
@@ -119,15 +142,41 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     holder.app.refused(fleet.url("srv-c"), laptop)
     holder.connects_everywhere(phone)
 
+    # issue 20, item 3: a step that is not start or finish (a typo, or no -e) stops on the controller
+    # before any server is touched, and before the CA folder is
+    trust, ca = trusted(fleet), fleet.controller.read_file(CA_DIR + "/ca.crt")
+    for argv in (["-e", "actvt_ca_step=strat"], []):
+        r, stats = fleet.playbook("rotate-ca.yml", *argv)
+        assert r.rc != 0 and set(stats) == {"localhost"} and stats["localhost"]["failed"] == 1, "%s\n%s" % (stats, r)
+        step = "strat" if argv else "not set"
+        assert "actvt_ca_step: %s is not a step; allowed: start or finish" % step in r.out, r.out
+    assert trusted(fleet) == trust and fleet.controller.read_file(CA_DIR + "/ca.crt") == ca
+    assert not fleet.controller.exists(CA_DIR + "/previous")
+    # a client made by hand with the CA's key (openssl, as before `actvt client`): index.json does not
+    # list it, so the rotation does not re-issue it, and finishing would cut it off
+    tablet = hand_made_client(fleet, holder, "tablet")
+
     # standalone servers read no CRL: a rollover. Mid-way both CAs are trusted: old and new bundles connect
     r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=start")
     assert r.rc == 0, str(r)
+    assert '"phone"' in r.out and '"tablet"' not in r.out, r.out  # what to hand out
     phone_new = holder.take("phone", "phone-2")
     holder.connects_everywhere(phone)
     holder.connects_everywhere(phone_new)
-    # finished: the old CA is dropped; the revoked laptop is denied everywhere, the re-issued phone connects
+    holder.app.metrics(fleet.url("srv-a"), tablet)
+    # finishing is refused while tablet holds only a certificate of the old CA: named, nothing changed
+    trust = trusted(fleet)
     r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=finish")
+    assert r.rc != 0 and set(stats) == {"localhost"}, "%s\n%s" % (stats, r)
+    assert "tablet (expires " in r.out and "still holds only a certificate of the old CA: re-issue it with " \
+        "`actvt client renew tablet --ca-dir %s`, revoke it, or pass --force" % CA_DIR in r.out, r.out
+    assert trusted(fleet) == trust and fleet.controller.exists(CA_DIR + "/previous/ca.crt")
+    # forced: finished, saying who was cut off; the revoked laptop and tablet are denied everywhere, the
+    # re-issued phone connects
+    r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=finish", "-e", "actvt_ca_force=true")
     assert r.rc == 0, str(r)
+    assert "TASK [Who was cut off (actvt_ca_force)]" in r.out and '"tablet"' in r.out.split("Who was cut off", 1)[1]
+    holder.refused_everywhere(tablet)
     holder.refused_everywhere(laptop)
     holder.refused_everywhere(phone)
     holder.connects_everywhere(phone_new)
