@@ -231,7 +231,8 @@ def test_finish_refuses_while_a_live_client_holds_only_a_certificate_of_the_old_
     assert status == 1, out + err
     expires = tablet.not_valid_after_utc.isoformat().replace("+00:00", "Z")
     assert (f"tablet (expires {expires}) still holds only a certificate of the old CA: re-issue it with "
-            f"`actvt client renew tablet --ca-dir {fleet}`, revoke it, or pass --force") in out + err
+            f"`actvt client renew tablet --ca-dir {fleet}`, revoke it, or pass --force; the rollover is not finished, "
+            "nothing was changed") in (out + err).splitlines()[-1]  # one line, the last
     assert "phone" not in out + err and "watch" not in out + err and "laptop" not in out + err
     assert tree_digest(fleet) == before
     status, out = actvt("ca", "finish", "--dir", str(fleet), "--json")
@@ -257,12 +258,12 @@ def test_finish_with_force_cuts_them_off_and_says_who(tmp_path, fleet, capsys):
     assert actvt("ca", "rotate", "--dir", str(fleet))[0] == 0
     capsys.readouterr()
     status, out = actvt("ca", "finish", "--dir", str(fleet), "--force", "--dry-run")
-    assert status == 0 and "tablet" in out and "it would be cut off (--force)" in out
+    assert status == 0 and "tablet" in out and "finishing cuts it off (--force)" in out
     assert (fleet / "previous").exists()
     status, out = actvt("ca", "finish", "--dir", str(fleet), "--force", "--json")
     err = capsys.readouterr().err
     assert status == 0, err
-    assert "⚠ tablet (expires " in err and "held only a certificate of the old CA: cut off (--force)" in err
+    assert "⚠ tablet (expires " in err and "holds only a certificate of the old CA: finishing cuts it off (--force)" in err
     assert [item["name"] for item in json.loads(out)["cut_off"]] == ["tablet"]
     assert (fleet / "trust.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 1
     assert not verifies(fleet / "clients/tablet.crt", fleet / "trust.pem")
@@ -289,3 +290,13 @@ def test_old_ca_only_is_the_live_certificates_of_the_previous_ca_no_new_one_cove
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mtls.CA, "id", property(lambda self: ids["new"] if self is ca else ids["old"]))
         assert [entry["name"] for entry in mtls.old_ca_only(index, ca, previous, now)] == ["kiosk", "tablet"]
+
+
+def test_the_refusal_names_every_client_it_would_cut_off_on_one_line():
+    from installer.concerns import mtls
+
+    clients = [{"name": "kiosk", "not_after": "2027-01-01T00:00:00Z"}, {"name": "tablet", "not_after": "2027-02-01T00:00:00Z"}]
+    assert str(mtls.OldCAOnly(clients, "/srv/ca")) == (
+        "2 live clients still hold only a certificate of the old CA (kiosk, expires 2027-01-01T00:00:00Z, tablet, "
+        "expires 2027-02-01T00:00:00Z): re-issue each with `actvt client renew NAME --ca-dir /srv/ca`, revoke it, or "
+        "pass --force; the rollover is not finished, nothing was changed")

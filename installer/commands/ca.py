@@ -158,11 +158,11 @@ def cmd_finish(ns, environ, out, stdout) -> int:
             if ns.json:
                 sequence.write_json(stdout, {"finished": False, "old_ca_only": refused.clients})
             raise
+        for item in cut_off:
+            out.warn(f"{item['name']} (expires {item['not_after']}) holds only a certificate of the old CA: "
+                     "finishing cuts it off (--force)")
         _apply(root, "Finishing the rollover", actions + mtls.folder_files(index, ca, None, files, now), out,
                ns.dry_run)
-    for item in cut_off:
-        out.warn(f"{item['name']} (expires {item['not_after']}) held only a certificate of the old CA: "
-                 + ("it would be cut off (--force)" if ns.dry_run else "cut off (--force)"))
     if ns.dry_run:
         return EXIT_OK
     out.plain("✓ Rollover finished: certificates of the previous CA stop connecting where servers have the new "

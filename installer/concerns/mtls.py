@@ -628,10 +628,16 @@ class OldCAOnly(MTLSError):
 
     def __init__(self, clients: List[dict], folder: str):
         self.clients = clients
-        super().__init__("\n".join(f"{item['name']} (expires {item['not_after']}) still holds only a certificate of "
-                                   f"the old CA: re-issue it with `actvt client renew {item['name']} --ca-dir "
-                                   f"{folder}`, revoke it, or pass --force" for item in clients)
-                         + "\nthe rollover is not finished; nothing was changed")
+        if len(clients) == 1:
+            who, item = clients[0]["name"], clients[0]
+            said = f"{who} (expires {item['not_after']}) still holds only a certificate of the old CA: re-issue it"
+        else:
+            who = "NAME"
+            said = (f"{len(clients)} live clients still hold only a certificate of the old CA ("
+                    + ", ".join(f"{item['name']}, expires {item['not_after']}" for item in clients)
+                    + "): re-issue each")
+        super().__init__(f"{said} with `actvt client renew {who} --ca-dir {folder}`, revoke it, or pass --force; "
+                         "the rollover is not finished, nothing was changed")
 
 
 def finish_folder(files: Mapping[str, bytes], index: dict, now: datetime.datetime, folder: str,
