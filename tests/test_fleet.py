@@ -224,6 +224,8 @@ def test_finish_refuses_while_a_live_client_holds_only_a_certificate_of_the_old_
     hand_made(fleet, "watch", days=30, now=past)  # expired: not live, nothing to cut off
     status, out = actvt("ca", "rotate", "--dir", str(fleet))
     assert status == 0 and "phone:" in out and "tablet:" not in out
+    shown = json.loads(actvt("ca", "show", "--dir", str(fleet), "--json")[1])["clients"]
+    assert {(client["name"], client["ca"]) for client in shown if client["name"] == "tablet"} == {("tablet", "previous")}
     capsys.readouterr()
     before = tree_digest(fleet)
     status, out = actvt("ca", "finish", "--dir", str(fleet))

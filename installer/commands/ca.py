@@ -187,6 +187,7 @@ def cmd_show(ns, environ, out, stdout) -> int:
     ca = mtls.load_ca(files, now)
     previous = mtls.previous_ca(files, ca)
     index = mtls.load_index(files)
+    mtls.sync_index(index, files, ca, also=(previous,) if previous else ())  # as `client list` sees them
     live = [item for item in index["certificates"] if item["status"] in (mtls.ACTIVE, mtls.ROTATED)]
     result = {"dir": root.root, "ca": describe(ca), "previous": describe(previous) if previous else None,
               "clients": [{"name": item["name"], "serial": item["serial"], "status": mtls.display_status(item, now),
