@@ -37,6 +37,23 @@ RPM = (Lock("/var/lib/rpm/.rpm.lock"),  # rpm's transaction lock (under dnf4, dn
        Lock("/var/run/yum.pid", PIDFILE))  # yum 3 (RHEL 7, Amazon Linux 2)
 
 
+#: What every command the installer runs gets in its environment, over the caller's (``engine/runner.py``).
+#: Those commands have no terminal (stdin is /dev/null, output is captured), and a package the installer
+#: installs must not restart services of others:
+#: - debconf and apt-listchanges ask nothing (a question would wait for an answer nobody can give);
+#: - needrestart, which Ubuntu runs after every apt run (``DPkg::Post-Invoke``: ``apt-pinvoke``), is
+#:   suspended for our runs: Ubuntu 24.04's hook restarts every service that maps a replaced library
+#:   (unattended-upgrades' earlier upgrades, too) without asking, with a terminal or without, and
+#:   DEBIAN_FRONTEND does not stop it. NEEDRESTART_MODE=l (list only) covers a needrestart started
+#:   elsewhere than through apt-pinvoke. The user's own ``needrestart`` later shows what is pending.
+UNATTENDED_ENV = {
+    "DEBIAN_FRONTEND": "noninteractive",
+    "APT_LISTCHANGES_FRONTEND": "none",
+    "NEEDRESTART_SUSPEND": "1",
+    "NEEDRESTART_MODE": "l",
+}
+
+
 def for_install(manager: str) -> Tuple[Lock, ...]:
     """The locks an install or removal by ``manager`` (apt, dnf, yum) takes."""
     return APT_INSTALL if manager == "apt" else RPM

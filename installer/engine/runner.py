@@ -2,7 +2,8 @@
 
 Each command runs in its own process group; when a stop signal (SIGINT, SIGTERM, SIGHUP) reaches the
 installer while a command runs, the command and what it started (apt and its dpkg) get SIGTERM and a
-moment to end, then SIGKILL, before the run rolls back.
+moment to end, then SIGKILL, before the run rolls back. Every command runs without a terminal and
+with ``packaging.UNATTENDED_ENV`` over the caller's environment: no debconf question, no needrestart.
 """
 
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 from typing import Callable, Mapping, Optional, Sequence
 
+from installer.core import packaging
 from installer.core.errors import ApplyError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -28,8 +30,8 @@ class Runner:
         shown = display or " ".join(argv)
         self.log("INFO", f"run: {shown}")
         full_env = dict(os.environ)
+        full_env.update(packaging.UNATTENDED_ENV)  # over the caller's: nothing asks, nothing restarts unasked
         full_env.update(env or {})
-        full_env.setdefault("DEBIAN_FRONTEND", "noninteractive")
         try:
             # its own process group: a stop reaches the command and what it started (apt and its dpkg)
             child = subprocess.Popen(list(argv), env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

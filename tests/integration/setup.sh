@@ -152,6 +152,8 @@ for suite in $VARIANT_SUITES; do
         build "$v" "$IMAGES/$v:$suite" "$suite"
     done
 done
+# Ubuntu's defaults (issue 21, item 5): Debian bookworm made to look like Ubuntu 24.04 / 22.04
+for v in server-ubuntu-noble server-ubuntu-jammy; do build "$v" "$IMAGES/$v:bookworm" bookworm; done
 build acme "$IMAGES/acme:latest" bookworm
 # The Vector test double's package carries vrl_python (its VRL compiler, from this machine's
 # pip install -e '.[test]'): staged into the mirror image's build context (vector_standin/vendor, not in git).
