@@ -1,9 +1,10 @@
 """A server's whole life (issue 6): baked image + first boot, cloud-init, migration from the bash
 installer, upgrade, uninstall and reinstall.
 
-The README's examples are the ones run here: `readme_example()` takes the text between the
-`<!-- example:NAME:start/end -->` markers and `adapt()` changes only what the test network needs
-(the pipe URL -> http://mirror/install.pyz, the example domain and e-mail -> the test ones, the
+The README's examples are the ones run here: `readme_example()` (tests/helpers.py) takes the text
+between the `<!-- example:NAME:start/end -->` markers and `adapt()` changes only what the test network
+needs (the download URL -> http://mirror/install.pyz, the `<sha256>` placeholder -> that file's sha256,
+the example domain and e-mail -> the test ones, the
 harness's ACME and Vector repository settings added to the environment file). cloud-init itself is
 not installed in the servers: its user data is run the way cloud-init runs it (`write_files`, then
 `runcmd` in order, stopping at the first failure; a `#!` script executed as a file), as root without a
