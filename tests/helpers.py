@@ -5,13 +5,16 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import subprocess
 import threading
+from pathlib import Path
 
 from installer.commands import cli
 from installer.core import config
 from installer.core.facts import Facts, Listener, OSInfo
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 DOMAIN, EMAIL = "monitor.example.com", "admin@example.com"
 DEBIAN = OSInfo(id="debian", version_id="12", pretty_name="Debian GNU/Linux 12 (bookworm)")
 ENV = {"ACTVT_DOMAIN": DOMAIN, "ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
@@ -116,16 +119,23 @@ class RecordingRunner:
 
 
 @contextlib.contextmanager
-def serving(files):
+def serving(files, requests=None):
     """An HTTP server on 127.0.0.1 answering GET of each path in ``files`` with its bytes (200), and
-    404 for any other path; yields its base URL."""
+    404 for any other path; yields its base URL. A value may also be an HTTP status (an int: that
+    status, no body) or a list of such answers given in turn (the last one repeats). Each request's
+    path is appended to ``requests`` when it is a list."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = files.get(self.path)
-            self.send_response(404 if body is None else 200)
+            answer = files.get(self.path)
+            if isinstance(answer, list):
+                answer = answer.pop(0) if len(answer) > 1 else answer[0]
+            if requests is not None:
+                requests.append(self.path)
+            status = answer if isinstance(answer, int) else 404 if answer is None else 200
+            self.send_response(status)
             self.end_headers()
-            self.wfile.write(body or b"")
+            self.wfile.write(answer if isinstance(answer, bytes) else b"")
 
         def log_message(self, *args):
             pass
@@ -137,3 +147,12 @@ def serving(files):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def readme_example(name):
+    """The text of README.md's example NAME: between its `<!-- example:NAME:start/end -->` markers, inside
+    the fence (the end-to-end scenarios run these texts, and the unit tests check them)."""
+    found = re.search(r"<!-- example:%s:start -->\n```[a-z]*\n(.*?)```\n<!-- example:%s:end -->"
+                      % (re.escape(name), re.escape(name)), README.read_text(), re.S)
+    assert found, "README.md has no example %r between its markers" % name
+    return found.group(1)

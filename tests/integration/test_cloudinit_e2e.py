@@ -19,15 +19,19 @@ hand); here Debian's own `cloud-init` package runs them, on a real boot:
   environment file's mode, the mTLS endpoint from the client with the server's client certificate,
   and a client without one refused.
 
-The examples are taken from README.md by test_lifecycle_e2e.readme_example(); adapt() changes only what
-the test network needs (the pipe URL -> http://mirror/install.pyz, the example domain and e-mail), and
-the harness's ACME and Vector repository settings are added to the environment the example sets up
-(lines of the env file, `export` lines of the script).
+The examples are taken from README.md by helpers.readme_example(); adapt() changes only what the test
+network needs (the download URL -> the mirror's install.pyz, the `<sha256>` placeholder -> the published
+file's sha256, the example domain and e-mail), and the harness's ACME and Vector repository settings are
+added to the environment the example sets up (lines of the env file, `export` lines of the script).
 
-Scenarios: the #cloud-config and the #!/bin/bash script on a fresh server, the #cloud-config with a
-domain that does not resolve (cloud-init reports the installer's failure), and the baked image's
-#cloud-config (the first-boot unit runs on the same boot, between cloud-init's write_files and
-runcmd). Budget: about 2 minutes on a warm apt cache, a third of it building the images.
+Scenarios: the #cloud-config whose download fails on three machines booted at once (the mirror's
+stand-in port answers 503, a port that refuses, a tampered file: cloud-init reports each, nothing is
+installed), then the first of them booted again once the port serves the file; the #!/bin/bash script
+on a fresh server, the #cloud-config with a domain that does not resolve (cloud-init reports the
+installer's failure), the fleet's #cloud-config, and the baked image's #cloud-config (the first-boot
+unit runs on the same boot, between cloud-init's write_files and runcmd). Budget: about 6 minutes on a
+busy 2-core machine with a warm apt cache, 85 s of it building the cloud-init image; the failing boots
+cost about a minute (curl's 25 s of retries among them).
 """
 import re
 import time
@@ -107,9 +111,10 @@ def boot_with_seed(harness, image, user_data, role, domain):
 
 
 def wait_cloud_init(host, timeout=600):
-    """`cloud-init status --wait --long` once systemd is up: (Result, seconds)."""
+    """`cloud-init status --wait --long` once systemd is up: (Result, seconds). systemd counts as booting
+    until cloud-final.service, which runs the install, has finished: it gets the same bound."""
     started = time.time()
-    host.wait_for_systemd(timeout=120)
+    host.wait_for_systemd(timeout=timeout)
     r = host.exec(["cloud-init", "status", "--wait", "--long"], timeout=timeout)
     return r, time.time() - started
 
@@ -147,34 +152,138 @@ def assert_mtls_endpoint(harness, host, domain):
 # --- scenarios --------------------------------------------------------------------------------------------
 
 
+#: Stand-ins for a download server that fails, on other ports of the mirror: one answering 503 to every
+#: request (a CDN in trouble) and, later, serving the mirror's files (it recovered); one nobody listens on.
+BUSY_PORT, REFUSED_PORT = 8503, 8599
+BUSY_503 = ("import http.server as h\n"
+            "class H(h.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            "        self.send_response(503); self.end_headers()\n"
+            "h.ThreadingHTTPServer(('0.0.0.0', %d), H).serve_forever()\n" % BUSY_PORT)
+RECOVERED = "import sys; sys.argv[1:] = ['%d', '--directory', '/srv/mirror']; import runpy; " \
+    "runpy.run_module('http.server', run_name='__main__')" % BUSY_PORT
+#: What the installer would have made: none of it may exist after a boot whose download or check failed.
+INSTALLED = ("/etc/vector", "/var/lib/actvt", "/usr/local/lib/actvt", "/usr/local/bin/actvt", "/var/cache/actvt",
+             "/var/log/actvt-install.log", "/etc/systemd/system/vector.service.d", "/etc/default/vector")
+
+
+def mirror_port_serving(harness, program, answers):
+    """`program` (python3 -c) started in the mirror, in the background, replacing what ran there before
+    (by its pid, kept in /run/actvt-test-busy.pid); returns once GET / answers with status `answers`."""
+    harness.mirror.exec(["sh", "-c", "[ ! -s /run/actvt-test-busy.pid ] || kill $(cat /run/actvt-test-busy.pid) || true"])
+    harness.mirror.container.exec_run(["sh", "-c", 'echo $$ > /run/actvt-test-busy.pid; exec python3 -c "$0"', program],
+                                      detach=True)
+    probe = ("import sys, urllib.error, urllib.request as u\ntry: u.urlopen(sys.argv[1], timeout=5)\n"
+             "except urllib.error.HTTPError as e: sys.exit(e.code != %d)\nelse: sys.exit(%d != 200)\n" % (answers, answers))
+    deadline = time.time() + 60
+    while harness.mirror.exec(["python3", "-c", probe, "http://127.0.0.1:%d/install.pyz" % BUSY_PORT]).rc != 0:
+        assert time.time() < deadline, "the mirror's port %d never answered %d" % (BUSY_PORT, answers)
+        time.sleep(0.3)
+
+
+def download_folders(host):
+    """The folders `mktemp -d` made in /tmp (the example's download folder) that are still there."""
+    return host.sh("ls -d /tmp/tmp.* 2>/dev/null || true").out.split()
+
+
+def existing(harness, image, paths):
+    """Those of `paths` that exist in `image` itself (a container of it, not booted)."""
+    out = harness.client.containers.run(image, ["sh", "-c", 'for p; do [ ! -e "$p" ] || echo "$p"; done', "-"]
+                                        + list(paths), remove=True, network_disabled=True, labels=harness.labels)
+    return set(out.decode().split())
+
+
+def assert_nothing_installed(host, paths=INSTALLED):
+    """None of `paths` (what the installer makes) exists, no Vector package, no download folder left
+    in /tmp; /etc/actvt holds only the env file cloud-init wrote."""
+    present = [path for path in sorted(set(paths)) if path not in (ENV_FILE, "/etc/actvt") and host.exists(path)]
+    assert present == [], present
+    assert host.sh(["ls", "-A", "/etc/actvt"]).out.split() == ["install.env"]
+    assert host.exec(["dpkg-query", "-W", "vector"]).rc != 0, "the vector package is installed"
+    assert download_folders(host) == [], "the example's download folder is left in /tmp"
+
+
 def test_readme_cloud_config_by_cloud_init(harness, cloud_image, booted):
-    """The README's #cloud-config for a plain server (write the env file, run the pipe command)."""
-    domain = "ci-config.example.com"
+    """The README's #cloud-config for a plain server (write the env file; download install.pyz with
+    retries, check its pinned sha256, run it), booted on three machines at once whose download fails:
+    the server answers 503 (A), refuses the connection (B), serves a file with another sha256 that
+    would run (C). Each boot reports the error (status: error, the runcmd failed, curl's or sha256sum's
+    message in the output log) and nothing is installed. Then the server recovers and A boots again
+    after `cloud-init clean --logs` (a new instance, as `--reboot` would): done, and the mTLS endpoint
+    serves metrics."""
     readme = readme_example("cloud-config-pipe")
-    user_data = with_harness_env_file(adapt(readme, domain))
-    host = boot_with_seed(harness, cloud_image, user_data, "ci-config", domain)
-    booted.append(host)
+    good = harness.mirror.read_file("/srv/mirror/install.pyz")
+    harness.mirror.put_file("/srv/mirror/tampered/install.pyz", good + b"\n# tampered: still a valid program\n")
+    mirror_port_serving(harness, BUSY_503, 503)
+    failing = {  # name: (url, domain, what the output log must say)
+        "ci-config": ("http://mirror:%d/install.pyz" % BUSY_PORT, "ci-config.example.com",
+                      "curl: (22) The requested URL returned error: 503"),
+        "ci-refused": ("http://mirror:%d/install.pyz" % REFUSED_PORT, "ci-refused.example.com",
+                       "curl: (7) Failed to connect to mirror port %d" % REFUSED_PORT),
+        "ci-tampered": (H.MIRROR_URL + "/tampered/install.pyz", "ci-tampered.example.com", "install.pyz: FAILED"),
+    }
+    hosts, user_data = {}, {}
+    started = time.time()
+    for name, (url, domain, _) in failing.items():
+        user_data[name] = with_harness_env_file(adapt(readme, domain, url=url))
+        hosts[name] = boot_with_seed(harness, cloud_image, user_data[name], name, domain)
+        booted.append(hosts[name])
+    for name, (url, domain, message) in failing.items():
+        host = hosts[name]
+        r, seconds = wait_cloud_init(host)
+        print("#cloud-config, %s: boot to cloud-init done in %.1f s" % (name, seconds))
+        output = host.read_text(OUTPUT_LOG)
+        assert r.rc == 1 and "status: error" in r.out, "%s\n%s" % (r, output[-3000:])
+        assert "('scripts-user'" in r.out and "(runcmd)" in r.out, r  # runcmd failed, not cloud-init itself
+        assert host.unit("cloud-final.service")["ActiveState"] == "failed"
+        assert message in output, output[-3000:]
+        if name != "ci-tampered":  # curl tried 6 times (the first and 5 retries), then gave up
+            assert output.count(message) == 6, output[-3000:]
+        assert "Installation complete" not in output, output[-3000:]
+        assert_nothing_installed(host)
+    # nor is anything the plan would write that the image does not hold (the dry run writes the
+    # launcher's cache: it runs on C, and A and B are checked)
+    planned = hosts["ci-tampered"].planned_paths({"ACTVT_DOMAIN": failing["ci-tampered"][1], "ACTVT_EMAIL": H.EMAIL,
+                                                   "ACTVT_ENABLE_MTLS": "yes"})
+    assert "/etc/vector/vector.toml" in planned, planned
+    planned = sorted(set(planned) - existing(harness, cloud_image, planned))
+    for name in ("ci-config", "ci-refused"):
+        assert_nothing_installed(hosts[name], planned)
+    print("#cloud-config: three failing boots checked in %.1f s" % (time.time() - started))
+    for name in ("ci-refused", "ci-tampered"):
+        harness.remove(hosts[name])
+
+    # the server recovers; A boots again as a new instance (the seed is still on its disk)
+    host, domain = hosts["ci-config"], failing["ci-config"][1]
+    mirror_port_serving(harness, RECOVERED, 200)
+    host.sh(["cloud-init", "clean", "--logs"])
+    started = time.time()
+    host.container.restart(timeout=20)
     r, seconds = wait_cloud_init(host)
-    print("#cloud-config: boot to cloud-init done in %.1f s" % seconds)
+    print("#cloud-config: second boot to cloud-init done in %.1f s (%.1f s with the restart)"
+          % (seconds, time.time() - started))
     assert_cloud_init_succeeded(host, r)
 
     # cloud-init's own view of the user data: valid schema, the README's text as given
     r = host.exec(["cloud-init", "schema", "--system"])
     assert r.rc == 0 and "Valid cloud-config" in r.out, r
-    host.put_file("/tmp/readme-cloud-config.yaml", readme.encode())
-    r = host.exec(["cloud-init", "schema", "--config-file", "/tmp/readme-cloud-config.yaml"])
-    assert r.rc == 0 and "Valid cloud-config" in r.out, r
-    assert host.read_text("/var/lib/cloud/instance/user-data.txt") == user_data
+    for example in ("cloud-config-pipe", "cloud-config-fleet", "cloud-config-baked"):
+        host.put_file("/tmp/readme.yaml", readme_example(example).encode())
+        r = host.exec(["cloud-init", "schema", "--config-file", "/tmp/readme.yaml"])
+        assert r.rc == 0 and "Valid cloud-config" in r.out, (example, r)
+    assert host.read_text("/var/lib/cloud/instance/user-data.txt") == user_data["ci-config"]
 
-    # write_files wrote the env file 0600; runcmd ran the installer, output in cloud-init's log
+    # write_files wrote the env file 0600; runcmd checked and ran the installer, output in cloud-init's log
     info = host.stat(ENV_FILE)
     assert (info.mode, info.owner) == (0o600, "root"), info
     env = host.read_text(ENV_FILE)
     assert "ACTVT_DOMAIN=%s\n" % domain in env and "ACTVT_ENABLE_MTLS=yes\n" in env, env
     output = host.read_text(OUTPUT_LOG)
+    assert "install.pyz: OK" in output, output[-4000:]
     assert "Installation complete" in output and "wss://%s:4096" % domain in output, output[-4000:]
     assert re.search(r"\[INFO\] done: \d+ change", host.installer_log()), host.installer_log()[-2000:]
     assert host.is_active("vector")
+    assert download_folders(host) == [], "the download folder is removed"
     assert_mtls_endpoint(harness, host, domain)
 
 

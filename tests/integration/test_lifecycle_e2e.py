@@ -1,9 +1,10 @@
 """A server's whole life (issue 6): baked image + first boot, cloud-init, migration from the bash
 installer, upgrade, uninstall and reinstall.
 
-The README's examples are the ones run here: `readme_example()` takes the text between the
-`<!-- example:NAME:start/end -->` markers and `adapt()` changes only what the test network needs
-(the pipe URL -> http://mirror/install.pyz, the example domain and e-mail -> the test ones, the
+The README's examples are the ones run here: `readme_example()` (tests/helpers.py) takes the text
+between the `<!-- example:NAME:start/end -->` markers and `adapt()` changes only what the test network
+needs (the download URL -> http://mirror/install.pyz, the `<sha256>` placeholder -> that file's sha256,
+the example domain and e-mail -> the test ones, the
 harness's ACME and Vector repository settings added to the environment file). cloud-init itself is
 not installed in the servers: its user data is run the way cloud-init runs it (`write_files`, then
 `runcmd` in order, stopping at the first failure; a `#!` script executed as a file), as root without a
@@ -14,7 +15,6 @@ twice at the same time; the older installer is built once and cached under ACTVT
 """
 import hashlib
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -27,11 +27,12 @@ from pathlib import Path
 import pytest
 
 import harness as H
+from helpers import readme_example  # noqa: F401 (used here and by test_cloudinit_e2e)
+from installer import __version__
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
 STATE_DIR = Path(os.environ.get("ACTVT_E2E_STATE", "/var/tmp/actvt-e2e"))
 
 MTLS_DIR = "/etc/vector/certs/mtls"
@@ -56,16 +57,21 @@ MTLS = {"ACTVT_DOMAIN": H.DOMAIN, "ACTVT_EMAIL": H.EMAIL, "ACTVT_ENABLE_MTLS": "
 # --- the README's examples --------------------------------------------------------------------------------
 
 
-def readme_example(name):
-    text = README.read_text()
-    found = re.search(r"<!-- example:%s:start -->\n```[a-z]*\n(.*?)```\n<!-- example:%s:end -->"
-                      % (re.escape(name), re.escape(name)), text, re.S)
-    assert found, "README.md has no example %r between its markers" % name
-    return found.group(1)
+#: The versioned URL of the README's download-check-run examples, and the placeholder of its sha256.
+RELEASE_URL = "https://actvt.io/%s/install.pyz" % __version__
+SHA256_PLACEHOLDER = "<sha256>"
 
 
-def adapt(text, domain=H.DOMAIN):
-    return (text.replace("https://actvt.io/install.pyz", H.PIPE_URL)
+def published_sha256():
+    """The sha256 of the install.pyz the harness publishes on the mirror (conftest's dist/install.pyz)."""
+    return hashlib.sha256((REPO / "dist" / "install.pyz").read_bytes()).hexdigest()
+
+
+def adapt(text, domain=H.DOMAIN, url=H.PIPE_URL, sha256=None):
+    """The README's example for the test network: its URLs -> `url` (the mirror's install.pyz), the
+    `<sha256>` placeholder -> `sha256` (the published file's), the example domain and e-mail."""
+    return (text.replace(RELEASE_URL, url).replace("https://actvt.io/install.pyz", url)
+            .replace(SHA256_PLACEHOLDER, sha256 or published_sha256())
             .replace("monitor.example.com", domain).replace("you@example.com", H.EMAIL))
 
 
@@ -176,7 +182,7 @@ def baked(harness):
                       "RUN update-ca-certificates >/dev/null"]
         elif not line.startswith("CMD "):
             lines.append(line)
-    assert any("ACTVT_BAKE=yes python3 -" in line and H.PIPE_URL in line for line in lines), lines
+    assert any(H.PIPE_URL in line for line in lines) and any("ACTVT_BAKE=yes python3 -I" in line for line in lines), lines
     started = time.time()
     tag, log = harness.build_image("\n".join(lines) + "\n", files={"actvt-test-pebble.crt": harness.acme_ca_pem()})
     print("baked image built in %.1f s" % (time.time() - started))
