@@ -189,7 +189,7 @@ def front_reload(state: dict) -> tuple:
     front's check and reload follow (listed, not run, under --root)."""
     if not crl_enforced(state):
         return ()
-    return registry.FRONTS[0].check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
+    return registry.front_named(state.get("webserver", "")).check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
 
 
 def cert_details(cert) -> List[str]:
