@@ -149,7 +149,8 @@ def test_modules_already_loaded_are_not_enabled_nor_recorded():
 
 def test_a_broken_configuration_is_refused_before_any_plan():
     broken = ProbeResult(1, "AH00526: Syntax error on line 3 of /etc/apache2/sites-enabled/broken.conf:\n"
-                            "Invalid command 'Bogus', perhaps misspelled\nAction '-S' failed.\n")
+                            "Invalid command 'Bogus', perhaps misspelled\nAction '-S' failed.\n"
+                            "The Apache error log may have more information.\n")
     with pytest.raises(apache.ApacheError) as caught:
         build_plan(make_config(), facts_for(broken), CTX)
     message = str(caught.value)

@@ -110,8 +110,10 @@ class ApacheHosts:
             if alias and hosts:
                 last = hosts[-1]
                 hosts[-1] = dataclasses.replace(last, names=last.names + (alias.group(1).lower(),))
-        lines = [line for line in result.output.strip().splitlines() if "AH00558" not in line]
-        return cls(result.returncode, tuple(dict.fromkeys(hosts)), " | ".join(lines[-3:]))
+        # the error without apachectl's boilerplate (`Action '-S' failed.`, the pointer to the error log)
+        lines = [line.strip() for line in result.output.strip().splitlines() if line.strip()
+                 and "AH00558" not in line and not line.startswith("Action '") and "error log may have" not in line]
+        return cls(result.returncode, tuple(dict.fromkeys(hosts)), " | ".join(lines[-2:]))
 
     def serving_file(self, domain: str, port: int) -> Optional[str]:
         """The first file (other than ours) with a virtual host on ``port`` named ``domain``."""
