@@ -117,10 +117,9 @@ def test_decision_table(name, values, facts, expected):
 
 
 STOPS = [
-    ("proxy with apache2", {"install_mode": "auto"}, make_facts(web="apache2"), ["apache2", "ACTVT_FORCE_STANDALONE=yes"]),
-    ("proxy with httpd", {"install_mode": "proxy"}, make_facts(web="httpd"), ["httpd"]),
+    ("proxy with httpd", {"install_mode": "auto"}, make_facts(web="httpd"), ["httpd", "ACTVT_FORCE_STANDALONE=yes"]),
     ("proxy with an unknown server", {"install_mode": "proxy"}, make_facts(web="caddy"), ["another web server"]),
-    ("proxy apache, reuse=no", {"reuse_cert": "no"}, lineage_facts(web="apache2"), ["apache2"]),
+    ("proxy httpd, reuse=no", {"reuse_cert": "no"}, lineage_facts(web="httpd"), ["httpd"]),
     ("standalone, port 80 taken", {"force_standalone": "yes"}, make_facts(web="nginx"), ["port 80", "nginx"]),
     ("no DNS", {}, make_facts(domain_addresses=()), ["does not resolve", "ACTVT_CONTINUE_WITHOUT_DNS=yes"]),
     ("no DNS, force renewal", {"reuse_cert": "no"}, lineage_facts(domain_addresses=()), ["does not resolve"]),

@@ -189,7 +189,7 @@ def front_reload(state: dict) -> tuple:
     front's check and reload follow (listed, not run, under --root)."""
     if not crl_enforced(state):
         return ()
-    return registry.FRONTS[0].check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
+    return registry.front_named(state.get("webserver", "")).check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
 
 
 def cert_details(cert) -> List[str]:
@@ -255,7 +255,8 @@ def _issued(run: _Run, name: str, cert, previous: List[dict]) -> None:
         out.plain(f"  {line}")
     if previous:
         if crl_enforced(run.state()):
-            out.plain(f"✓ The previous certificate of {name} is in {paths.MTLS_CRL} (superseded): nginx refuses it")
+            out.plain(f"✓ The previous certificate of {name} is in {paths.MTLS_CRL} (superseded): "
+                      f"{registry.front_named(run.state().get('webserver', '')).name} refuses it")
         elif run.folder:
             out.plain(f"✓ The previous certificate of {name} is in {run.shown(paths.MTLS_CRL)} (superseded): servers "
                       "behind nginx refuse it once they have this CRL; standalone servers until a CA rotation")
@@ -444,7 +445,7 @@ def cmd_revoke(run: _Run, ns) -> int:
     elif not rotate:
         out.plain(f"✓ {paths.MTLS_CRL} lists "
                   f"{sum(1 for item in index['certificates'] if item['status'] == mtls.REVOKED and item['ca'] == ca.id)}"
-                  " revoked certificate(s); nginx refuses them")
+                  f" revoked certificate(s); {registry.front_named(state.get('webserver', '')).name} refuses them")
     else:
         out.plain(f"✓ New mTLS CA {paths.CA_CERT} (the old one is backed up in {paths.BACKUP_DIR}): certificates "
                   "of the old CA, including every bundle handed out so far, no longer connect")

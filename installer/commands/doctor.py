@@ -40,7 +40,7 @@ from installer.concerns import mtls, pki
 from installer.core import paths
 from installer.core.actions import Copy, Directory, File, wanted_mode_group
 from installer.core.concern import FAIL, PASS, SKIP, WARN, Finding
-from installer.core.facts import public_addresses
+from installer.core.facts import WEB_SERVERS, public_addresses
 from installer.core.errors import EXIT_FAIL, EXIT_OK, NOT_INSTALLED, ActvtError
 from installer.core.fs import Tree, kind_of
 from installer.core.http import tls_context
@@ -194,7 +194,7 @@ def refused_finding(result: websocket.Attempt, front, where: str) -> Finding:
                                                  f"{page.decode()!r}), as it should")
         got = f"HTTP {result.status}" if result.status else result.error
         return Finding("mtls.refused", FAIL, f"{label}: {where} answers {got}, not 496: the client certificate is not "
-                                             "checked there", "sudo actvt install  (rewrites the nginx site)")
+                                             "checked there", f"sudo actvt install  (rewrites the {front.name} site)")
     if result.stage in ("tls", "trust"):
         return Finding("mtls.refused", PASS, f"{label}: {where} refuses the handshake ({result.error})")
     return Finding("mtls.refused", FAIL, f"{label}: {where} lets the connection in (it got to: "
@@ -296,7 +296,10 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
     front_port, path = (443, "/actvt") if proxy else (port, "/")
     where = f"{'https' if proxy else 'wss'}://{address}:{front_port}{path}"
     served = websocket.attempt(address, front_port, domain, path, websocket.context(cert_pem, key_pem))
-    found.append(port_finding("port", served, front_port, facts.listeners, "nginx" if proxy else "vector", down))
+    front = (install.decisions.front or registry.FRONTS[0]) if proxy else None
+    # the front's program (and unit), as Facts.web_server() names the process: apache2 for apache
+    program = next((name for name, server in WEB_SERVERS.items() if server == front.name), front.name) if front else "vector"
+    found.append(port_finding("port", served, front_port, facts.listeners, program, down))
     if served.connected:
         for outside in foreign_addresses(facts.domain_addresses, local):
             shown = f"[{outside}]" if ":" in outside else outside
@@ -309,7 +312,7 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
                                 websocket.context(cert_pem, key_pem, verify=tls_context(environ)))
     source = paths.fullchain(domain) if proxy else paths.SERVER_CERT
     found.append(certificate_finding(served, trusted, facts.files.get(source), source, domain, where,
-                                     "nginx" if proxy else "Vector", now))
+                                     front.name if front else "Vector", now))
     fix = RESTART if down else \
         RESTART_VECTOR + "  (it loads its certificates only at start; if that is not it: sudo actvt install)"
     if not mtls_on:
@@ -325,16 +328,15 @@ def connection_findings(install, root: Root, environ, now, address: Optional[str
         found.append(metrics_finding("metrics", served, f"Metrics with {client[0]}'s certificate", where, fix))
     if mtls_on:
         bare = websocket.attempt(address, front_port, domain, path, websocket.context())
-        front = (install.decisions.front or registry.FRONTS[0]) if proxy else None
         found.append(refused_finding(bare, front, where))
-    if proxy:  # the hop from nginx to Vector on 127.0.0.1, with nginx's own identity under mTLS
+    if proxy:  # the hop from the front to Vector on 127.0.0.1, with the front's own identity under mTLS
         identity = (facts.files.get(paths.PROXY_CERT), facts.files.get(paths.PROXY_KEY)) if mtls_on else (None, None)
         hop = websocket.attempt(address, port, domain, "/", websocket.context(*identity))
         hop_where = f"wss://{address}:{port}/"
         found.append(port_finding("port.upstream", hop, port, facts.listeners, "vector", down))
         if hop.connected:
-            found.append(metrics_finding("metrics.upstream", hop, "Vector behind nginx"
-                                         + (" (with nginx's own identity)" if mtls_on else ""), hop_where, fix))
+            found.append(metrics_finding("metrics.upstream", hop, f"Vector behind {front.name}"
+                                         + (f" (with {front.name}'s own identity)" if mtls_on else ""), hop_where, fix))
     return found
 
 

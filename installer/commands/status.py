@@ -249,6 +249,7 @@ def report(root: Root, environ, out) -> dict:
         "installed_at": state.get("installed_at"),
         "domain": cfg.domain,
         "mode": state.get("mode"),
+        "webserver": state.get("webserver"),  # proxy mode: the front (nginx, apache)
         "mtls": state.get("mtls") == "enabled",
         "url": connection_url(cfg, install.decisions),
         "service": _service(root),
@@ -284,7 +285,8 @@ def show(result: dict, out) -> None:
     service = result["service"]
     out.plain(f"actvt-installer {result['version']} (installed {result['installed_at']})")
     out.plain(f"  Domain:         {result['domain']}")
-    out.plain(f"  Mode:           {result['mode']}, mTLS {'on' if result['mtls'] else 'off'}")
+    behind = f" behind {result['webserver']}" if result["mode"] == "proxy" and result.get("webserver") else ""
+    out.plain(f"  Mode:           {result['mode']}{behind}, mTLS {'on' if result['mtls'] else 'off'}")
     out.plain(f"  Connection URL: {result['url']}")
     if service["active"] is None:
         out.plain("  Vector:         not checked (--root)")

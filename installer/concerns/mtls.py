@@ -692,12 +692,13 @@ def _superseded_note(name: str, until: str) -> str:
             "a CRL. To deny it, replace the CA once with ACTVT_REUSE_MTLS_CA=no (every client is re-issued)")
 
 
-def proxy_identity(files: Mapping[str, bytes], now: datetime.datetime) -> Tuple:
+def proxy_identity(files: Mapping[str, bytes], now: datetime.datetime, bundle: Optional[str] = None) -> Tuple:
     """Proxy mode: nginx's own identity towards Vector on 127.0.0.1. A CA of its own (it signs nothing
     else; its certificate is the only one Vector's ``ca_file`` trusts) and one client certificate,
     both root's and never handed out, so that every user's certificate can be revoked plainly and a
     server that only trusts a fleet CA needs no CA key for this hop. Kept while valid for more than
-    30 days; made again otherwise (Vector restarts, nginx reloads: both read it only at start)."""
+    30 days; made again otherwise (Vector restarts, nginx reloads: both read it only at start).
+    ``bundle``: also the certificate and key in one file there (the front's ``proxy_identity_pem``)."""
     reason = "kept"
     try:
         ca_cert, ca_key = pki.check_ca(files[paths.PROXY_CA_CERT], files[paths.PROXY_CA_KEY])
@@ -719,13 +720,15 @@ def proxy_identity(files: Mapping[str, bytes], now: datetime.datetime) -> Tuple:
         File(paths.PROXY_CA_KEY, pems[1], 0o600, sensitive=True, reason="its key (root only)"),
         File(paths.PROXY_CERT, pems[2], 0o644, reason=f"what nginx presents to Vector ({reason}; never handed out)"),
         File(paths.PROXY_KEY, pems[3], 0o600, sensitive=True, reason="its key (root only: nginx reads it at start)"),
-    )
+    ) + ((File(bundle, pems[2] + pems[3], 0o600, sensitive=True,
+               reason="the same certificate and key in one file, as the front reads them (root only)"),) if bundle else ())
 
 
 def plan_proxy_identity(config, facts, decisions, ctx) -> List[Step]:
     """The proxy's identity in proxy mode with mTLS; removed (backed up) when no longer used."""
     if config.enable_mtls and decisions.front is not None:
-        return [Step("The proxy's own identity for the hop to Vector", proxy_identity(facts.files, ctx.moment))]
+        return [Step("The proxy's own identity for the hop to Vector", proxy_identity(facts.files, ctx.moment,
+                                                                                      decisions.front.proxy_identity_pem))]
     if any(path.startswith(paths.PROXY_DIR + "/") for path in facts.files):
         return [Step("Removing the proxy's identity (no longer used)",
                      (Absent(paths.PROXY_DIR, reason="only proxy mode with mTLS uses it"),))]

@@ -405,7 +405,7 @@ def _remove(files: Iterable[str], facts, reason: str) -> list:
 
 def notes(config, facts, decisions, ctx=None) -> List[str]:
     """What the user must do or know (for the summary)."""
-    if decisions.mode != "proxy":
+    if decisions.mode != "proxy" or decisions.front is not FRONT:
         return []
     found = []
     served = already_served(config, facts)
@@ -426,7 +426,7 @@ def notes(config, facts, decisions, ctx=None) -> List[str]:
 
 def plan_nginx_challenge(config, facts, decisions, ctx) -> List[Step]:
     """Before certbot: nginx installed and running, and the domain's port 80 answering the challenge."""
-    if decisions.mode != "proxy":
+    if decisions.mode != "proxy" or decisions.front is not FRONT:
         return []
     actions: list = []
     installing = decisions.webserver == "none" and not nginx_installed(facts)
@@ -455,7 +455,7 @@ def plan_nginx_challenge(config, facts, decisions, ctx) -> List[Step]:
 def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
     """After certbot and mTLS: the 443 server (or the snippet); in standalone mode, removal of what
     an earlier proxy-mode run left."""
-    if decisions.mode != "proxy":
+    if decisions.mode != "proxy" or decisions.front is not FRONT:
         leftovers = _remove(OUR_FILES, facts, "standalone mode: Vector serves clients itself")
         if not leftovers:
             return []
@@ -500,7 +500,7 @@ def uninstall_reload(entries, facts, options) -> List[Step]:
 
 def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
     """Proxy mode: nginx's configuration passes its test (``nginx -T`` tests it as ``nginx -t`` does)."""
-    if decisions.mode != "proxy":
+    if decisions.mode != "proxy" or decisions.front not in (None, FRONT):
         return []
     dump = facts.fact(NGINX_DUMP)
     if dump is None:

@@ -1,13 +1,13 @@
-"""The proxy front: the web server that serves ``wss://DOMAIN/actvt`` in proxy mode (nginx today).
+"""The proxy front: the web server that serves ``wss://DOMAIN/actvt`` in proxy mode (nginx or Apache).
 
 Every other concern speaks to the front through this value, never to nginx by name: certbot's
 renewal check reruns when the front's challenge files change, mTLS revocation and CA changes are
-followed by the front's check-and-reload, uninstall reloads it. A second front (Caddy, Apache) is
-one more concern module that makes one more ``Front`` and is listed in ``plans.registry``.
+followed by the front's check-and-reload, uninstall reloads it. A front is one concern module that
+makes one ``Front`` and is listed in ``plans.registry`` (``concerns.nginx``, ``concerns.apache``).
 """
 
 import dataclasses
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Front:
     enforces_crl: bool = True  # revocation through a CRL (Vector alone cannot)
     # what /actvt answers a client without a certificate (`actvt doctor` checks it): (status, a piece of the body)
     no_certificate: Tuple[int, bytes] = (496, b"")
+    # where the front reads its identity towards Vector as one PEM file (certificate, then key), for a
+    # front that cannot take them apart (Apache's SSLProxyMachineCertificateFile); None: the two files
+    proxy_identity_pem: Optional[str] = None
 
     def installed(self, facts) -> bool:
         return any(facts.has_package(name) for name in self.packages)

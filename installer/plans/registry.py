@@ -12,8 +12,8 @@ does. Planners are pure; so is everything here.
 
 from typing import List, Optional, Tuple
 
-from installer.concerns import (certbot, firewall, guard, lifecycle, migration, mtls, nginx, packages, selfcopy,
-                                state, vector)
+from installer.concerns import (apache, certbot, firewall, guard, lifecycle, migration, mtls, nginx, packages,
+                                selfcopy, state, vector)
 from installer.core.actions import Plan, Step
 from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, Finding, UninstallOptions
 from installer.core.config import BY_NAME, port_taken_by_nginx, warnings
@@ -22,12 +22,12 @@ from installer.core.errors import ActvtError
 from installer.core.facts import Facts
 
 CONCERNS: Tuple[Concern, ...] = (
-    packages.CONCERN, vector.CONCERN, guard.CONCERN, nginx.CONCERN, certbot.CONCERN, mtls.CONCERN, firewall.CONCERN,
+    packages.CONCERN, vector.CONCERN, guard.CONCERN, nginx.CONCERN, apache.CONCERN, certbot.CONCERN, mtls.CONCERN, firewall.CONCERN,
     migration.CONCERN, lifecycle.CONCERN, selfcopy.CONCERN, state.CONCERN,
 )
 
 #: The proxy fronts this installer can set up; proxy mode uses the one that runs (or installs the first).
-FRONTS = (nginx.FRONT,)
+FRONTS = (nginx.FRONT, apache.FRONT)
 PROXY_CAPABLE = ("nginx", "apache", "httpd")  # a web server on 80/443 makes ``auto`` choose proxy mode
 
 
@@ -86,11 +86,18 @@ def decide(config, facts: Facts) -> Decisions:
         mode = "standalone"
     if mode != "proxy":
         return Decisions(mode=mode, webserver=webserver, webroot=config.nginx_webroot)
-    front = next((item for item in FRONTS if item.name == webserver), FRONTS[0] if webserver == "none" else None)
+    front = next((item for item in FRONTS if item.name == webserver), None)
+    if front is None and webserver == "none":  # nothing listens: the front installed (stopped), else nginx
+        front = next((item for item in FRONTS if item.installed(facts)), FRONTS[0])
     if front is None:
         return Decisions(mode=mode, webserver=webserver, webroot=config.nginx_webroot,
                          refusal=other_web_server(config, webserver))
     return Decisions(mode=mode, webserver=webserver, front=front, webroot=front.challenge_webroot(config, facts))
+
+
+def front_named(name: str):
+    """The front an install recorded (install.state's ``webserver``); nginx when none is recorded."""
+    return next((item for item in FRONTS if item.name == name), FRONTS[0])
 
 
 def other_web_server(config, webserver: str) -> str:

@@ -491,21 +491,6 @@ def test_domain_already_served_by_nginx_gets_only_the_snippet(harness, new_serve
 
 
 # ------------------------------------------------------------------------------------------------
-# apache2 on port 80: a clear stop, nothing changed
-# ------------------------------------------------------------------------------------------------
-def test_apache_on_port_80_stops_clearly_and_changes_nothing(harness, new_server):
-    server = new_server("server-apache")
-    assert server.is_active("apache2.service")
-    before = server.snapshot()
-    r, summary = install(server, ENV, rc=1)
-    assert summary["status"] == "failed" and "apache" in summary["error"].lower(), summary
-    assert "certbot" in summary["error"], summary  # the instructions say what to do instead
-    assert H.diff_snapshots(before, server.snapshot()) == {"added": [], "removed": [], "changed": []}
-    assert server.is_active("apache2.service")
-    assert not server.exists("/usr/bin/vector")
-
-
-# ------------------------------------------------------------------------------------------------
 # failures: unreachable mirror, wrong ACME URL, Pebble stopped; each a clear error and a clean host,
 # then a run that converges (last in the file: restarting Pebble resets its accounts and root)
 # ------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 # certificate on this host, with RENEWED_LINEAGE set to that certificate's live folder. This hook
 # acts only for @LINEAGE@: it copies the renewed certificate and key for Vector (atomically, with
 # the modes and owners the installer gives them), restarts Vector (its websocket_server sink reads
-# the certificate only at start: a reload is not enough) and reloads nginx when it runs.
+# the certificate only at start: a reload is not enough) and reloads nginx or Apache when it runs.
 # Re-running the installer rewrites this file.
 set -eu
 umask 077
@@ -63,6 +63,14 @@ if command -v systemctl >/dev/null 2>&1; then
             log "nginx reloaded"
         else
             log "nginx was not reloaded (nginx -t or the reload failed); see: nginx -t"
+            status=1
+        fi
+    fi
+    if systemctl is-active --quiet apache2; then
+        if apache2ctl configtest >/dev/null 2>&1 && systemctl reload apache2; then
+            log "apache2 reloaded"
+        else
+            log "apache2 was not reloaded (configtest or the reload failed); see: apache2ctl configtest"
             status=1
         fi
     fi
