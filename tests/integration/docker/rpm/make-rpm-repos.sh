@@ -7,7 +7,8 @@
 #                   actvt-test-slow, whose installation sleeps (another dnf holding its lock)
 # OUT/extras/       epel-release: /etc/yum.repos.d/epel.repo (-> http://rpmmirror/epel/) and EPEL's key
 # OUT/epel/         certbot: Debian's build of certbot repackaged with EPEL's unit names (EPEL key)
-# OUT/amzn/         nginx and certbot in one repository, as Amazon Linux 2023 has them (distro key)
+# OUT/amzn/         nginx, certbot and actvt-test-slow in one repository, as Amazon Linux 2023 has them
+#                   (no EPEL there; distro key)
 # OUT/distro-key.asc  the key of appstream, extras and amzn (a server installs it as its distribution's key)
 # OUT/wrong-key.asc   a key that signs nothing (the "wrong repository key" scenario)
 # Every repository's repomd.xml is signed (repomd.xml.asc: repo_gpgcheck=1), every package with rpmsign.
@@ -116,7 +117,9 @@ cp "$(rpmbuild_tree "$here/epel-release.spec" "$root" "^$")" "$out/extras/"
 # a package whose installation takes a while (the "another dnf holds its lock" scenario)
 root=$work/slow
 install -D -m 0644 /dev/null "$root/usr/share/doc/actvt-test-slow/README"
-cp "$(rpmbuild_tree "$here/actvt-test-slow.spec" "$root" "actvt-test-slow")" "$out/appstream/"
+rpm=$(rpmbuild_tree "$here/actvt-test-slow.spec" "$root" "actvt-test-slow")
+cp "$rpm" "$out/appstream/"
+cp "$rpm" "$out/amzn/"
 
 sign_repo "$out/appstream" "$DISTRO_FPR"
 sign_repo "$out/extras" "$DISTRO_FPR"
