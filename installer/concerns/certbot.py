@@ -39,7 +39,7 @@ from typing import Callable, List, Optional, Tuple
 
 from installer import __version__
 from installer.core import packaging, paths
-from installer.core.actions import Command, Copy, Directory, File, Packages, Step
+from installer.core.actions import Command, Copy, Directory, File, Packages, Service, Step
 from installer.core.concern import (BAKE, FAIL, PASS, SKIP, WARN, Checks, Concern, Endpoint, Finding, Phase, Planner,
                                    Undo, Uninstaller, UninstallOptions)
 from installer.core import facts as host_facts
@@ -291,7 +291,7 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
         when_changed=live + (paths.DEPLOY_HOOK,) + challenge,
         may_fail=True, timeout=CERTBOT_TIMEOUT)
     return [
-        Step("Installing certbot", tuple(install_certbot(facts))),
+        Step("Installing certbot", tuple(install_certbot(facts)) + renewal_timer(facts)),
         Step(title, tuple(certonly) + (
             Directory(paths.VECTOR_CERT_DIR, 0o755, reason="certificates Vector reads"),
             Copy(paths.SERVER_CERT, paths.fullchain(domain), CERT_MODE, "root", VECTOR_GROUP,
@@ -305,6 +305,14 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
     ]
 
 
+def renewal_timer(facts) -> Tuple:
+    """Debian's and Ubuntu's certbot package enables its certbot.timer itself; EPEL's (and Fedora's) enables
+    no certbot-renew.timer, so without this the certificate would expire after 90 days."""
+    if (facts.package_manager or "apt") == "apt":
+        return ()
+    return (Service(EPEL_RENEWAL_TIMER, reason="certbot renews the certificate (EPEL's package enables no timer)"),)
+
+
 def plan_certbot_package(config, facts, decisions, ctx) -> List[Step]:
     """Bake mode: certbot is installed now; the certificate is made on first boot."""
     return [Step("Installing certbot", tuple(install_certbot(facts)))]
@@ -313,7 +321,8 @@ def plan_certbot_package(config, facts, decisions, ctx) -> List[Step]:
 # --- what `actvt doctor` checks ----------------------------------------------------------------------
 
 #: The units that run ``certbot renew`` (Debian's and Ubuntu's package, EPEL's, the snap).
-RENEWAL_TIMERS = ("certbot.timer", "certbot-renew.timer", "snap.certbot.renew.timer")
+EPEL_RENEWAL_TIMER = "certbot-renew.timer"
+RENEWAL_TIMERS = ("certbot.timer", EPEL_RENEWAL_TIMER, "snap.certbot.renew.timer")
 #: Which of them are active (``systemctl is-active`` prints one state per unit, in order).
 RENEWAL_TIMER = Probe("certbot_timer", ("systemctl", "is-active") + RENEWAL_TIMERS,
                       lambda result: tuple(unit for unit, state in zip(RENEWAL_TIMERS, result.output.split())
@@ -331,7 +340,7 @@ def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
 
     found = []
     active = facts.fact(RENEWAL_TIMER)
-    timer = "certbot.timer" if (facts.package_manager or "apt") == "apt" else "certbot-renew.timer"
+    timer = "certbot.timer" if (facts.package_manager or "apt") == "apt" else EPEL_RENEWAL_TIMER
     if active is None:
         found.append(Finding("certbot.timer", SKIP, "certbot's renewal timer: not checked (--root)"))
     elif active:

@@ -120,13 +120,11 @@ def parse_os_release(text: str) -> OSInfo:
 
 
 def package_manager_for(os_info: OSInfo, has_dnf: bool) -> Optional[str]:
-    """apt for Debian and Ubuntu; dnf (else yum) for RHEL-likes; yum for Amazon Linux."""
+    """apt for Debian and Ubuntu; dnf (else yum) for RHEL-likes and Amazon Linux (2023 has dnf, 2 only yum)."""
     family = (os_info.id,) + os_info.id_like
     if any(name in ("debian", "ubuntu") for name in family):
         return "apt"
-    if os_info.id == "amzn":
-        return "yum"
-    if any(name in ("rhel", "centos", "fedora", "rocky", "almalinux") for name in family):
+    if any(name in ("rhel", "centos", "fedora", "rocky", "almalinux", "amzn") for name in family):
         return "dnf" if has_dnf else "yum"
     return None
 

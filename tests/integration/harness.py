@@ -652,3 +652,43 @@ for root in sys.argv[1:]:
                 out[name] = ["other", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, ""]
 json.dump(out, sys.stdout)
 """
+
+
+# --- RHEL family (issue 21): the rpmmirror container and dnf servers (Dockerfile.test, at its end) -------
+RPM_MIRROR_URL = "http://rpmmirror"
+VECTOR_YUM_URL = RPM_MIRROR_URL + "/vector-rpm/"
+VECTOR_RPM_KEY_URL = VECTOR_YUM_URL + "key.asc"
+RHEL_SYSTEMS = ("rocky9", "alma9", "amzn2023", "rocky8")  # os-release files of the server-rhel image
+
+
+def rpm_mirror(harness):
+    """The harness's rpmmirror container (image mirror-rpm: the signed RPM repositories), started once."""
+    if getattr(harness, "rpm_mirror_host", None) is None:
+        image = image_name("mirror-rpm")
+        if not harness.has_image(image):
+            raise HarnessUnavailable("image %s is missing; run tests/integration/setup.sh" % image)
+        host = harness._start("rpmmirror", image, aliases=["rpmmirror"])
+        harness._wait_http(host, "http://127.0.0.1/vector-rpm/repodata/repomd.xml")
+        harness.rpm_mirror_host = host
+        harness.vector_rpm_key_fingerprint = host.read_text("/srv/rpm/vector-rpm/key.fpr").strip()
+    return harness.rpm_mirror_host
+
+
+def rhel_env(harness, env=None):
+    """The installer's variables on a server-rhel host: Vector's repository and key on the rpmmirror
+    (pinned by the fingerprint the mirror image made), then env."""
+    rpm_mirror(harness)
+    full = {"ACTVT_VECTOR_YUM_URL": VECTOR_YUM_URL, "ACTVT_VECTOR_KEY_URL": VECTOR_RPM_KEY_URL,
+            "ACTVT_VECTOR_KEY_FINGERPRINTS": harness.vector_rpm_key_fingerprint}
+    full.update(env or {})
+    return full
+
+
+def rhel_server(harness, system="rocky9", domain=DOMAIN):
+    """A fresh server-rhel host that is `system` (RHEL_SYSTEMS): its os-release and its distribution's
+    repository file, the distribution's key from the rpmmirror; firewalld running."""
+    rpm_mirror(harness)
+    host = harness.server("server-rhel", domain=domain, firewall=True)
+    host.sh(["actvt-test-become", system])
+    host.sh("for i in $(seq 120); do firewall-cmd --state >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+    return host

@@ -162,5 +162,8 @@ PYTHON="$ROOT/.venv/bin/python" sh "$HERE/vector_standin/build-deb.sh" --stage >
 build mirror "$IMAGES/mirror:latest" bookworm
 build client "$IMAGES/client:latest" bookworm
 build controller "$IMAGES/controller:latest" bookworm
+# RHEL family (issue 21): the signed RPM repositories and the dnf server (Dockerfile.test, at its end)
+build mirror-rpm "$IMAGES/mirror-rpm:bookworm" bookworm
+build server-rhel "$IMAGES/server-rhel:bookworm" bookworm
 
 say "done"
