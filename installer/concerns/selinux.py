@@ -6,7 +6,9 @@ confined as ``httpd_t``, which may connect (``name_connect``) only to ports of a
 for ``wss://DOMAIN/actvt`` while every file looks right. The fix here labels that one port
 ``http_port_t`` (``semanage port -a``, or ``-m`` when the port has another type of its own). Not the
 ``httpd_can_network_connect`` boolean: it lets every confined web process (nginx, php-fpm, CGI
-scripts) connect to any port on any host, which is far more than one local port.
+scripts) connect to any port on any host, which is far more than one local port. (httpd_t's
+``name_connect`` to ``http_port_t`` hangs on ``httpd_graceful_shutdown``, on by default on the RHEL family;
+refpolicy, as Debian ships it, has it off: there ``doctor`` passing does not prove nginx may connect.)
 
 Standalone mode needs nothing: Vector listens itself. It runs as ``unconfined_service_t`` (systemd
 starts /usr/bin/vector, which has no policy module of its own), which may bind any port; clients
@@ -66,9 +68,14 @@ def _when_ok(result: ProbeResult):
     return parse_ports(result.output) if result.returncode == 0 else None
 
 
-#: every port definition (the policy's and the local ones); the local ones alone (what `-d` can delete)
-PORTS = Probe("semanage_ports", ("semanage", "port", "-l"), _when_ok)
-LOCAL_PORTS = Probe("semanage_ports_local", ("semanage", "port", "-l", "-C"), _when_ok)
+def _enforcing(facts) -> bool:
+    return facts.selinux_enforcing
+
+
+#: every port definition (the policy's and the local ones); the local ones alone (what `-d` can delete).
+#: Only where SELinux is enforcing: each loads the whole policy (seconds).
+PORTS = Probe("semanage_ports", ("semanage", "port", "-l"), _when_ok, when=_enforcing)
+LOCAL_PORTS = Probe("semanage_ports_local", ("semanage", "port", "-l", "-C"), _when_ok, when=_enforcing)
 
 
 # --- the record and its undo ------------------------------------------------------------------------

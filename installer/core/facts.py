@@ -61,6 +61,7 @@ class Probe:
     name: str
     argv: Tuple[str, ...]
     parse: Callable[[ProbeResult], Any] = _as_is
+    when: Optional[Callable[["Facts"], bool]] = None  # run only when true of the other facts (a slow command)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,7 +356,7 @@ def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),
     except OSError:
         pass
     meminfo = proc.read("/proc/meminfo")
-    return Facts(
+    found = Facts(
         os=os_info,
         package_manager=manager,
         packages=packages,
@@ -368,11 +369,12 @@ def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),
         dirs=frozenset(dirs),
         free_disk_mb=free_mb,
         mem_total_mb=_meminfo_mb(meminfo.decode()) if meminfo else None,
-        probes=run_probes(root, probes),
         domain_addresses=resolve(domain) if domain and root.is_host else None,
         # the kernel's selinuxfs, read as /proc is: a --root tree carries its own
         selinux_enforcing=(proc.read(SELINUX_ENFORCE) or b"").strip() == b"1",
     )
+    wanted = [probe for probe in probes if probe.when is None or probe.when(found)]
+    return dataclasses.replace(found, probes=run_probes(root, wanted))
 
 
 def _existing_parent(path: str) -> str:
