@@ -339,3 +339,127 @@ def test_zip_members_reads_the_directory_as_zipfile_does(tmp_path):
     (tmp_path / "cut.zip").write_bytes(plain.read_bytes()[:-30])
     with pytest.raises(ValueError):
         launcher.zip_members(str(tmp_path / "cut.zip"))
+
+
+# --- an interpreter older than 3.9 (issue 21, item 4) -------------------------------------------------------
+
+#: makes a real interpreter report 3.6: a .pth file in its own site-packages (only whoever can write that folder
+#: can do this, so the launcher needs no hook of its own that a user's variable could reach; Debian's stdlib
+#: has a sitecustomize of its own, which would win over one here)
+OLD_PTH = ("import sys; exec(\"class _Version(tuple):\\n    major = property(lambda self: self[0])\\n"
+           "    minor = property(lambda self: self[1])\\nsys.version_info = _Version((3, 6, 15, 'final', 0))\")\n")
+
+
+def old_python(folder):
+    """A venv of the host's Python whose sys.version_info says 3.6."""
+    venv = os.path.join(folder, "old")
+    subprocess.run([SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else sys.executable, "-m", "venv",
+                    "--without-pip", venv], check=True)
+    [site] = [os.path.join(d, "site-packages") for d in
+              (os.path.join(venv, "lib", n) for n in os.listdir(os.path.join(venv, "lib")))]
+    with open(os.path.join(site, "old-version.pth"), "w") as handle:
+        handle.write(OLD_PTH)
+    python = os.path.join(venv, "bin", "python3")
+    assert subprocess.run([python, "-I", "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                          text=True).stdout == "(3, 6)\n"
+    return python
+
+
+def test_an_old_python_runs_the_file_with_a_supported_one(shared_tmp):
+    """The real thing, as uid 65534: a 3.6 runs the tiny launcher through the pipe; it finds the host's
+    /usr/bin/python3.X, says so in one line, writes the carried zipapp itself and execs that one on it (the
+    zipapp prints which interpreter runs it); the exit status is the zipapp's."""
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    python = old_python(shared_tmp)
+    prefix, _ = as_user()
+    home = os.path.join(shared_tmp, "home")
+    os.mkdir(home)
+    os.chown(home, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home, PATH="/usr/local/bin:/usr/bin:/bin")
+    expected = launcher.find_python(env)
+    assert expected and expected[0].startswith("/usr/"), expected
+    data = open(launcher_file, "rb").read()
+    result = subprocess.run(prefix + [python, "-I", "-", "a", "b c"], input=data, capture_output=True, env=env)
+    assert result.stderr.decode() == "actvt-installer: this Python is 3.6; running with %s (%d.%d)\n" % (
+        expected[0], *expected[1]), result
+    assert (result.returncode, result.stdout) == (0, b"ran a b c\n"), result
+    assert [n for _, _, names in os.walk(home) for n in names] == ["actvt.pyz"]  # written once, by the 3.6
+
+
+def test_the_newest_trusted_supported_interpreter_is_chosen():
+    folders = {"/usr/bin/python3.12": ("cpython", (3, 12)), "/opt/x/python3.14": ("cpython", (3, 6)),
+               "/usr/local/bin/python3.13": ("pypy", (3, 13)), "/usr/bin/python3.11": ("cpython", (3, 11)),
+               "/home/u/bin/python3.13": ("cpython", (3, 13))}
+    untrusted = {"/home/u/bin/python3.13"}
+
+    def trusted(path):
+        return path if path in folders and path not in untrusted else None
+
+    env = {"PATH": "/home/u/bin:/opt/x:relative:/usr/local/bin"}
+    # 3.14 reports 3.6 (what it says counts, not its name), 3.13 is PyPy or in a folder the user owns
+    assert launcher.find_python(env, folders.get, trusted) == ("/usr/bin/python3.12", (3, 12))
+    assert launcher.python_folders(env) == ["/home/u/bin", "/opt/x", "/usr/local/bin", "/usr/bin", "/bin"]
+    assert launcher.find_python(env, lambda path: None, trusted) is None
+
+
+@pytest.fixture
+def root_only_folder():
+    """A folder whose every parent only root can write (not under /tmp, which all users can write)."""
+    if os.geteuid() != 0 or not os.access("/run", os.W_OK) or os.stat("/run").st_mode & 0o022:
+        pytest.skip("needs root and a /run only root can write")
+    path = tempfile.mkdtemp(prefix="actvt-test-", dir="/run")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_an_interpreter_in_a_folder_others_can_write_is_not_trusted(root_only_folder, shared_tmp):
+    real = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    assert launcher.trusted_file(real) == os.path.realpath(real)
+    os.symlink(real, os.path.join(shared_tmp, "python3.11"))  # under /tmp: only its real path counts, and runs
+    assert launcher.trusted_file(os.path.join(shared_tmp, "python3.11")) == os.path.realpath(real)
+    shutil.copy(real, os.path.join(shared_tmp, "python3.12"))
+    assert launcher.trusted_file(os.path.join(shared_tmp, "python3.12")) is None  # /tmp: every user can write
+    folder = os.path.join(root_only_folder, "bin")
+    os.mkdir(folder, 0o755)
+    python = os.path.join(folder, "python3.12")
+    shutil.copy(real, python)
+    assert launcher.trusted_file(python) == python
+    for mode in (0o775, 0o757, 0o1777):
+        os.chmod(folder, mode)
+        assert launcher.trusted_file(python) is None, oct(mode)
+    os.chmod(folder, 0o755)
+    for mode in (0o775, 0o777, 0o644):
+        os.chmod(python, mode)
+        assert launcher.trusted_file(python) is None, oct(mode)
+    os.chmod(python, 0o755)
+    os.chown(python, 65534, 65534)
+    assert launcher.trusted_file(python) is None  # another user's
+    assert launcher.trusted_file(python, 65534) == python  # a user's own, for their own `actvt`
+    assert launcher.trusted_file(os.path.join(folder, "missing")) is None
+
+
+@pytest.mark.parametrize("release,advice", [
+    ('NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="8.10"\n', "dnf install -y python3.11"),
+    ('ID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="8.9"\n', "dnf install -y python3.11"),
+    ('ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="8.10"\n', "dnf install -y python3.11"),
+    ('ID="ol"\nID_LIKE="fedora"\nVERSION_ID="8.9"\n', "dnf install -y python3.11"),
+    ('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="20.04"\n', "apt-get install -y python3.9"),
+    ('ID=debian\nVERSION_ID="10"\n', None),
+    ('ID="sles"\nID_LIKE="suse"\nVERSION_ID="15.5"\n', "zypper install -y python311"),
+    ('ID=gentoo\n', None),
+    ("", None),
+])
+def test_no_supported_interpreter_names_the_command_for_this_system(tmp_path, capsys, monkeypatch, release,
+                                                                    advice):
+    (tmp_path / "os-release").write_text(release)
+    fields = launcher.os_release(str(tmp_path / "os-release"))
+    assert launcher.install_advice(fields) == advice
+    monkeypatch.setattr(launcher, "find_python", lambda environ: None)
+    with pytest.raises(SystemExit) as stop:
+        launcher.other_python((3, 6), {}, fields)
+    assert stop.value.code == 1
+    install = "install one with `%s`" % advice if advice else "install one of them"
+    assert capsys.readouterr().err == ("actvt-installer: needs Python 3.9 to 3.14 (this is 3.6) and found none of "
+                                       "python3.9 to python3.14 on this system; %s, then run the same command "
+                                       "again\n" % install)

@@ -16,6 +16,7 @@ from installer.core.fs import Tree, UnsafePath, walk_files
 from installer.core.paths import Root
 
 WEB_SERVERS = {"nginx": "nginx", "apache2": "apache", "httpd": "httpd"}
+SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Probe:
     name: str
     argv: Tuple[str, ...]
     parse: Callable[[ProbeResult], Any] = _as_is
+    when: Optional[Callable[["Facts"], bool]] = None  # run only when true of the other facts (a slow command)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Facts:
     probes: Mapping[str, ProbeResult] = dataclasses.field(default_factory=dict)  # name -> result; absent: not run
     domain_addresses: Optional[Tuple[str, ...]] = None  # None: not looked up (under --root)
     dns_waited: Optional[int] = None  # seconds the run waited for the domain to resolve (ACTVT_WAIT_FOR_DNS)
+    selinux_enforcing: bool = False  # /sys/fs/selinux/enforce is 1 (concerns/selinux.py)
 
     def fact(self, probe: "Probe"):
         """The probe's parsed value, or None when it did not run (under --root, program absent)."""
@@ -185,7 +188,7 @@ def read_file(root: Root, path: str) -> Optional[bytes]:
 
 
 class _Proc:
-    """``/proc`` as the run sees it. On the host it is the kernel's, read as it is; under ``--root``
+    """``/proc`` (and ``/sys``) as the run sees it. On the host it is the kernel's, read as it is; under ``--root``
     it is a folder of the tree like any other, read through ``Tree`` (no link planted there is
     followed out of the tree, no FIFO opened: ``UnsafePath`` names it)."""
 
@@ -351,7 +354,7 @@ def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),
     except OSError:
         pass
     meminfo = proc.read("/proc/meminfo")
-    return Facts(
+    found = Facts(
         os=os_info,
         package_manager=manager,
         packages=packages,
@@ -364,9 +367,12 @@ def gather(root: Root, environ: Mapping[str, str], reads: Iterable[str] = (),
         dirs=frozenset(dirs),
         free_disk_mb=free_mb,
         mem_total_mb=_meminfo_mb(meminfo.decode()) if meminfo else None,
-        probes=run_probes(root, probes),
         domain_addresses=resolve(domain) if domain and root.is_host else None,
+        # the kernel's selinuxfs, read as /proc is: a --root tree carries its own
+        selinux_enforcing=(proc.read(SELINUX_ENFORCE) or b"").strip() == b"1",
     )
+    wanted = [probe for probe in probes if probe.when is None or probe.when(found)]
+    return dataclasses.replace(found, probes=run_probes(root, wanted))
 
 
 def _existing_parent(path: str) -> str:

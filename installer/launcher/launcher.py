@@ -85,8 +85,6 @@ try:
             fail("runs on Linux servers only (this is %s)" % system)
         if implementation != "cpython":
             fail("needs CPython (this is %s)" % implementation)
-        if not OLDEST <= version <= NEWEST:
-            fail("needs Python %d.%d to %d.%d (this is %d.%d)" % (OLDEST + NEWEST + version))
         if machine not in ARCHES:
             fail("supports x86_64 and aarch64 (this machine is %s)" % machine)
         parts = libc.split()
@@ -96,7 +94,115 @@ try:
             glibc = None
         if glibc is None or glibc < MIN_GLIBC:
             fail("needs glibc %d.%d or newer (found: %s)" % (MIN_GLIBC + (libc or "no glibc",)))
+        # last: another interpreter on the host mends only this one (main looks for it)
+        if not OLDEST <= version <= NEWEST:
+            fail(version_message(version))
         return ARCHES[machine]
+
+    def version_message(version):
+        return "needs Python %d.%d to %d.%d (this is %d.%d)" % (OLDEST + NEWEST + tuple(version))
+
+    #: what a candidate interpreter says of itself (run with -I: nothing of the environment or the current folder)
+    PROBE = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
+
+    def trusted_file(path, uid=None):
+        """The real path of an executable file that it and every folder above it are owned by root (or us) and
+        writable by nobody else, else None: a python3.X in a folder another user can write would run their code
+        as root. The real path is what gets run, so a link cannot be turned elsewhere after this check."""
+        uid = os.geteuid() if uid is None else uid
+        real = os.path.realpath(path)
+        at = real
+        try:
+            if not (os.path.isfile(real) and os.access(real, os.X_OK)):
+                return None
+            while True:
+                st = os.stat(at)
+                if st.st_uid not in (0, uid) or st.st_mode & 0o022:
+                    return None
+                if at == "/":
+                    return real
+                at = os.path.dirname(at)
+        except OSError:
+            return None
+
+    def probe_version(path):
+        """(implementation, (major, minor)) as the interpreter at path reports them, or None."""
+        import subprocess
+
+        try:
+            out = subprocess.check_output([path, "-I", "-c", PROBE], stdin=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, timeout=30, universal_newlines=True)
+            name, major, minor = out.split()
+            return name, (int(major), int(minor))
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+
+    def python_folders(environ):
+        """PATH's absolute folders, then where distributions put the interpreters they ship beside python3
+        (/usr/bin: EL8's python3.11, Ubuntu 20.04's python3.9; /usr/local/bin: one built from source).
+        /usr/libexec/platform-python is EL8's 3.6 itself: not worth a look."""
+        folders = []
+        for folder in environ.get("PATH", "").split(":") + ["/usr/local/bin", "/usr/bin", "/bin"]:
+            if folder.startswith("/") and folder.rstrip("/") not in folders:
+                folders.append(folder.rstrip("/") or "/")
+        return folders
+
+    def find_python(environ, probe=None, trusted=None):
+        """The newest trusted CPython 3.9-3.14 on the host, named python3.X: (real path, version) or None."""
+        probe = probe or probe_version
+        trusted = trusted or trusted_file
+        for minor in range(NEWEST[1], OLDEST[1] - 1, -1):
+            for folder in python_folders(environ):
+                path = trusted(os.path.join(folder, "python3.%d" % minor))
+                if path is None:
+                    continue
+                found = probe(path)
+                if found and found[0] == "cpython" and OLDEST <= found[1] <= NEWEST:
+                    return path, found[1]
+        return None
+
+    def os_release(path="/etc/os-release"):
+        fields = {}
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    key, sep, value = line.strip().partition("=")
+                    if sep:
+                        fields[key] = value.strip().strip("\"'")
+        except OSError:
+            pass
+        return fields
+
+    def install_advice(release):
+        """The command that installs a supported Python beside the system's python3 here, or None (then the
+        message says what is needed without a command)."""
+        ids = [release.get("ID", "")] + release.get("ID_LIKE", "").split()
+        major = release.get("VERSION_ID", "").split(".")[0]
+        if ids[0] == "debian" and major.isdigit() and int(major) < 11:
+            return None  # Debian 10's newest is 3.7, and no backport: Debian 11 has 3.9
+        if "ubuntu" in ids or "debian" in ids:
+            return "apt-get install -y python3.9"  # Ubuntu 20.04: in universe
+        if set(ids) & {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "amzn"}:
+            return "dnf install -y python3.11"  # EL8's AppStream has 3.9, 3.11 and 3.12
+        if set(ids) & {"suse", "sles", "opensuse"}:
+            return "zypper install -y python311"
+        return None
+
+    def other_python(version, environ, release=None):
+        """The interpreter to run the zipapp with when this one is not supported (says so in one line), or
+        stop with one line naming the command that installs one."""
+        found = find_python(environ)
+        if found:
+            sys.stderr.write("actvt-installer: this Python is %d.%d; running with %s (%d.%d)\n"
+                             % (tuple(version) + (found[0],) + found[1]))
+            return found[0]
+        advice = install_advice(os_release() if release is None else release) if version < OLDEST else None
+        wanted = "python3.%d to python3.%d" % (OLDEST[1], NEWEST[1])
+        if advice:
+            fail("%s and found none of %s on this system; install one with `%s`, then run the same command "
+                 "again" % (version_message(version), wanted, advice))
+        fail("%s and found none of %s on this system; install one of them, then run the same command again"
+             % (version_message(version), wanted))
 
     def _usable(path, create=True):
         """A real folder (not a link) we own, that nobody else can write, that we can write to and
@@ -140,22 +246,24 @@ try:
     def site_packages(shiv_root):
         return os.path.join(shiv_root, PYZ_NAME + "_" + BUILD_ID, "site-packages")
 
-    def run(pyz, shiv_root):
+    def run(pyz, shiv_root, python=None):
         """Run the zipapp: in this process when shiv's extraction of it is intact, else through shiv (which
-        extracts it again when it is damaged)."""
+        extracts it again when it is damaged); with python, another interpreter, always through shiv."""
         site = site_packages(shiv_root)
         env = dict(os.environ, SHIV_ROOT=shiv_root)
         if BUILD_ID and os.path.isdir(site) and not os.environ.get("SHIV_FORCE_EXTRACT"):
-            if extraction_intact(pyz, site):
+            if not extraction_intact(pyz, site):
+                env["SHIV_FORCE_EXTRACT"] = "1"
+            elif python is None:
                 sys.argv[0] = pyz
                 sys.path.insert(0, site)
                 from installer.commands.cli import main
 
                 sys.exit(main())
-            env["SHIV_FORCE_EXTRACT"] = "1"
         # isolated (-I): no PYTHON* variable reaches the root process (PYTHONPATH cannot add code to it);
         # what it needs comes as arguments and SHIV_* variables, which -I leaves alone
-        os.execve(sys.executable, [sys.executable, "-I", pyz] + sys.argv[1:], env)
+        python = python or sys.executable
+        os.execve(python, [python, "-I", pyz] + sys.argv[1:], env)
 
     def zip_members(path):
         """{name: (CRC-32, size)} of a zip's files, from its central directory (``zipfile`` costs 15 ms to import,
@@ -302,14 +410,21 @@ try:
                 del environ[name]
 
     def main(payload):
-        check_platform()
+        version, python = tuple(sys.version_info[:2]), None
+        supported = OLDEST <= version <= NEWEST
+        check_platform(version=None if supported else OLDEST)  # all but the version, which another Python mends
         safe_umask()
         clean_environment(os.environ, os.geteuid() == 0)
+        if not supported:
+            # This interpreter still checks and writes the carried zipapp (this file keeps to 3.6's grammar and
+            # standard library): the text it was given is not read twice, and the found one runs the result
+            # as it would on an empty cache (-I, the same arguments and environment; exec keeps the status).
+            python = other_python(version, os.environ)
         if payload is None:
             root = kept_command_root()
-            run(KEPT_PYZ, os.path.join(root, "shiv"))
+            run(KEPT_PYZ, os.path.join(root, "shiv"), python)
         root = cache_root()
-        run(unpack(root, payload), os.path.join(root, "shiv"))
+        run(unpack(root, payload), os.path.join(root, "shiv"), python)
 
     PAYLOAD = None  # @PAYLOAD@
 finally:

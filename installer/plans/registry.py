@@ -13,7 +13,7 @@ does. Planners are pure; so is everything here.
 from typing import List, Optional, Tuple
 
 from installer.concerns import (apache, certbot, firewall, guard, lifecycle, migration, mtls, nginx, packages,
-                                selfcopy, state, vector)
+                                selfcopy, selinux, state, vector)
 from installer.core.actions import Plan, Step
 from installer.core.concern import BAKE, INSTALL, Concern, Endpoint, Finding, UninstallOptions
 from installer.core.config import BY_NAME, port_taken_by_nginx, warnings
@@ -22,8 +22,8 @@ from installer.core.errors import ActvtError
 from installer.core.facts import Facts
 
 CONCERNS: Tuple[Concern, ...] = (
-    packages.CONCERN, vector.CONCERN, guard.CONCERN, nginx.CONCERN, apache.CONCERN, certbot.CONCERN, mtls.CONCERN, firewall.CONCERN,
-    migration.CONCERN, lifecycle.CONCERN, selfcopy.CONCERN, state.CONCERN,
+    packages.CONCERN, vector.CONCERN, guard.CONCERN, nginx.CONCERN, apache.CONCERN, selinux.CONCERN, certbot.CONCERN,
+    mtls.CONCERN, firewall.CONCERN, migration.CONCERN, lifecycle.CONCERN, selfcopy.CONCERN, state.CONCERN,
 )
 
 #: The proxy fronts this installer can set up; proxy mode uses the one that runs (or installs the first).

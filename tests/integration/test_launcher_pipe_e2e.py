@@ -149,3 +149,58 @@ def test_a_cut_download_of_the_built_file_fails(pyz):
     for offset in sorted(offsets):
         r = subprocess.run([sys.executable, "-", "--version"], input=data[:offset], capture_output=True, env=env)
         assert r.returncode == 1 and r.stdout == b"", (offset, data[offset - 20:offset], r.stderr[-300:])
+
+
+#: an interpreter that says it is 3.6 (issue 21, item 4): a real python3 whose own site-packages carry a .pth
+#: line that replaces sys.version_info (a venv of the server's python3, so nothing else on it changes)
+OLD_PYTHON = "/opt/old-python"
+OLD_PTH = ("import sys; exec(\"class _Version(tuple):\\n    major = property(lambda self: self[0])\\n"
+           "    minor = property(lambda self: self[1])\\nsys.version_info = _Version((3, 6, 15, 'final', 0))\")\n")
+UBUNTU_2004 = 'NAME="Ubuntu"\nVERSION="20.04.6 LTS (Focal Fossa)"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="20.04"\n'
+
+
+def test_an_old_python3_runs_the_installer_with_a_supported_one(server):
+    """`python3` on PATH is "3.6": through the pipe the launcher finds the server's real python3.X, says so,
+    and the run goes through it (a whole run, changed=0 on this installed server), as does the kept `actvt`
+    command (its `#!/usr/bin/env python3` finds the old one too). With no supported interpreter left, on an
+    Ubuntu 20.04 os-release: the one line naming the command, status 1, nothing written."""
+    env = server.installer_env(ENV)
+    real = server.sh("readlink -f /usr/bin/python3").out.strip()
+    version = server.sh([real, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).out.strip()
+    site = "%s/lib/python%s/site-packages" % (OLD_PYTHON, version)
+    server.sh("python3 -m venv --without-pip " + OLD_PYTHON)
+    # a script, not a link: a venv's python is one only when run by its own path (pyvenv.cfg beside it)
+    server.put_file("/usr/local/bin/python3", b'#!/bin/sh\nexec %s/bin/python3 "$@"\n' % OLD_PYTHON.encode(),
+                    mode=0o755)
+    server.put_file(site + "/old-version.pth", OLD_PTH.encode())
+    release = server.sh("readlink /etc/os-release").out.strip()  # Debian's is a link to /usr/lib/os-release
+    assert release
+    try:
+        assert server.sh("command -v python3 && python3 -I -c 'import sys; print(sys.version_info[:2])'").out \
+            == "/usr/local/bin/python3\n(3, 6)\n"
+        said = "actvt-installer: this Python is 3.6; running with %s (%s)" % (real, version)
+        r = server.exec(["sh", "-c", "curl -fsSL %s | python3 -I - --yes --json" % H.PIPE_URL], env=env,
+                        timeout=900)
+        server.harness.record(server, r)
+        assert r.rc == 0 and r.json()["changed"] == 0, r
+        assert r.err.splitlines()[0] == said, r
+        r = server.exec([COMMAND, "status"])
+        assert r.rc == 0 and r.err.splitlines()[0] == said, r
+        assert server.is_active("vector")
+
+        # none left: the server's own python3.X says 3.6 too (its dist-packages, which the venv does not see)
+        server.put_file("/usr/lib/python3/dist-packages/old-version.pth", OLD_PTH.encode())
+        server.sh("rm /etc/os-release")
+        server.put_file("/etc/os-release", UBUNTU_2004.encode())
+        before = server.sh("find %s /usr/local /etc/actvt /var/lib/actvt -printf '%%p %%s %%T@\\n' | sort"
+                           % CACHE).out
+        r = server.exec(["sh", "-c", "curl -fsSL %s | python3 -I - --yes" % H.PIPE_URL], env=env)
+        assert r.rc == 1 and r.out == "", r
+        assert r.err == ("actvt-installer: needs Python 3.9 to 3.14 (this is 3.6) and found none of python3.9 to "
+                         "python3.14 on this system; install one with `apt-get install -y python3.9`, then run "
+                         "the same command again\n"), r
+        assert server.sh("find %s /usr/local /etc/actvt /var/lib/actvt -printf '%%p %%s %%T@\\n' | sort"
+                         % CACHE).out == before
+    finally:
+        server.sh("rm -rf %s /usr/local/bin/python3 /usr/lib/python3/dist-packages/old-version.pth" % OLD_PYTHON)
+        server.sh(["ln", "-sfn", release, "/etc/os-release"])
