@@ -41,6 +41,9 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=$D -keyout /etc/ssl
 mkdir -p /var/www/site
 echo "existing site of $D" > /var/www/site/index.html
 printf 'page two\n' > /var/www/site/two.html
+# a day old: Apache gives a file changed less than a second before the request a weak ETag (W/"…"), so
+# pages read right after they were written would differ from the same pages read later
+touch -d '1 day ago' /var/www/site/index.html /var/www/site/two.html
 cat > /etc/apache2/sites-available/site.conf <<EOF
 <VirtualHost *:80>
     ServerName $D
