@@ -1,6 +1,6 @@
 """A fleet on the harness: an Ansible controller (Debian's ansible-core, a container on the internal
-network) and servers reached over SSH, each answering to its own domain; the repository's role and
-playbooks (contrib/ansible) run as users run them. Used by test_fleet_e2e.py and bench/fleet.py.
+network) and servers reached over SSH, each answering to its own domain; the repository's collection
+actvt.installer (contrib/ansible: its role, module and playbooks) runs as users run it. Used by test_fleet_e2e.py and bench/fleet.py.
 """
 import hashlib
 import io
@@ -84,10 +84,11 @@ class Fleet:
 
     def playbook(self, playbook="fleet.yml", *args, forks=3):
         """ansible-playbook as a user runs it (the default output): (Result, {host: PLAY RECAP counts})."""
-        env = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_ROLES_PATH": WORK + "/roles",
+        env = {"ANSIBLE_HOST_KEY_CHECKING": "False",
                "ANSIBLE_FORKS": str(forks), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null"}
-        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", WORK + "/" + playbook] + list(args)
+        # by path from the checkout (playbooks/collections links the collection beside them)
+        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", WORK + "/playbooks/" + playbook] + list(args)
         r = self.controller.exec(argv, env=env, workdir=WORK, timeout=1200)
         return r, recap(r.out)
 
