@@ -82,14 +82,24 @@ class Fleet:
         """install.pyz on the controller (the CA holder): returns Result."""
         return self.controller.exec(["python3", "-I", PYZ] + list(args), timeout=300)
 
+    def install_collection(self):
+        """``ansible-galaxy collection build`` of the checkout and ``collection install`` of its tarball, as the
+        collection's README shows them, on the controller (which has no route to Galaxy): the Result."""
+        return self.controller.sh("cd %s && ansible-galaxy collection build . --output-path /root/dist"
+                                  " && ansible-galaxy collection install /root/dist/actvt-installer-*.tar.gz" % WORK,
+                                  check=False)
+
     def playbook(self, playbook="fleet.yml", *args, forks=3):
-        """ansible-playbook as a user runs it (the default output): (Result, {host: PLAY RECAP counts})."""
+        """ansible-playbook as a user runs it (the default output): (Result, {host: PLAY RECAP counts}).
+        ``playbook``: a file of playbooks/ (run by path from the checkout), or an installed collection's
+        playbook by name (``actvt.installer.fleet``)."""
         env = {"ANSIBLE_HOST_KEY_CHECKING": "False",
                "ANSIBLE_FORKS": str(forks), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null"}
         # by path from the checkout (playbooks/collections links the collection beside them)
-        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", WORK + "/playbooks/" + playbook] + list(args)
-        r = self.controller.exec(argv, env=env, workdir=WORK, timeout=1200)
+        path = playbook if playbook.startswith("actvt.installer.") else WORK + "/playbooks/" + playbook
+        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", path] + list(args)
+        r = self.controller.exec(argv, env=env, workdir="/root" if path == playbook else WORK, timeout=1200)
         return r, recap(r.out)
 
     def bundle(self, name):

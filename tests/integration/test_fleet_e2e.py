@@ -6,11 +6,14 @@ servers, two standalone and one behind nginx, each with its own domain and Let's
 (Pebble). What users observe: the play recap's `changed`, Vector's MainPID, every byte of the servers in
 check mode, and which bundle connects to which server.
 """
+import hashlib
+import re
+
 import pytest
 
 import harness as H
 from installer.core import paths
-from fleet import CA_DIR, Fleet
+from fleet import CA_DIR, PYZ, Fleet
 from test_wiring_e2e import App
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +74,22 @@ def ours(host):
     return H.within(host.snapshot(H.snapshot_roots(written)), written, ignore=(paths.BACKUP_DIR,))
 
 
+def staging_left(host):
+    """What the role's check mode staged and left on ``host`` (the root-only folders tempfile makes)."""
+    return host.sh("ls -d /tmp/actvt-check-* 2>/dev/null || true").out.split()
+
+
 def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
+    # check mode on fresh servers (issue 20, item 4): the trust file and the installer are staged, so the
+    # dry run plans the whole install with the fleet's CA (before, "ACTVT_MTLS_CA_FILE: ... does not
+    # exist", or "a real run installs Actvt" unplanned); nothing of ours written, the staging removed
+    r, stats = fleet.playbook("fleet.yml", "--check")
+    assert r.rc == 0 and all(stats[name]["changed"] >= 2 and stats[name]["failed"] == 0 for name in SERVERS), \
+        "%s\n%s" % (stats, r)
+    assert "a real run installs Actvt" not in r.out and "does not exist" not in r.out, r.out
+    for host in fleet.hosts.values():
+        assert staging_left(host) == [] and not host.exists("/etc/actvt") and not host.exists("/etc/vector/certs")
+        assert not host.exists("/var/cache/actvt/install.pyz") and not host.exists(paths.STATE_FILE)
     # first run: every server changes
     r, stats = fleet.playbook("fleet.yml", "--diff")
     assert r.rc == 0, str(r)
@@ -93,17 +111,44 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     assert all(any(path.startswith(("/usr/share/keyrings/", "/var/cache/actvt/")) for path in snapshot)
                for snapshot in snapshots.values()), "the snapshot misses folders the installer writes"
     fleet.write_inventory({"actvt_environment": dict(H.MIRROR_ENV, ACTVT_VECTOR_PORT="4097")})
+    # srv-a as a host set up without Ansible (cloud-init): no install.pyz where the role keeps it. Its
+    # dry run is planned all the same, from the staged installer (not "a real run installs Actvt")
+    kept = fleet.hosts["srv-a"].read_file("/var/cache/actvt/install.pyz")
+    fleet.hosts["srv-a"].sh("rm /var/cache/actvt/install.pyz")
+    snapshots = {name: ours(host) for name, host in fleet.hosts.items()}
     r, stats = fleet.playbook("fleet.yml", "--check", "--diff", "-v")
     assert r.rc == 0, str(r)
     assert SECRET not in r.out + r.err
-    assert all(stats[name]["changed"] == 1 for name in SERVERS), (stats, r)  # the installer's task, nothing else
+    # the installer's task, nothing else (and on srv-a the copy of install.pyz)
+    assert {name: stats[name]["changed"] for name in SERVERS} == {"srv-a": 2, "srv-b": 1, "srv-c": 1}, (stats, r)
     assert '-address = "0.0.0.0:4096"' in r.out and '+address = "0.0.0.0:4097"' in r.out, r
+    assert 'changed: [srv-a] => {"changed": true, "changes": ["file /etc/vector/vector.toml' in r.out, r.out
+    assert "a real run installs Actvt" not in r.out, r.out
     assert {name: ours(host) for name, host in fleet.hosts.items()} == snapshots
+    assert all(staging_left(host) == [] for host in fleet.hosts.values())
     assert pids(fleet) == before
+    fleet.hosts["srv-a"].put_file("/var/cache/actvt/install.pyz", kept, mode=0o644)
+    # a new install.pyz (here the same build with a byte more, which the launcher ignores) is reported
+    # by check mode as the copy a real run makes; the staged copy's sha256 is checked on the server
+    fleet.controller.sh("cp %s /root/new.pyz && printf '#' >> /root/new.pyz" % PYZ)
+    new = fleet.controller.read_file("/root/new.pyz")
+    fleet.write_inventory({"actvt_installer_src": "~/new.pyz", "actvt_installer_sha256": hashlib.sha256(new).hexdigest()})
+    r, stats = fleet.playbook("fleet.yml", "--check", "--limit", "srv-a")
+    assert r.rc == 0 and stats["srv-a"]["changed"] == 1, "%s\n%s" % (stats, r)
+    assert re.search(r"changed: \[srv-a\] => \(item=/var/cache/actvt/install.pyz\)", r.out), r.out
+    assert fleet.hosts["srv-a"].read_file("/var/cache/actvt/install.pyz") == kept and staging_left(fleet.hosts["srv-a"]) == []
+    # the collection built and installed offline (ansible-galaxy, as its README shows), its playbook run by name
     fleet.write_inventory()
-    r, stats = fleet.playbook("fleet.yml", "--check")
+    r = fleet.install_collection()
+    assert r.rc == 0 and "actvt.installer:1.1.0 was installed successfully" in r.out, r
+    r, stats = fleet.playbook("actvt.installer.fleet", "--check")
     assert r.rc == 0 and all(stats[name]["changed"] == 0 for name in SERVERS), "%s\n%s" % (stats, r)
     assert SECRET not in r.out + r.err
+    # the role's argument_specs stop a typo before any task runs on a server
+    r, stats = fleet.playbook("fleet.yml", "--limit", "srv-b", "-e", "actvt_mode=prxy")
+    assert r.rc != 0 and "value of actvt_mode must be one of: auto, standalone, proxy, got: prxy" in r.out, r.out
+    assert stats["srv-b"]["failed"] == 1 and stats["srv-b"]["changed"] == 0, stats
+    assert "Validating arguments against arg spec main" in r.out and "The installer (checked above)" not in r.out, r.out
 
     # one bundle from the CA folder connects to every server; another CA's to none
     holder = Holder(harness, fleet, "fleet")
@@ -149,7 +194,7 @@ def test_the_role_checks_the_installers_signature_on_the_controller_before_any_s
         fleet.write_inventory({**base, "actvt_installer_src": "~/sign/install.pyz"})
         r, stats = fleet.playbook("fleet.yml", "--check", "--limit", "srv-a")
         assert r.rc == 0 and stats["srv-a"]["failed"] == 0, "%s\n%s" % (stats, r)
-        assert "TASK [actvt : Refuse an install.pyz without a good signature" in r.out, r.out
+        assert "actvt : Refuse an install.pyz without a good signature" in r.out, r.out
         installed = "sha256sum /var/cache/actvt/install.pyz 2>&1 || true"
         before = fleet.hosts["srv-a"].sh(installed).out
         for name in ("tampered", "other"):
