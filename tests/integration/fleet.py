@@ -73,7 +73,7 @@ class Fleet:
             "actvt_environment": dict(H.MIRROR_ENV),
         }
         variables.update(extra or {})
-        # localhost (the controller) holds the CA folder: rotate-ca.yml runs `actvt ca` there
+        # localhost (the controller) holds the CA folder: rotate_ca.yml runs `actvt ca` there
         inventory = {"all": {"vars": variables, "hosts": {"localhost": {"ansible_connection": "local"}},
                              "children": {"actvt_servers": {"hosts": hosts}}}}
         self.controller.put_file(WORK + "/inventory.json", json.dumps(inventory).encode())

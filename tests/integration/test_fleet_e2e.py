@@ -148,7 +148,7 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     r, stats = fleet.playbook("fleet.yml", "--limit", "srv-b", "-e", "actvt_mode=prxy")
     assert r.rc != 0 and "value of actvt_mode must be one of: auto, standalone, proxy, got: prxy" in r.out, r.out
     assert stats["srv-b"]["failed"] == 1 and stats["srv-b"]["changed"] == 0, stats
-    assert "Validating arguments against arg spec main" in r.out and "The installer (checked above)" not in r.out, r.out
+    assert "Validating arguments against arg spec 'main'" in r.out and "The installer (checked above)" not in r.out, r.out
 
     # one bundle from the CA folder connects to every server; another CA's to none
     holder = Holder(harness, fleet, "fleet")
@@ -159,19 +159,24 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     # revoke the laptop: the CRL pushed to the proxy server denies it there at once
     r = fleet.actvt("client", "revoke", "laptop", "--ca-dir", CA_DIR, "--yes")
     assert r.rc == 0, str(r)
+    # check mode sees the new CRL it would push (staged), not the old one: the copy and the installer's
+    # own change (before, only the copy was reported and the dry run read the stale crl.pem)
+    r, stats = fleet.playbook("fleet.yml", "--check", "-v", "--limit", "srv-c")
+    assert r.rc == 0 and stats["srv-c"]["changed"] == 2, "%s\n%s" % (stats, r)
+    assert "file /etc/vector/certs/mtls/crl.pem (0644 root:root): content" in r.out, r.out
     r, stats = fleet.playbook()
     assert r.rc == 0 and stats["srv-c"]["changed"] > 0 and stats["srv-a"]["changed"] == 0, "%s\n%s" % (stats, r)
     holder.app.refused(fleet.url("srv-c"), laptop)
     holder.connects_everywhere(phone)
 
     # standalone servers read no CRL: a rollover. Mid-way both CAs are trusted: old and new bundles connect
-    r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=start")
+    r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=start")
     assert r.rc == 0, str(r)
     phone_new = holder.take("phone", "phone-2")
     holder.connects_everywhere(phone)
     holder.connects_everywhere(phone_new)
     # finished: the old CA is dropped; the revoked laptop is denied everywhere, the re-issued phone connects
-    r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=finish")
+    r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=finish")
     assert r.rc == 0, str(r)
     holder.refused_everywhere(laptop)
     holder.refused_everywhere(phone)
