@@ -11,6 +11,7 @@ import shlex
 import tarfile
 
 import harness as H
+from installer import __version__
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTRIB = os.path.join(REPO, "contrib", "ansible")
@@ -85,8 +86,12 @@ class Fleet:
     def install_collection(self):
         """``ansible-galaxy collection build`` of the checkout and ``collection install`` of its tarball, as the
         collection's README shows them, on the controller (which has no route to Galaxy): the Result."""
+        tarball = "/root/dist/actvt-installer-%s.tar.gz" % __version__  # galaxy.yml's version is the product's
+        requirements = "collections:\n  - name: %s\n    type: file\n" % tarball  # the README's requirements.yml
+        self.controller.put_file("/root/requirements.yml", requirements.encode())
         return self.controller.sh("cd %s && ansible-galaxy collection build . --output-path /root/dist"
-                                  " && ansible-galaxy collection install /root/dist/actvt-installer-*.tar.gz" % WORK,
+                                  " && ansible-galaxy collection install %s"
+                                  " && ansible-galaxy collection install --force -r /root/requirements.yml" % (WORK, tarball),
                                   check=False)
 
     def playbook(self, playbook="fleet.yml", *args, forks=3):
