@@ -3,7 +3,7 @@
 (tests/integration/fleet.py: a controller with Debian's ansible-core holding the CA folder, systemd
 servers reached over SSH, Pebble, the Vector test double).
 
-  one      contrib/ansible/fleet.yml on one fresh server (standalone, trust-only mTLS)
+  one      contrib/ansible/playbooks/fleet.yml (the collection actvt.installer) on one fresh server (standalone, trust-only mTLS)
   three    the same playbook on three fresh servers at once (ANSIBLE_FORKS=3)
   again    the same playbook once more on the three (asserted: changed=0 everywhere)
 

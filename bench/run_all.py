@@ -323,7 +323,7 @@ def doc(runs_command):
     if fleet and "ratio" in fleet:
         w("## A fleet with Ansible")
         w("")
-        w("`python3 bench/fleet.py` — `contrib/ansible/fleet.yml` run by real `ansible-playbook` (%s, on a controller "
+        w("`python3 bench/fleet.py` — `contrib/ansible/playbooks/fleet.yml` (the collection `actvt.installer`) run by real `ansible-playbook` (%s, on a controller "
           "container holding the CA folder) over SSH into fresh systemd servers of the harness (standalone, trusting "
           "the fleet's CA: no CA made on the servers), once on one server and once on three at a time "
           "(`ANSIBLE_FORKS=3`), in the same run, then once more on each (asserted: `changed=0` everywhere). Wall time "

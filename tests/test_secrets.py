@@ -32,7 +32,7 @@ DEFAULTS = ("# /etc/default/vector\n# This file can theoretically contain a bunc
             f"DD_API_KEY={SECRET}\nHTTPS_PROXY=http://user:{SECRET}@proxy:3128\n")
 OLD_TOML = f'[sinks.datadog]\ntype = "datadog_metrics"\ninputs = ["host"]\napi_key = "{TOML_SECRET}"\n'
 MODULE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "contrib", "ansible", "roles", "actvt", "library", "actvt_install.py")
+                      "contrib", "ansible", "plugins", "modules", "actvt_install.py")
 
 
 @pytest.fixture

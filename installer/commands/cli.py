@@ -66,6 +66,10 @@ def make_parser() -> argparse.ArgumentParser:
         _common(sub, suppress=True)
         if name in ("client", "ca"):
             sub.add_argument("client_args", nargs=argparse.REMAINDER, help=f"{name} sub-command and its arguments")
+        if name == "install":
+            sub.add_argument("--staged-file", action="append", default=[], metavar="PATH=STAGED",
+                             help="with --dry-run: plan as if the server's file PATH held the content of STAGED "
+                                  "(Ansible's check mode stages the files it would copy: contrib/ansible)")
         if name == "uninstall":
             sub.add_argument("--purge", action="store_true",
                              help="also remove the mTLS CA, client certificates and the Let's Encrypt certificate")

@@ -109,12 +109,35 @@ def check_ports(cfg, root: Root) -> None:
         raise ConfigError(conflicts)
 
 
-def check_trust(cfg, root: Root) -> None:
-    """ACTVT_MTLS_CA_FILE and ACTVT_MTLS_CRL_FILE as they are on the server: exit 2, before anything is written."""
+def staged_files(args, root: Root) -> dict:
+    """``--staged-file PATH=STAGED`` (a dry run only): {server path: the staged file's content}, read as
+    any file of the plan is (``facts.read_file``: no planted link followed, no FIFO opened). Ansible's
+    check mode copies what a real run would copy to a temporary folder and plans with it here."""
+    staged = {}
+    for item in getattr(args, "staged_file", None) or ():
+        path, sep, source = item.partition("=")
+        if not args.dry_run:
+            raise UsageError("--staged-file: only with --dry-run (a real run reads the files where they are)")
+        if not sep or not path.startswith("/") or not source.startswith("/"):
+            raise UsageError(f"--staged-file: {item!r}; allowed: PATH=STAGED, two absolute paths")
+        content = host_facts.read_file(root, source)
+        if content is None:
+            raise UsageError(f"--staged-file: {source} does not exist (staged for {path})")
+        staged[path] = content
+    return staged
+
+
+def check_trust(cfg, root: Root, staged=None) -> None:
+    """ACTVT_MTLS_CA_FILE and ACTVT_MTLS_CRL_FILE as they are on the server (or ``staged``): exit 2, before
+    anything is written."""
     if not cfg.mtls_ca_file or cfg.bake:
         return
-    problems = mtls.trust_problems(cfg, host_facts.read_file(root, cfg.mtls_ca_file),
-                                   host_facts.read_file(root, cfg.mtls_crl_file) if cfg.mtls_crl_file else None,
+    staged = staged or {}
+
+    def read(path):
+        return staged[path] if path in staged else host_facts.read_file(root, path)
+
+    problems = mtls.trust_problems(cfg, read(cfg.mtls_ca_file), read(cfg.mtls_crl_file) if cfg.mtls_crl_file else None,
                                    datetime.datetime.now(datetime.timezone.utc))
     if problems:
         raise ConfigError(problems)
@@ -162,10 +185,13 @@ def cmd_install(args, environ, out: Console, stdout) -> int:
     log.enabled = not args.dry_run
     started_all = time.monotonic()
     check_ports(cfg, root)  # before the lock: a refused value writes nothing, not even the lock file
-    check_trust(cfg, root)
+    staged = staged_files(args, root)
+    check_trust(cfg, root, staged)
     with contextlib.nullcontext() if args.dry_run else lock.hold(root):
         facts = host_facts.gather(root, environ, reads=registry.reads(cfg), probes=registry.probes(),
                                   domain=cfg.domain)
+        if staged:
+            facts = dataclasses.replace(facts, files={**facts.files, **staged})
         entries = manifest.load(facts.files.get(paths.MANIFEST))  # a damaged record stops the run before any change
         facts = wait_for_dns(cfg, facts, out, args.dry_run)
         decisions = registry.decide(cfg, facts)

@@ -1,6 +1,6 @@
 """A fleet on the harness: an Ansible controller (Debian's ansible-core, a container on the internal
-network) and servers reached over SSH, each answering to its own domain; the repository's role and
-playbooks (contrib/ansible) run as users run them. Used by test_fleet_e2e.py and bench/fleet.py.
+network) and servers reached over SSH, each answering to its own domain; the repository's collection
+actvt.installer (contrib/ansible: its role, module and playbooks) runs as users run it. Used by test_fleet_e2e.py and bench/fleet.py.
 """
 import hashlib
 import io
@@ -11,6 +11,7 @@ import shlex
 import tarfile
 
 import harness as H
+from installer import __version__
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTRIB = os.path.join(REPO, "contrib", "ansible")
@@ -73,7 +74,7 @@ class Fleet:
             "actvt_environment": dict(H.MIRROR_ENV),
         }
         variables.update(extra or {})
-        # localhost (the controller) holds the CA folder: rotate-ca.yml runs `actvt ca` there
+        # localhost (the controller) holds the CA folder: rotate_ca.yml runs `actvt ca` there
         inventory = {"all": {"vars": variables, "hosts": {"localhost": {"ansible_connection": "local"}},
                              "children": {"actvt_servers": {"hosts": hosts}}}}
         self.controller.put_file(WORK + "/inventory.json", json.dumps(inventory).encode())
@@ -82,13 +83,28 @@ class Fleet:
         """install.pyz on the controller (the CA holder): returns Result."""
         return self.controller.exec(["python3", "-I", PYZ] + list(args), timeout=300)
 
+    def install_collection(self):
+        """``ansible-galaxy collection build`` of the checkout and ``collection install`` of its tarball, as the
+        collection's README shows them, on the controller (which has no route to Galaxy): the Result."""
+        tarball = "/root/dist/actvt-installer-%s.tar.gz" % __version__  # galaxy.yml's version is the product's
+        requirements = "collections:\n  - name: %s\n    type: file\n" % tarball  # the README's requirements.yml
+        self.controller.put_file("/root/requirements.yml", requirements.encode())
+        return self.controller.sh("cd %s && ansible-galaxy collection build . --output-path /root/dist"
+                                  " && ansible-galaxy collection install %s"
+                                  " && ansible-galaxy collection install --force -r /root/requirements.yml" % (WORK, tarball),
+                                  check=False)
+
     def playbook(self, playbook="fleet.yml", *args, forks=3):
-        """ansible-playbook as a user runs it (the default output): (Result, {host: PLAY RECAP counts})."""
-        env = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_ROLES_PATH": WORK + "/roles",
+        """ansible-playbook as a user runs it (the default output): (Result, {host: PLAY RECAP counts}).
+        ``playbook``: a file of playbooks/ (run by path from the checkout), or an installed collection's
+        playbook by name (``actvt.installer.fleet``)."""
+        env = {"ANSIBLE_HOST_KEY_CHECKING": "False",
                "ANSIBLE_FORKS": str(forks), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null"}
-        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", WORK + "/" + playbook] + list(args)
-        r = self.controller.exec(argv, env=env, workdir=WORK, timeout=1200)
+        # by path from the checkout (playbooks/collections links the collection beside them)
+        path = playbook if playbook.startswith("actvt.installer.") else WORK + "/playbooks/" + playbook
+        argv = ["ansible-playbook", "-i", WORK + "/inventory.json", path] + list(args)
+        r = self.controller.exec(argv, env=env, workdir="/root" if path == playbook else WORK, timeout=1200)
         return r, recap(r.out)
 
     def bundle(self, name):

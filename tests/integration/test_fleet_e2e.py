@@ -6,11 +6,15 @@ servers, two standalone and one behind nginx, each with its own domain and Let's
 (Pebble). What users observe: the play recap's `changed`, Vector's MainPID, every byte of the servers in
 check mode, and which bundle connects to which server.
 """
+import hashlib
+import re
+
 import pytest
 
 import harness as H
+import installer
 from installer.core import paths
-from fleet import CA_DIR, Fleet
+from fleet import CA_DIR, PYZ, Fleet
 from test_wiring_e2e import App
 
 pytestmark = pytest.mark.e2e
@@ -94,7 +98,22 @@ def hand_made_client(fleet, holder, name):
     return paths_
 
 
+def staging_left(host):
+    """What the role's check mode staged and left on ``host`` (the root-only folders tempfile makes)."""
+    return host.sh("ls -d /tmp/actvt-check-* 2>/dev/null || true").out.split()
+
+
 def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
+    # check mode on fresh servers (issue 20, item 4): the trust file and the installer are staged, so the
+    # dry run plans the whole install with the fleet's CA (before, "ACTVT_MTLS_CA_FILE: ... does not
+    # exist", or "a real run installs Actvt" unplanned); nothing of ours written, the staging removed
+    r, stats = fleet.playbook("fleet.yml", "--check")
+    assert r.rc == 0 and all(stats[name]["changed"] >= 2 and stats[name]["failed"] == 0 for name in SERVERS), \
+        "%s\n%s" % (stats, r)
+    assert "a real run installs Actvt" not in r.out and "does not exist" not in r.out, r.out
+    for host in fleet.hosts.values():
+        assert staging_left(host) == [] and not host.exists("/etc/actvt") and not host.exists("/etc/vector/certs")
+        assert not host.exists("/var/cache/actvt/install.pyz") and not host.exists(paths.STATE_FILE)
     # first run: every server changes
     r, stats = fleet.playbook("fleet.yml", "--diff")
     assert r.rc == 0, str(r)
@@ -116,17 +135,44 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     assert all(any(path.startswith(("/usr/share/keyrings/", "/var/cache/actvt/")) for path in snapshot)
                for snapshot in snapshots.values()), "the snapshot misses folders the installer writes"
     fleet.write_inventory({"actvt_environment": dict(H.MIRROR_ENV, ACTVT_VECTOR_PORT="4097")})
+    # srv-a as a host set up without Ansible (cloud-init): no install.pyz where the role keeps it. Its
+    # dry run is planned all the same, from the staged installer (not "a real run installs Actvt")
+    kept = fleet.hosts["srv-a"].read_file("/var/cache/actvt/install.pyz")
+    fleet.hosts["srv-a"].sh("rm /var/cache/actvt/install.pyz")
+    snapshots = {name: ours(host) for name, host in fleet.hosts.items()}
     r, stats = fleet.playbook("fleet.yml", "--check", "--diff", "-v")
     assert r.rc == 0, str(r)
     assert SECRET not in r.out + r.err
-    assert all(stats[name]["changed"] == 1 for name in SERVERS), (stats, r)  # the installer's task, nothing else
+    # the installer's task, nothing else (and on srv-a the copy of install.pyz)
+    assert {name: stats[name]["changed"] for name in SERVERS} == {"srv-a": 2, "srv-b": 1, "srv-c": 1}, (stats, r)
     assert '-address = "0.0.0.0:4096"' in r.out and '+address = "0.0.0.0:4097"' in r.out, r
+    assert 'changed: [srv-a] => {"changed": true, "changes": ["file /etc/vector/vector.toml' in r.out, r.out
+    assert "a real run installs Actvt" not in r.out, r.out
     assert {name: ours(host) for name, host in fleet.hosts.items()} == snapshots
+    assert all(staging_left(host) == [] for host in fleet.hosts.values())
     assert pids(fleet) == before
+    fleet.hosts["srv-a"].put_file("/var/cache/actvt/install.pyz", kept, mode=0o644)
+    # a new install.pyz (here the same build with a byte more, which the launcher ignores) is reported
+    # by check mode as the copy a real run makes; the staged copy's sha256 is checked on the server
+    fleet.controller.sh("cp %s /root/new.pyz && printf '#' >> /root/new.pyz" % PYZ)
+    new = fleet.controller.read_file("/root/new.pyz")
+    fleet.write_inventory({"actvt_installer_src": "~/new.pyz", "actvt_installer_sha256": hashlib.sha256(new).hexdigest()})
+    r, stats = fleet.playbook("fleet.yml", "--check", "--limit", "srv-a")
+    assert r.rc == 0 and stats["srv-a"]["changed"] == 1, "%s\n%s" % (stats, r)
+    assert re.search(r"changed: \[srv-a\] => \(item=/var/cache/actvt/install.pyz\)", r.out), r.out
+    assert fleet.hosts["srv-a"].read_file("/var/cache/actvt/install.pyz") == kept and staging_left(fleet.hosts["srv-a"]) == []
+    # the collection built and installed offline (ansible-galaxy, as its README shows), its playbook run by name
     fleet.write_inventory()
-    r, stats = fleet.playbook("fleet.yml", "--check")
+    r = fleet.install_collection()
+    assert r.rc == 0 and "actvt.installer:%s was installed successfully" % installer.__version__ in r.out, r
+    r, stats = fleet.playbook("actvt.installer.fleet", "--check")
     assert r.rc == 0 and all(stats[name]["changed"] == 0 for name in SERVERS), "%s\n%s" % (stats, r)
     assert SECRET not in r.out + r.err
+    # the role's argument_specs stop a typo before any task runs on a server
+    r, stats = fleet.playbook("fleet.yml", "--limit", "srv-b", "-e", "actvt_mode=prxy")
+    assert r.rc != 0 and "value of actvt_mode must be one of: auto, standalone, proxy, got: prxy" in r.out, r.out
+    assert stats["srv-b"]["failed"] == 1 and stats["srv-b"]["changed"] == 0, stats
+    assert "Validating arguments against arg spec 'main'" in r.out and "The installer (checked above)" not in r.out, r.out
 
     # one bundle from the CA folder connects to every server; another CA's to none
     holder = Holder(harness, fleet, "fleet")
@@ -137,6 +183,11 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     # revoke the laptop: the CRL pushed to the proxy server denies it there at once
     r = fleet.actvt("client", "revoke", "laptop", "--ca-dir", CA_DIR, "--yes")
     assert r.rc == 0, str(r)
+    # check mode sees the new CRL it would push (staged), not the old one: the copy and the installer's
+    # own change (before, only the copy was reported and the dry run read the stale crl.pem)
+    r, stats = fleet.playbook("fleet.yml", "--check", "-v", "--limit", "srv-c")
+    assert r.rc == 0 and stats["srv-c"]["changed"] == 2, "%s\n%s" % (stats, r)
+    assert "file /etc/vector/certs/mtls/crl.pem (0644 root:root): content" in r.out, r.out
     r, stats = fleet.playbook()
     assert r.rc == 0 and stats["srv-c"]["changed"] > 0 and stats["srv-a"]["changed"] == 0, "%s\n%s" % (stats, r)
     holder.app.refused(fleet.url("srv-c"), laptop)
@@ -146,7 +197,7 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     # before any server is touched, and before the CA folder is
     trust, ca = trusted(fleet), fleet.controller.read_file(CA_DIR + "/ca.crt")
     for argv in (["-e", "actvt_ca_step=strat"], []):
-        r, stats = fleet.playbook("rotate-ca.yml", *argv)
+        r, stats = fleet.playbook("rotate_ca.yml", *argv)
         assert r.rc != 0 and set(stats) == {"localhost"} and stats["localhost"]["failed"] == 1, "%s\n%s" % (stats, r)
         said = "actvt_ca_step: strat is not a step" if argv else "actvt_ca_step is not set"
         assert said + "; allowed: start or finish" in r.out, r.out
@@ -157,7 +208,7 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     tablet = hand_made_client(fleet, holder, "tablet")
 
     # standalone servers read no CRL: a rollover. Mid-way both CAs are trusted: old and new bundles connect
-    r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=start")
+    r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=start")
     assert r.rc == 0, str(r)
     assert '"phone"' in r.out and '"tablet"' not in r.out, r.out  # what to hand out
     phone_new = holder.take("phone", "phone-2")
@@ -166,14 +217,14 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     holder.app.metrics(fleet.url("srv-a"), tablet)
     # finishing is refused while tablet holds only a certificate of the old CA: named, nothing changed
     trust = trusted(fleet)
-    r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=finish")
+    r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=finish")
     assert r.rc != 0 and set(stats) == {"localhost"}, "%s\n%s" % (stats, r)
     assert "tablet (expires " in r.out and "still holds only a certificate of the old CA: re-issue it with " \
         "`actvt client renew tablet --ca-dir %s`, revoke it, or pass --force" % CA_DIR in r.out, r.out
     assert trusted(fleet) == trust and fleet.controller.exists(CA_DIR + "/previous/ca.crt")
     # forced: finished, saying who was cut off; the revoked laptop and tablet are denied everywhere, the
     # re-issued phone connects
-    r, stats = fleet.playbook("rotate-ca.yml", "-e", "actvt_ca_step=finish", "-e", "actvt_ca_force=true")
+    r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=finish", "-e", "actvt_ca_force=true")
     assert r.rc == 0, str(r)
     assert "TASK [Who was cut off (actvt_ca_force)]" in r.out and '"tablet"' in r.out.split("Who was cut off", 1)[1]
     holder.refused_everywhere(tablet)
@@ -198,7 +249,7 @@ def test_the_role_checks_the_installers_signature_on_the_controller_before_any_s
         fleet.write_inventory({**base, "actvt_installer_src": "~/sign/install.pyz"})
         r, stats = fleet.playbook("fleet.yml", "--check", "--limit", "srv-a")
         assert r.rc == 0 and stats["srv-a"]["failed"] == 0, "%s\n%s" % (stats, r)
-        assert "TASK [actvt : Refuse an install.pyz without a good signature" in r.out, r.out
+        assert "actvt : Refuse an install.pyz without a good signature" in r.out, r.out
         installed = "sha256sum /var/cache/actvt/install.pyz 2>&1 || true"
         before = fleet.hosts["srv-a"].sh(installed).out
         for name in ("tampered", "other"):
