@@ -663,3 +663,19 @@ def test_a_dry_run_folder_is_made_only_where_others_cannot_plant_or_rename(root_
     finally:
         lock.close()
         shutil.rmtree(folder)
+
+
+def test_an_old_python_dry_run_writes_nothing_either(shared_tmp, user_home):
+    """A 3.6 hands a dry run to the host's supported Python as it does a real one, from the private folder."""
+    prefix, python, uid, home, env = user_home
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    old = old_python(shared_tmp)
+    env = dict(env, PATH="/usr/local/bin:/usr/bin:/bin")
+    before = set(private_folders(uid))
+    result = subprocess.run(prefix + [old, "-I", "-", "--dry-run"], input=open(launcher_file, "rb").read(),
+                            capture_output=True, env=env)
+    assert (result.returncode, result.stdout) == (0, b"ran --dry-run\n"), result
+    assert result.stderr.startswith(b"actvt-installer: this Python is 3.6.15; running with /usr/")
+    pyz, no_bytecode = ast.literal_eval(open(env["TINY_REPORT"]).read())
+    assert os.path.basename(pyz.split("/pyz/")[0]).startswith("actvt-dry-run-") and no_bytecode == 1
+    assert os.listdir(home) == [] and set(private_folders(uid)) == before

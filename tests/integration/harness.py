@@ -618,9 +618,13 @@ def within(snapshot, written, ignore=()):
 
 
 def diff_snapshots(before, after, ignore=SELF_CHANGING):
-    """Paths added, removed or changed between two snapshots, minus the ignored prefixes."""
+    """Paths added, removed or changed between two snapshots, minus the ignored prefixes and the
+    bytecode in the launcher's cache (without_bytecode: a real run, a refused one too, writes it for
+    the modules it imports; a dry run writes none, so planned_paths() no longer leaves it there)."""
+    cache = _installer_paths().CACHE_DIR + "/"
+
     def keep(path):
-        return not any(path.startswith(p) for p in ignore)
+        return not any(path.startswith(p) for p in ignore) and not (path.startswith(cache) and "/__pycache__" in path)
 
     added = sorted(p for p in after if p not in before and keep(p))
     removed = sorted(p for p in before if p not in after and keep(p))
