@@ -51,10 +51,8 @@ INDEX_VARIABLE = "ACTVT_BUILD_INDEX_URL"
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 ARCHES = ("x86_64", "aarch64")
+#: The CPython minors the zipapp carries cffi for: the launcher's range (check_python_range).
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-#: The Python that --update-lock resolves for: the oldest the launcher accepts, at Debian 11's patch
-#: level (cryptography 51 excludes 3.9.0 and 3.9.1 in its Requires-Python).
-OLDEST_PYTHON = "3.9.2"
 #: What --update-lock resolves. Tools: the build environment (shiv brings click and setuptools; pip
 #: is locked too, so every builder downloads with the same pip). Site: pure-Python packages carried
 #: in the zipapp (cryptography imports typing_extensions on Python < 3.11, from its x509 module).
@@ -376,6 +374,91 @@ def assemble(entries: list, paths: dict) -> Path:
     return site
 
 
+# -- the Pythons the wheels allow -------------------------------------------------------------------------
+
+SPECIFIER = re.compile(r"\s*(~=|==|!=|<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)*)(\.\*)?\s*$")
+
+
+def requires_python(wheel: Path) -> str:
+    """A wheel's Requires-Python (PEP 345), or "" when it states none."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(metadata).decode("utf-8")
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the body (the description) starts
+        if line.lower().startswith("requires-python:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def python_allowed(version: tuple, requires: str, source: str = "") -> bool:
+    """Whether the final release ``version`` (major, minor, micro) meets a Requires-Python of plain
+    release numbers (PEP 440: ``>=3.9, !=3.9.0, !=3.9.*, ~=3.9``); any other clause stops the build."""
+    for clause in filter(str.strip, requires.split(",")):
+        match = SPECIFIER.match(clause)
+        if not match or (match.group(3) and match.group(1) not in ("==", "!=")):
+            raise BuildError(f"{source}: cannot read the Requires-Python clause {clause.strip()!r}")
+        op, text, prefix = match.groups()
+        wanted = tuple(int(n) for n in text.split("."))
+        if prefix:
+            ok = (version[:len(wanted)] == wanted) == (op == "==")
+        else:
+            width = max(len(wanted), len(version))
+            have, want = version + (0,) * (width - len(version)), wanted + (0,) * (width - len(wanted))
+            ok = {"==": have == want, "!=": have != want, "<": have < want, "<=": have <= want,
+                  ">": have > want, ">=": have >= want,
+                  "~=": have >= want and version[:len(wanted) - 1] == wanted[:-1]}[op]
+        if not ok:
+            return False
+    return True
+
+
+def launcher_range() -> tuple:
+    """(OLDEST, NEWEST) as installer/launcher/launcher.py states them: the Pythons it runs the zipapp with."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    from installer.launcher import launcher as module
+
+    return tuple(module.OLDEST), tuple(module.NEWEST)
+
+
+#: patch releases looked at per minor: far beyond any CPython's (3.9 stopped at 3.9.25)
+MICROS = 100
+
+
+def check_python_range(wheels: dict, oldest: tuple, newest: tuple) -> None:
+    """The launcher's range is exactly the one the carried wheels ({file name: path}) allow: its oldest
+    is the first release they all accept, none between it and its newest minor is excluded, and PYTHONS
+    is its minors. Otherwise a Python the launcher accepts would fail to import cryptography, or one the
+    wheels allow be refused."""
+    requires = {name: requires_python(path) for name, path in sorted(wheels.items())}
+    minors = tuple(f"3.{minor}" for minor in range(oldest[1], newest[1] + 1))
+    if minors != PYTHONS:
+        raise BuildError(f"PYTHONS is {', '.join(PYTHONS)}, but the launcher accepts {', '.join(minors)}")
+
+    def refusing(version):
+        return [name for name, spec in requires.items() if not python_allowed(version, spec, name)]
+
+    first = next((micro for micro in range(MICROS) if not refusing((3, oldest[1], micro))), None)
+    if first is None or (3, oldest[1], first) != oldest:
+        floor = f"3.{oldest[1]}.{first}" if first is not None else f"no 3.{oldest[1]}"
+        deciding = set(refusing(oldest)).union(*(refusing((3, oldest[1], m)) for m in range(first or MICROS)))
+        stated = "; ".join(f"{name}: {requires[name]}" for name in sorted(deciding)) or "none refuses it"
+        raise BuildError(f"installer/launcher/launcher.py's OLDEST is {dotted(oldest)}, but the carried wheels' "
+                         f"Requires-Python allow {floor} first ({stated}): make OLDEST {floor}")
+    for minor in range(oldest[1], newest[1] + 1):
+        for micro in range(first if minor == oldest[1] else 0, MICROS):
+            names = refusing((3, minor, micro))
+            if names:
+                raise BuildError(f"{', '.join(names)} refuse Python 3.{minor}.{micro}, which the launcher accepts "
+                                 f"({dotted(oldest)} to {dotted(newest)})")
+
+
+def dotted(version: tuple) -> str:
+    return ".".join(map(str, version))
+
+
 def epoch() -> int:
     return int(os.environ.get("SOURCE_DATE_EPOCH") or DEFAULT_EPOCH)
 
@@ -518,7 +601,8 @@ def update_lock(python: Path, lock: Path = LOCK) -> None:
     def add(role, path):
         entries.append(Entry(role, path.name, sha256_file(path)))
 
-    oldest = ["--python-version", OLDEST_PYTHON]
+    oldest_python = dotted(launcher_range()[0])
+    oldest = ["--python-version", oldest_python]
     with tempfile.TemporaryDirectory(prefix="lock-", dir=BUILD) as name:
         tmp = Path(name)
         for path in resolve(python, list(TOOLS), oldest, tmp):
@@ -533,7 +617,7 @@ def update_lock(python: Path, lock: Path = LOCK) -> None:
             cffi_version = None
             for python_version in PYTHONS:
                 abi = "cp" + python_version.replace(".", "")
-                version = OLDEST_PYTHON if python_version == PYTHONS[0] else python_version
+                version = oldest_python if python_version == PYTHONS[0] else python_version
                 # one cffi release for every Python: the newest the oldest Python has
                 requirement = f"{CFFI}=={cffi_version}" if cffi_version else CFFI
                 (wheel,) = resolve(python, [requirement], ["--no-deps", "--implementation", "cp",
@@ -569,6 +653,7 @@ def main(argv=None) -> int:
     wheels = args.wheels.resolve()
     python = build_env(entries, wheels)
     paths = fetch(python, [e for e in entries if e.role != "tool"], wheels)
+    check_python_range(paths, *launcher_range())
     site = assemble(entries, paths)
     pyz = shiv(python, site)
     out = launcher(pyz, args.out.resolve())

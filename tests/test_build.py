@@ -310,3 +310,56 @@ def test_the_first_signed_release_prints_the_line_for_allowed_signers(release, t
     assert line == f'{build.SIGNER} namespaces="file" ' + " ".join((tmp_path / "release.pub").read_text().split()[:2])
     empty.write_text(empty.read_text() + line + "\n")
     assert _verify(empty, pyz).returncode == 0
+
+
+# -- the Pythons the launcher accepts are the ones the wheels allow ----------------------------------------
+
+@pytest.mark.parametrize("version, requires, allowed", [
+    ((3, 9, 2), ">=3.9, !=3.9.0, !=3.9.1", True), ((3, 9, 1), ">=3.9, !=3.9.0, !=3.9.1", False),
+    ((3, 9, 0), ">=3.9", True), ((3, 8, 19), ">=3.9", False), ((3, 11, 4), "!=3.11.*", False),
+    ((3, 12, 0), "!=3.11.*", True), ((3, 10, 1), "~=3.9", True), ((3, 14, 0), "<3.14", False), ((3, 9, 5), "", True),
+    ((3, 13, 0), "==3.13.*", True), ((3, 9, 2), ">3.9.1", True),
+])
+def test_requires_python_is_read_as_pep_440_says(version, requires, allowed):
+    assert build.python_allowed(version, requires) is allowed
+
+
+@pytest.mark.parametrize("requires", [">=3.9rc1", "<=3.*", "foo"])
+def test_a_requires_python_the_build_cannot_read_stops_it(requires):
+    with pytest.raises(SystemExit, match="cannot read the Requires-Python clause"):
+        build.python_allowed((3, 9, 2), requires, "x.whl")
+
+
+def _carried(tmp_path, requires):
+    """A cffi wheel for each of PYTHONS (>=3.9) and a cryptography wheel stating ``requires``."""
+    wheels = {}
+    for python in build.PYTHONS:
+        tag = "cp" + python.replace(".", "")
+        path = make_wheel(tmp_path, f"cffi-2.0.0-{tag}-{tag}-manylinux2014_x86_64.whl", metadata="Requires-Python: >=3.9\n")
+        wheels[path.name] = path
+    crypto = make_wheel(tmp_path, "cryptography-51.0.1-cp39-abi3-manylinux_2_28_x86_64.whl",
+                        metadata=f"Requires-Python: {requires}\n\nRequires-Python: <3\n" if requires else "")
+    wheels[crypto.name] = crypto
+    return wheels
+
+
+def test_the_build_stops_when_the_launchers_oldest_python_is_not_the_wheels(tmp_path):
+    """The launcher's OLDEST (3.9.2) is what cryptography's Requires-Python allows first (it excludes 3.9.0 and
+    3.9.1): the build checks it against the carried wheels, so the two cannot drift apart."""
+    oldest, newest = build.launcher_range()
+    assert (oldest, newest) == ((3, 9, 2), (3, 14))
+    wheels = _carried(tmp_path, ">=3.9, !=3.9.0, !=3.9.1")
+    build.check_python_range(wheels, oldest, newest)
+    with pytest.raises(SystemExit) as stop:
+        build.check_python_range(wheels, (3, 9, 0), newest)
+    assert str(stop.value.code) == (
+        "build: installer/launcher/launcher.py's OLDEST is 3.9.0, but the carried wheels' Requires-Python allow "
+        "3.9.2 first (cryptography-51.0.1-cp39-abi3-manylinux_2_28_x86_64.whl: >=3.9, !=3.9.0, !=3.9.1): "
+        "make OLDEST 3.9.2")
+    with pytest.raises(SystemExit, match="allow 3.9.0 first .none refuses it.: make OLDEST 3.9.0"):
+        build.check_python_range(_carried(tmp_path / "newer", ""), oldest, newest)  # a floor that went away
+    with pytest.raises(SystemExit, match=r"cryptography-51.0.1-\S+ refuse Python 3.12.0, which the launcher accepts "
+                                         r"\(3.9.2 to 3.14\)"):
+        build.check_python_range(_carried(tmp_path / "hole", ">=3.9.2, !=3.12.*"), oldest, newest)
+    with pytest.raises(SystemExit, match="PYTHONS is 3.9, .*, 3.14, but the launcher accepts 3.9, .*, 3.13$"):
+        build.check_python_range(wheels, oldest, (3, 13))

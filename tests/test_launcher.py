@@ -8,8 +8,10 @@ from installer.launcher import launcher
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"machine": "riscv64"}, "supports x86_64 and aarch64 (this machine is riscv64)"),
-    ({"version": (3, 8)}, "needs Python 3.9 to 3.14 (this is 3.8)"),
-    ({"version": (3, 15)}, "needs Python 3.9 to 3.14 (this is 3.15)"),
+    ({"version": (3, 8, 10)}, "needs Python 3.9.2 to 3.14 (this is 3.8.10)"),
+    ({"version": (3, 9, 1)}, "needs Python 3.9.2 to 3.14 (this is 3.9.1)"),
+    ({"version": (3, 9, 0)}, "needs Python 3.9.2 to 3.14 (this is 3.9.0)"),
+    ({"version": (3, 15, 0)}, "needs Python 3.9.2 to 3.14 (this is 3.15.0)"),
     ({"libc": "glibc 2.17"}, "needs glibc 2.28 or newer (found: glibc 2.17)"),
     ({"libc": ""}, "needs glibc 2.28 or newer (found: no glibc)"),
     ({"system": "darwin"}, "runs on Linux servers only (this is darwin)"),
@@ -25,7 +27,7 @@ def test_unsupported_platforms_get_a_clear_message(capsys, kwargs, message):
 
 def test_supported_platforms():
     for machine, arch in (("x86_64", "x86_64"), ("aarch64", "aarch64"), ("arm64", "aarch64")):
-        for version in ((3, 9), (3, 14)):
+        for version in ((3, 9, 2), (3, 12, 0), (3, 14, 0), (3, 14, 9)):
             assert launcher.check_platform(machine, version, "glibc 2.28", "linux", "cpython") == arch
 
 
@@ -75,12 +77,20 @@ TINY_BUILD = "tinybuild"
 TINY_CLI = "import sys\ndef main():\n    print('ran', *sys.argv[1:])\n    sys.stderr.write(repr(sys.path))\n    return 0\n"
 
 
+#: the tiny zipapp's __main__.py; with TINY_REPORT it also writes where it runs from and whether Python may write
+#: byte code, then waits TINY_SLEEP seconds (a run to stop)
+TINY_MAIN = ("import os, sys, time\nprint('ran', *sys.argv[1:], flush=True)\nreport = os.environ.get('TINY_REPORT')\n"
+             "if report:\n    with open(report + '.tmp', 'w') as handle:\n"
+             "        handle.write(repr((sys.argv[0], sys.flags.dont_write_bytecode)))\n"
+             "    os.rename(report + '.tmp', report)\n    time.sleep(float(os.environ.get('TINY_SLEEP', '0')))\n")
+
+
 def tiny_launcher(folder):
     """install.pyz and the `actvt` command as render.py makes them, around a zipapp that prints `ran` (through
     __main__.py when the launcher execs it, through installer.commands.cli when it runs it in-process)."""
     app = os.path.join(folder, "app")
     os.makedirs(os.path.join(app, "site-packages", "installer", "commands"))
-    for name, body in (("__main__.py", "import sys\nprint('ran', *sys.argv[1:])\n"),
+    for name, body in (("__main__.py", TINY_MAIN),
                        ("site-packages/installer/__init__.py", ""),
                        ("site-packages/installer/commands/__init__.py", ""),
                        ("site-packages/installer/commands/cli.py", TINY_CLI)):
@@ -380,16 +390,16 @@ def test_an_old_python_runs_the_file_with_a_supported_one(shared_tmp):
     assert expected and expected[0].startswith("/usr/"), expected
     data = open(launcher_file, "rb").read()
     result = subprocess.run(prefix + [python, "-I", "-", "a", "b c"], input=data, capture_output=True, env=env)
-    assert result.stderr.decode() == "actvt-installer: this Python is 3.6; running with %s (%d.%d)\n" % (
-        expected[0], *expected[1]), result
+    assert result.stderr.decode() == "actvt-installer: this Python is 3.6.15; running with %s (%s)\n" % (
+        expected[0], ".".join(map(str, expected[1]))), result
     assert (result.returncode, result.stdout) == (0, b"ran a b c\n"), result
     assert [n for _, _, names in os.walk(home) for n in names] == ["actvt.pyz"]  # written once, by the 3.6
 
 
 def test_the_newest_trusted_supported_interpreter_is_chosen():
-    folders = {"/usr/bin/python3.12": ("cpython", (3, 12)), "/opt/x/python3.14": ("cpython", (3, 6)),
-               "/usr/local/bin/python3.13": ("pypy", (3, 13)), "/usr/bin/python3.11": ("cpython", (3, 11)),
-               "/home/u/bin/python3.13": ("cpython", (3, 13))}
+    folders = {"/usr/bin/python3.12": ("cpython", (3, 12, 3)), "/opt/x/python3.14": ("cpython", (3, 6, 8)),
+               "/usr/local/bin/python3.13": ("pypy", (3, 13, 0)), "/usr/bin/python3.11": ("cpython", (3, 11, 2)),
+               "/home/u/bin/python3.13": ("cpython", (3, 13, 1))}
     untrusted = {"/home/u/bin/python3.13"}
 
     def trusted(path):
@@ -397,7 +407,11 @@ def test_the_newest_trusted_supported_interpreter_is_chosen():
 
     env = {"PATH": "/home/u/bin:/opt/x:relative:/usr/local/bin"}
     # 3.14 reports 3.6 (what it says counts, not its name), 3.13 is PyPy or in a folder the user owns
-    assert launcher.find_python(env, folders.get, trusted) == ("/usr/bin/python3.12", (3, 12))
+    assert launcher.find_python(env, folders.get, trusted) == ("/usr/bin/python3.12", (3, 12, 3))
+    # 3.9.0 and 3.9.1: the bundled cryptography's Requires-Python excludes them
+    for micro, found in ((1, None), (2, ("/usr/bin/python3.9", (3, 9, 2)))):
+        nine = {"/usr/bin/python3.9": ("cpython", (3, 9, micro))}
+        assert launcher.find_python({"PATH": "/usr/bin"}, nine.get, lambda p: p if p in nine else None) == found
     assert launcher.python_folders(env) == ["/home/u/bin", "/opt/x", "/usr/local/bin", "/usr/bin", "/bin"]
     assert launcher.find_python(env, lambda path: None, trusted) is None
 
@@ -457,9 +471,211 @@ def test_no_supported_interpreter_names_the_command_for_this_system(tmp_path, ca
     assert launcher.install_advice(fields) == advice
     monkeypatch.setattr(launcher, "find_python", lambda environ: None)
     with pytest.raises(SystemExit) as stop:
-        launcher.other_python((3, 6), {}, fields)
+        launcher.other_python((3, 6, 8), {}, fields)
     assert stop.value.code == 1
     install = "install one with `%s`" % advice if advice else "install one of them"
-    assert capsys.readouterr().err == ("actvt-installer: needs Python 3.9 to 3.14 (this is 3.6) and found none of "
+    assert capsys.readouterr().err == ("actvt-installer: needs Python 3.9.2 to 3.14 (this is 3.6.8) and found none of "
                                        "python3.9 to python3.14 on this system; %s, then run the same command "
                                        "again\n" % install)
+
+
+# --- a dry run writes nothing on the host (issue 20, item 4c) -------------------------------------------------
+
+import signal  # noqa: E402
+import time  # noqa: E402
+
+
+@pytest.mark.parametrize("argv,dry", [
+    (["--dry-run"], True), (["install", "--json", "--dry-run"], True), (["--dry"], True), (["--d"], True),
+    (["--dry-run=1"], True), ([], False), (["--days", "3"], False), (["--root", "/x", "-"], False), (["-d"], False),
+])
+def test_the_launcher_knows_a_dry_run_as_argparse_does(argv, dry):
+    assert launcher.is_dry_run(argv) is dry
+
+
+def private_folders(uid):
+    """The dry-run folders of ``uid`` in every parent the launcher may choose."""
+    found = []
+    for parent in launcher.PRIVATE_PARENTS:
+        for name in os.listdir(parent) if os.path.isdir(parent) else ():
+            path = os.path.join(parent, name)
+            if name.startswith(launcher.PRIVATE_PREFIX) and os.lstat(path).st_uid == uid:
+                found.append(path)
+    return found
+
+
+def tree(folder):
+    """{path: (mode, size, mtime)} of everything under folder: what a run wrote there."""
+    found = {}
+    for at, folders, names in os.walk(folder):
+        for name in folders + names:
+            st = os.lstat(os.path.join(at, name))
+            found[os.path.relpath(os.path.join(at, name), folder)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture
+def user_home(shared_tmp):
+    prefix, python = as_user()
+    uid = 65534 if prefix else os.getuid()
+    home = os.path.join(shared_tmp, "home")
+    os.mkdir(home)
+    os.chown(home, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    report = os.path.join(shared_tmp, "report")
+    os.mkdir(report)
+    os.chown(report, *(65534, 65534) if prefix else (os.getuid(), os.getgid()))
+    env = dict(ENV, HOME=home, XDG_CACHE_HOME=home, TINY_REPORT=os.path.join(report, "r"))
+    before = set(private_folders(uid))
+    yield prefix, python, uid, home, env
+    for path in set(private_folders(uid)) - before:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_dry_run_unpacks_into_a_private_folder_and_removes_it(shared_tmp, user_home):
+    """Through the pipe, with no cache: the zipapp runs from a 0700 folder of the user's under a folder only root
+    can rename entries of, with -B; afterwards neither the cache nor that folder is there, and the status is
+    the installer's."""
+    prefix, python, uid, home, env = user_home
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    data = open(launcher_file, "rb").read()
+    before = set(private_folders(uid))
+    result = subprocess.run(prefix + [python, "-", "--dry-run", "x"], input=data, capture_output=True, env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"ran --dry-run x\n", b""), result
+    pyz, no_bytecode = ast.literal_eval(open(env["TINY_REPORT"]).read())
+    folder = pyz.split("/pyz/")[0]
+    assert os.path.basename(folder).startswith("actvt-dry-run-") and os.path.dirname(folder) in launcher.PRIVATE_PARENTS
+    assert no_bytecode == 1
+    assert os.listdir(home) == [] and set(private_folders(uid)) == before and not os.path.exists(folder)
+
+
+def test_the_actvt_command_dry_runs_its_kept_zipapp_from_a_private_folder(shared_tmp, user_home):
+    prefix, python, uid, home, env = user_home
+    launcher_file, command = tiny_launcher(shared_tmp)
+    before = set(private_folders(uid))
+    result = subprocess.run(prefix + [python, command, "--dry-run"], capture_output=True, env=env)
+    assert (result.returncode, result.stdout) == (0, b"ran --dry-run\n"), result
+    pyz, no_bytecode = ast.literal_eval(open(env["TINY_REPORT"]).read())
+    assert (pyz, no_bytecode) == (os.path.join(shared_tmp, "tiny.pyz"), 1)
+    assert os.listdir(home) == [] and set(private_folders(uid)) == before
+
+
+def test_a_dry_run_uses_a_ready_cache_as_it_is(shared_tmp, user_home):
+    """A cache that holds this build intact is run from in this process, and nothing in it changes (no byte code)."""
+    prefix, python, uid, home, env = user_home
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    first = subprocess.run(prefix + [python, launcher_file, "a"], capture_output=True, env=env)
+    assert first.returncode == 0, first
+    site = extract_tiny(launcher_file, os.path.join(home, "actvt"))
+    subprocess.run(["chown", "-R", "%d:%d" % (uid, uid), home], check=True)
+    cached = tree(home)
+    result = subprocess.run(prefix + [python, launcher_file, "--dry-run"], capture_output=True, text=True, env=env)
+    assert (result.returncode, result.stdout) == (0, "ran --dry-run\n"), result
+    assert site in result.stderr  # TINY_CLI: run in this process, from the cache
+    assert tree(home) == cached
+    assert not [n for n in cached if "__pycache__" in n]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_dry_run_removes_its_folder(shared_tmp, user_home, signum):
+    prefix, python, uid, home, env = user_home
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    env = dict(env, TINY_SLEEP="60")
+    process = subprocess.Popen(prefix + [python, launcher_file, "--dry-run"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 30
+    while not os.path.exists(env["TINY_REPORT"]) and time.time() < deadline:
+        time.sleep(0.05)
+    pyz, _ = ast.literal_eval(open(env["TINY_REPORT"]).read())
+    folder = pyz.split("/pyz/")[0]
+    assert os.path.isdir(folder)
+    process.send_signal(signum)
+    process.communicate(timeout=30)
+    assert process.returncode == -signum  # the installer's end (killed by the signal) is the launcher's
+    assert not os.path.exists(folder) and os.listdir(home) == []
+
+
+def test_a_killed_dry_run_leaves_a_folder_the_next_one_sweeps_once_unused(shared_tmp, user_home):
+    """SIGKILL leaves the launcher no time: its folder stays while the installer it started runs (which
+    holds the folder's lock), and the next dry run removes it once that one has ended too."""
+    prefix, python, uid, home, env = user_home
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    process = subprocess.Popen(prefix + [python, launcher_file, "--dry-run"], stdout=subprocess.PIPE,
+                               env=dict(env, TINY_SLEEP="60"))
+    deadline = time.time() + 30
+    while not os.path.exists(env["TINY_REPORT"]) and time.time() < deadline:
+        time.sleep(0.05)
+    folder = ast.literal_eval(open(env["TINY_REPORT"]).read())[0].split("/pyz/")[0]
+    os.unlink(env["TINY_REPORT"])
+    process.kill()
+    process.wait()
+    child = [int(p) for p in os.listdir("/proc") if p.isdigit() and os.path.exists("/proc/%s/cmdline" % p)
+             and folder.encode() in open("/proc/%s/cmdline" % p, "rb").read()]
+    assert len(child) == 1, child
+    again = subprocess.run(prefix + [python, launcher_file, "--dry-run"], capture_output=True, env=env)
+    assert again.returncode == 0 and os.path.isdir(folder)  # in use: kept
+    os.kill(child[0], signal.SIGKILL)
+    while os.path.exists("/proc/%d" % child[0]) and open("/proc/%d/stat" % child[0]).read().split()[2] != "Z":
+        time.sleep(0.05)
+    again = subprocess.run(prefix + [python, launcher_file, "--dry-run"], capture_output=True, env=env)
+    assert again.returncode == 0 and not os.path.exists(folder)  # no one holds its lock: swept
+    assert folder not in private_folders(uid)
+
+
+def test_a_dry_run_folder_is_made_only_where_others_cannot_plant_or_rename(root_only_folder, monkeypatch):
+    """As root. Parents another user owns or can write (not sticky), or reached through a link into one, are
+    passed over; mkdtemp's names are random and mkdir takes no existing name, so nothing planted in the
+    parent becomes the folder; entries named like dry-run folders that are not root's 0700 folders are
+    left alone by the sweep."""
+    theirs = os.path.join(root_only_folder, "theirs")
+    os.mkdir(theirs)
+    os.chown(theirs, 65534, 65534)
+    shared = os.path.join(root_only_folder, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o777)
+    link = os.path.join(root_only_folder, "link")
+    os.symlink(theirs, link)
+    good = os.path.join(root_only_folder, "good")
+    os.mkdir(good, 0o755)
+    target = os.path.join(root_only_folder, "target")
+    os.mkdir(target, 0o700)
+    os.mkdir(os.path.join(good, "actvt-dry-run-theirs"), 0o700)
+    os.chown(os.path.join(good, "actvt-dry-run-theirs"), 65534, 65534)  # another user's: not ours to remove
+    os.symlink(target, os.path.join(good, "actvt-dry-run-link"))  # a root-owned link: must not be followed
+    os.mkdir(os.path.join(good, "actvt-dry-run-open"), 0o755)  # root's, but not 0700: not a dry run's
+    for parent in (theirs, shared, link):
+        assert launcher.trusted_parent(parent) is None, parent
+    assert launcher.trusted_parent(good) == good
+    sticky = os.path.join(root_only_folder, "sticky")
+    os.mkdir(sticky)
+    os.chmod(sticky, 0o1777)
+    assert launcher.trusted_parent(sticky) == sticky  # as /var/tmp: others cannot rename or remove ours
+    assert launcher.trusted_parent(sticky, sticky=False) is None  # a cache is never shared
+    monkeypatch.setattr(launcher, "PRIVATE_PARENTS", (theirs, shared, link, good))
+    folder, lock = launcher.private_folder()
+    try:
+        assert os.path.dirname(folder) == good and os.path.basename(folder).startswith("actvt-dry-run-")
+        st = os.lstat(folder)
+        assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700)
+        assert os.listdir(theirs) == os.listdir(shared) == []
+        assert os.path.islink(os.path.join(good, "actvt-dry-run-link")) and os.listdir(target) == []
+        assert os.path.isdir(os.path.join(good, "actvt-dry-run-open"))
+        assert os.path.isdir(os.path.join(good, "actvt-dry-run-theirs"))
+    finally:
+        lock.close()
+        shutil.rmtree(folder)
+
+
+def test_an_old_python_dry_run_writes_nothing_either(shared_tmp, user_home):
+    """A 3.6 hands a dry run to the host's supported Python as it does a real one, from the private folder."""
+    prefix, python, uid, home, env = user_home
+    launcher_file, _ = tiny_launcher(shared_tmp)
+    old = old_python(shared_tmp)
+    env = dict(env, PATH="/usr/local/bin:/usr/bin:/bin")
+    before = set(private_folders(uid))
+    result = subprocess.run(prefix + [old, "-I", "-", "--dry-run"], input=open(launcher_file, "rb").read(),
+                            capture_output=True, env=env)
+    assert (result.returncode, result.stdout) == (0, b"ran --dry-run\n"), result
+    assert result.stderr.startswith(b"actvt-installer: this Python is 3.6.15; running with /usr/")
+    pyz, no_bytecode = ast.literal_eval(open(env["TINY_REPORT"]).read())
+    assert os.path.basename(pyz.split("/pyz/")[0]).startswith("actvt-dry-run-") and no_bytecode == 1
+    assert os.listdir(home) == [] and set(private_folders(uid)) == before

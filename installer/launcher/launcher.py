@@ -60,7 +60,9 @@ try:
     KEPT_PYZ = "@KEPT_PYZ@"  # the `actvt` command: path of the zipapp kept on the server
     PYZ_NAME = "actvt.pyz"
     SYSTEM_CACHE = "/var/cache/actvt"
-    OLDEST, NEWEST = (3, 9), (3, 14)
+    # OLDEST is the patch release the bundled cryptography's Requires-Python starts at (it excludes 3.9.0
+    # and 3.9.1); build.py stops a build whose wheels say otherwise. NEWEST: the newest minor, any patch.
+    OLDEST, NEWEST = (3, 9, 2), (3, 14)
     ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
     MIN_GLIBC = (2, 28)
     ROOT_UNSET = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONBREAKPOINT",
@@ -71,10 +73,10 @@ try:
         sys.exit(1)
 
     def check_platform(machine=None, version=None, libc=None, system=None, implementation=None):
-        """Stop with a clear message unless this is Linux x86_64/aarch64, glibc >= 2.28, CPython 3.9-3.14."""
+        """Stop with a clear message unless this is Linux x86_64/aarch64, glibc >= 2.28, CPython 3.9.2-3.14."""
         system = system or sys.platform
         implementation = implementation or sys.implementation.name
-        version = version or tuple(sys.version_info[:2])
+        version = version or tuple(sys.version_info[:3])
         machine = machine or os.uname().machine
         if libc is None:
             try:
@@ -95,15 +97,22 @@ try:
         if glibc is None or glibc < MIN_GLIBC:
             fail("needs glibc %d.%d or newer (found: %s)" % (MIN_GLIBC + (libc or "no glibc",)))
         # last: another interpreter on the host mends only this one (main looks for it)
-        if not OLDEST <= version <= NEWEST:
+        if not supported(version):
             fail(version_message(version))
         return ARCHES[machine]
 
+    def supported(version):
+        """(major, minor, micro): from OLDEST's patch release to any patch release of NEWEST's minor."""
+        return OLDEST <= tuple(version)[:3] and tuple(version)[:2] <= NEWEST
+
+    def dotted(version):
+        return ".".join(str(part) for part in version)
+
     def version_message(version):
-        return "needs Python %d.%d to %d.%d (this is %d.%d)" % (OLDEST + NEWEST + tuple(version))
+        return "needs Python %s to %s (this is %s)" % (dotted(OLDEST), dotted(NEWEST), dotted(version))
 
     #: what a candidate interpreter says of itself (run with -I: nothing of the environment or the current folder)
-    PROBE = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
+    PROBE = "import sys; print(sys.implementation.name, *sys.version_info[:3])"
 
     def trusted_file(path, uid=None):
         """The real path of an executable file that it and every folder above it are owned by root (or us) and
@@ -126,14 +135,14 @@ try:
             return None
 
     def probe_version(path):
-        """(implementation, (major, minor)) as the interpreter at path reports them, or None."""
+        """(implementation, (major, minor, micro)) as the interpreter at path reports them, or None."""
         import subprocess
 
         try:
             out = subprocess.check_output([path, "-I", "-c", PROBE], stdin=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, timeout=30, universal_newlines=True)
-            name, major, minor = out.split()
-            return name, (int(major), int(minor))
+            name, major, minor, micro = out.split()
+            return name, (int(major), int(minor), int(micro))
         except (OSError, ValueError, subprocess.SubprocessError):
             return None
 
@@ -148,7 +157,7 @@ try:
         return folders
 
     def find_python(environ, probe=None, trusted=None):
-        """The newest trusted CPython 3.9-3.14 on the host, named python3.X: (real path, version) or None."""
+        """The newest trusted CPython 3.9.2-3.14 on the host, named python3.X: (real path, version) or None."""
         probe = probe or probe_version
         trusted = trusted or trusted_file
         for minor in range(NEWEST[1], OLDEST[1] - 1, -1):
@@ -157,7 +166,7 @@ try:
                 if path is None:
                     continue
                 found = probe(path)
-                if found and found[0] == "cpython" and OLDEST <= found[1] <= NEWEST:
+                if found and found[0] == "cpython" and supported(found[1]):
                     return path, found[1]
         return None
 
@@ -193,10 +202,12 @@ try:
         stop with one line naming the command that installs one."""
         found = find_python(environ)
         if found:
-            sys.stderr.write("actvt-installer: this Python is %d.%d; running with %s (%d.%d)\n"
-                             % (tuple(version) + (found[0],) + found[1]))
+            sys.stderr.write("actvt-installer: this Python is %s; running with %s (%s)\n"
+                             % (dotted(version), found[0], dotted(found[1])))
             return found[0]
-        advice = install_advice(os_release() if release is None else release) if version < OLDEST else None
+        # a 3.9.0 or 3.9.1 gets no command: the one that installs python3.9 may well install that one again
+        old_minor = tuple(version)[:2] < OLDEST[:2]
+        advice = install_advice(os_release() if release is None else release) if old_minor else None
         wanted = "python3.%d to python3.%d" % (OLDEST[1], NEWEST[1])
         if advice:
             fail("%s and found none of %s on this system; install one with `%s`, then run the same command "
@@ -222,20 +233,24 @@ try:
         except OSError:
             return False
 
-    def cache_root(environ=None):
+    def cache_candidates(environ):
         """Root: /var/cache/actvt. Others: the XDG cache, then per-user folders that allow exec."""
-        environ = os.environ if environ is None else environ
         uid = os.geteuid()
         if uid == 0:
-            candidates = [SYSTEM_CACHE]
-        else:
-            home = environ.get("HOME") or os.path.expanduser("~")
-            candidates = [
-                os.path.join(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "actvt"),
-                "/var/tmp/actvt-%d" % uid,
-                "/tmp/actvt-%d" % uid,
-                "/dev/shm/actvt-%d" % uid,
-            ]
+            return [SYSTEM_CACHE]
+        home = environ.get("HOME") or os.path.expanduser("~")
+        return [
+            os.path.join(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "actvt"),
+            "/var/tmp/actvt-%d" % uid,
+            "/tmp/actvt-%d" % uid,
+            "/dev/shm/actvt-%d" % uid,
+        ]
+
+    def cache_root(environ=None):
+        """The first of cache_candidates that is usable (made when missing)."""
+        environ = os.environ if environ is None else environ
+        uid = os.geteuid()
+        candidates = cache_candidates(environ)
         for path in candidates:
             if _usable(path):
                 if uid == 0:
@@ -248,7 +263,8 @@ try:
 
     def run(pyz, shiv_root, python=None):
         """Run the zipapp: in this process when shiv's extraction of it is intact, else through shiv (which
-        extracts it again when it is damaged); with python, another interpreter, always through shiv."""
+        extracts it again when it is damaged); with python, another interpreter, always through shiv. A dry
+        run (sys.dont_write_bytecode, set by main) passes -B on: no byte code beside what it imports."""
         site = site_packages(shiv_root)
         env = dict(os.environ, SHIV_ROOT=shiv_root)
         if BUILD_ID and os.path.isdir(site) and not os.environ.get("SHIV_FORCE_EXTRACT"):
@@ -263,7 +279,10 @@ try:
         # isolated (-I): no PYTHON* variable reaches the root process (PYTHONPATH cannot add code to it);
         # what it needs comes as arguments and SHIV_* variables, which -I leaves alone
         python = python or sys.executable
-        os.execve(python, [python, "-I", pyz] + sys.argv[1:], env)
+        os.execve(python, zipapp_command(python, pyz), env)
+
+    def zipapp_command(python, pyz):
+        return [python, "-I"] + (["-B"] if sys.dont_write_bytecode else []) + [pyz] + sys.argv[1:]
 
     def zip_members(path):
         """{name: (CRC-32, size)} of a zip's files, from its central directory (``zipfile`` costs 15 ms to import,
@@ -409,17 +428,184 @@ try:
             if (name.startswith("SHIV_") and name != "SHIV_FORCE_EXTRACT") or (root and name in ROOT_UNSET):
                 del environ[name]
 
+    # --- a dry run writes nothing on the host ---------------------------------------------------------
+    DRY_RUN = "--dry-run"
+    #: where a dry run without a ready cache unpacks: the first that only root can rename entries of
+    #: (mode 755, or sticky like /var/tmp) and that allows running code (Ubuntu mounts /run noexec)
+    PRIVATE_PARENTS = ("/var/tmp", "/run", "/tmp", "/dev/shm")
+    PRIVATE_PREFIX = "actvt-dry-run-"
+    PRIVATE_LOCK = "in-use"
+    STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def is_dry_run(argv):
+        """Whether the installer takes these arguments as a dry run: argparse takes any unambiguous prefix
+        (`--dry`) too (installer/commands/cli.py). Wherever the token stands: taking a real run for a dry
+        one only costs it the cache."""
+        return any(len(token) >= 3 and DRY_RUN.startswith(token.split("=", 1)[0]) for token in argv)
+
+    def trusted_parent(path, sticky=True):
+        """The real path of a folder that it and every folder above it are owned by root (or us) and that
+        no one else can write, or can only add to (sticky: others cannot rename or remove what is ours),
+        which the folder itself may be only with sticky; else None."""
+        import stat
+
+        real = os.path.realpath(path)
+        at = real
+        try:
+            if not os.path.isdir(real):
+                return None
+            while True:
+                st = os.stat(at)
+                shared = st.st_mode & 0o022 and not (st.st_mode & stat.S_ISVTX and (sticky or at != real))
+                if st.st_uid not in (0, os.geteuid()) or shared:
+                    return None
+                if at == "/":
+                    return real
+                at = os.path.dirname(at)
+        except OSError:
+            return None
+
+    def private_folder():
+        """A new folder (0700, ours) that a dry run unpacks into, with its lock held (by this process and,
+        inherited, by the installer's): (path, lock file). mkdtemp makes it with mkdir, which takes no
+        link and no existing name, under a name nobody can guess, so nothing can be planted at it."""
+        import fcntl
+        import tempfile
+
+        for parent in PRIVATE_PARENTS:
+            real = trusted_parent(parent)
+            if real is None:
+                continue
+            sweep_private(real)
+            try:
+                path = tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=real)
+            except OSError:
+                continue
+            if _usable(path, create=False):
+                lock = open(os.path.join(path, PRIVATE_LOCK), "w")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                return path, lock
+            os.rmdir(path)
+        fail("found no folder only root can write that allows running code for the dry run (tried %s)"
+             % ", ".join(PRIVATE_PARENTS))
+
+    def sweep_private(parent):
+        """Folders of dry runs that were killed (SIGKILL leaves no time to remove them): ours, 0700, and
+        nobody holds their lock; one without a lock file only when it is an hour old (its launcher died
+        between mkdtemp and the lock)."""
+        import fcntl
+        import shutil
+        import stat
+        import time
+
+        try:
+            names = [name for name in os.listdir(parent) if name.startswith(PRIVATE_PREFIX)]
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(parent, name)
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o7777 != 0o700:
+                    continue
+                try:
+                    fd = os.open(os.path.join(path, PRIVATE_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except FileNotFoundError:
+                    if time.time() - st.st_mtime < 3600:
+                        continue
+                else:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        continue  # a dry run uses it now
+                    finally:
+                        os.close(fd)
+                shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                continue
+
+    def ready_cache(payload):
+        """(zipapp, shiv root) of a cache that already holds this build intact, which a dry run may run from
+        as it is (it writes no byte code there), or None."""
+        if os.environ.get("SHIV_FORCE_EXTRACT"):
+            return None
+        if payload is None:
+            roots, pyz = [SYSTEM_CACHE], KEPT_PYZ
+            if os.geteuid() != 0:
+                roots.append(cache_candidates(os.environ)[0])
+        else:
+            roots, pyz = cache_candidates(os.environ), None
+        for root in roots:
+            if trusted_parent(root, sticky=False) is None:
+                continue
+            here = pyz or os.path.join(root, "pyz", PAYLOAD_SHA256[:16], PYZ_NAME)
+            site = site_packages(os.path.join(root, "shiv"))
+            try:
+                if pyz is None and file_sha256(here) != PAYLOAD_SHA256:
+                    continue
+            except OSError:
+                continue
+            if BUILD_ID and os.path.isdir(site) and extraction_intact(here, site):
+                return here, os.path.join(root, "shiv")
+        return None
+
+    def dry_run(payload, python):
+        """Run a dry run from a ready cache as it is, else unpack into a private folder, run the installer
+        in a child process and remove the folder when it ends, also on an error or a stop signal (each is
+        passed on to the installer, which ends on its own; the status is the installer's)."""
+        import shutil
+        import signal
+        import subprocess
+
+        sys.dont_write_bytecode = True  # nor does Python write byte code, here or (-B) in the installer
+        ready = ready_cache(payload)
+        if ready:
+            run(ready[0], ready[1], python)
+        stops, child = [], []
+
+        def stop(signum, frame):
+            stops.append(signum)
+            for process in child:
+                process.send_signal(signum)
+
+        for name in STOP_SIGNALS:
+            signal.signal(getattr(signal, name), stop)
+        folder, lock = private_folder()
+        try:
+            pyz = KEPT_PYZ if payload is None else unpack(folder, payload)
+            env = dict(os.environ, SHIV_ROOT=os.path.join(folder, "shiv"))
+            env.pop("SHIV_FORCE_EXTRACT", None)
+            status = None
+            if stops:
+                sys.stderr.write("actvt-installer: stopped by %s before anything was changed\n"
+                                 % signal.Signals(stops[0]).name)
+                status = 128 + stops[0]
+            else:
+                child.append(subprocess.Popen(zipapp_command(python or sys.executable, pyz), env=env,
+                                              pass_fds=(lock.fileno(),)))
+                if stops:
+                    child[0].send_signal(stops[0])
+                status = child[0].wait()
+        finally:
+            lock.close()
+            shutil.rmtree(folder, ignore_errors=True)
+        if status < 0:  # the installer was killed by a signal: so is this process, for the same status
+            signal.signal(-status, signal.SIG_DFL)
+            os.kill(os.getpid(), -status)
+        sys.exit(status)
+
     def main(payload):
-        version, python = tuple(sys.version_info[:2]), None
-        supported = OLDEST <= version <= NEWEST
-        check_platform(version=None if supported else OLDEST)  # all but the version, which another Python mends
+        version, python = tuple(sys.version_info[:3]), None
+        check_platform(version=None if supported(version) else OLDEST)  # all but the version: another Python mends it
         safe_umask()
         clean_environment(os.environ, os.geteuid() == 0)
-        if not supported:
+        if not supported(version):
             # This interpreter still checks and writes the carried zipapp (this file keeps to 3.6's grammar and
             # standard library): the text it was given is not read twice, and the found one runs the result
             # as it would on an empty cache (-I, the same arguments and environment; exec keeps the status).
             python = other_python(version, os.environ)
+        if is_dry_run(sys.argv[1:]):
+            dry_run(payload, python)
         if payload is None:
             root = kept_command_root()
             run(KEPT_PYZ, os.path.join(root, "shiv"), python)

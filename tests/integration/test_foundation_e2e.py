@@ -37,16 +37,21 @@ def host_version(pyz):
     return r.stdout.strip()
 
 
+#: the launcher's cache and the private folders a dry run unpacks into (installer/launcher/launcher.py)
+LEFT_BY_DRY_RUN = ("ls -d /var/cache/actvt /var/tmp/actvt-dry-run-* /run/actvt-dry-run-* /tmp/actvt-dry-run-* "
+                   "/dev/shm/actvt-dry-run-* 2>/dev/null; true")
+
+
 def assert_unchanged(before, after, what):
     diff = H.diff_snapshots(before, after)
     assert diff == {"added": [], "removed": [], "changed": []}, "%s changed the host: %s" % (what, diff)
 
 
-def plan_roots(server):
+def plan_roots(server, warm_cache=True):
     """Every folder an install may write to on ``server`` (its dry run's paths: /usr/share/keyrings and
-    /var/cache besides /etc, /var/lib and /usr/local). That dry run unpacks the launcher's cache, as
-    any first run does, so take the snapshot after it."""
-    roots = H.snapshot_roots(server.planned_paths(GOOD_ENV))
+    /var/cache besides /etc, /var/lib and /usr/local), the launcher's cache filled first unless not
+    warm_cache (H.Host.planned_paths)."""
+    roots = H.snapshot_roots(server.planned_paths(GOOD_ENV, warm_cache=warm_cache))
     assert "/usr/share/keyrings" in roots and "/var/cache" in roots, roots
     return roots
 
@@ -92,7 +97,9 @@ def test_pipe_launcher_with_unbuffered_python(new_server, host_version):
 # ------------------------------------------------------------------------------------------------
 def test_dry_run_on_bare_server_prints_plan_and_changes_nothing(new_server):
     server = new_server()
-    roots = plan_roots(server)
+    roots = plan_roots(server, warm_cache=False)
+    # the launcher unpacked into a private folder and removed it: no cache, no folder left
+    assert server.sh(LEFT_BY_DRY_RUN).out == "", "the dry run left files behind"
     before = server.snapshot(roots)
 
     r = server.run_installer("--dry-run", env=GOOD_ENV)
@@ -109,6 +116,7 @@ def test_dry_run_on_bare_server_prints_plan_and_changes_nothing(new_server):
     after = server.snapshot(roots)
     assert_unchanged(before, after, "--dry-run")
     assert not server.exists("/var/log/actvt-install.log"), "--dry-run wrote the log"
+    assert server.sh(LEFT_BY_DRY_RUN).out == "", "the dry run left files behind"
     assert not server.is_active("vector.service")
 
 

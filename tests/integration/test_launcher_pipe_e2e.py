@@ -32,6 +32,9 @@ MARKERS = "/var/tmp/actvt-markers"  # made by the attacker; root's runs would wr
 FOLDERS = ("/tmp/plant", "/home/visitor")
 CACHE = "/var/cache/actvt"
 COMMAND = "/usr/local/bin/actvt"
+#: what a dry run may have left: the cache, and its private folders wherever the launcher makes them
+DRY_RUN_LEFT = "ls -d %s /var/tmp/actvt-dry-run-* /run/actvt-dry-run-* /tmp/actvt-dry-run-* /dev/shm/actvt-dry-run-* " \
+               "2>/dev/null; true" % CACHE
 #: run by uid 65534: argv = markers folder, the two folders, then the names
 PLANT = """
 import os, sys
@@ -83,8 +86,11 @@ def server(harness):
 def test_no_planted_module_runs_as_root(server):
     env = server.installer_env(ENV)
     pipe = "curl -fsSL %s | python3 " % H.PIPE_URL
-    # what a run imports: the launcher (empty cache: it execs the zipapp), the zipapp itself, the warm run
+    # what a run imports: the launcher (empty cache: a dry run unpacks into a private folder and runs the
+    # zipapp in a child; a real run fills the cache and execs it), the zipapp itself, the warm run
     names = imported(server.exec(["sh", "-c", pipe + "-X importtime - --dry-run"], env=env))
+    assert server.sh(DRY_RUN_LEFT).out == "", "the dry run left files behind"
+    names |= imported(server.exec(["sh", "-c", pipe + "-X importtime - --version"], env=env))
     names |= imported(server.exec(["sh", "-c", "SHIV_ROOT=%s/shiv python3 -X importtime -I %s/pyz/*/actvt.pyz "
                                    "--dry-run" % (CACHE, CACHE)], env=env))
     names |= imported(server.exec(["sh", "-c", pipe + "-X importtime - --dry-run"], env=env))
@@ -167,6 +173,7 @@ def test_an_old_python3_runs_the_installer_with_a_supported_one(server):
     env = server.installer_env(ENV)
     real = server.sh("readlink -f /usr/bin/python3").out.strip()
     version = server.sh([real, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).out.strip()
+    micro = server.sh([real, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]).out.strip()
     site = "%s/lib/python%s/site-packages" % (OLD_PYTHON, version)
     server.sh("python3 -m venv --without-pip " + OLD_PYTHON)
     # a script, not a link: a venv's python is one only when run by its own path (pyvenv.cfg beside it)
@@ -178,7 +185,7 @@ def test_an_old_python3_runs_the_installer_with_a_supported_one(server):
     try:
         assert server.sh("command -v python3 && python3 -I -c 'import sys; print(sys.version_info[:2])'").out \
             == "/usr/local/bin/python3\n(3, 6)\n"
-        said = "actvt-installer: this Python is 3.6; running with %s (%s)" % (real, version)
+        said = "actvt-installer: this Python is 3.6.15; running with %s (%s)" % (real, micro)
         r = server.exec(["sh", "-c", "curl -fsSL %s | python3 -I - --yes --json" % H.PIPE_URL], env=env,
                         timeout=900)
         server.harness.record(server, r)
@@ -196,7 +203,7 @@ def test_an_old_python3_runs_the_installer_with_a_supported_one(server):
                            % CACHE).out
         r = server.exec(["sh", "-c", "curl -fsSL %s | python3 -I - --yes" % H.PIPE_URL], env=env)
         assert r.rc == 1 and r.out == "", r
-        assert r.err == ("actvt-installer: needs Python 3.9 to 3.14 (this is 3.6) and found none of python3.9 to "
+        assert r.err == ("actvt-installer: needs Python 3.9.2 to 3.14 (this is 3.6.15) and found none of python3.9 to "
                          "python3.14 on this system; install one with `apt-get install -y python3.9`, then run "
                          "the same command again\n"), r
         assert server.sh("find %s /usr/local /etc/actvt /var/lib/actvt -printf '%%p %%s %%T@\\n' | sort"
