@@ -29,6 +29,9 @@ LINT = REPO / ".venv" / "lint"
 WHEELS = LINT / "wheels"
 SANITY_LOCK = REPO / "tests" / "ansible-test-sanity.txt"
 FQCN = "actvt.installer.actvt_install"
+# the sanity tests with requirements whose pins tests/ansible-test-sanity.txt holds (scripts/lock_collection_lint.sh)
+LOCKED_SANITY_TESTS = ("ansible-doc", "import", "import.plugin", "integration-aliases", "pep8", "pylint",
+                       "runtime-metadata", "validate-modules", "yamllint")
 
 # ansible-test's bootstrap runs this as get-pip.py (GET_PIP, via its quiet_pip.py) with the packages to
 # install (pip==X) and get-pip's --no-setuptools/--no-wheel: pip is run from its locked wheel instead.
@@ -105,6 +108,35 @@ def ansible_lint(env, dest):
     # --offline: no requirements install, no schema refresh, no version check (ansiblelint/config.py)
     return run(env, ["ansible-lint", "--offline"], dest,
                ANSIBLE_COLLECTIONS_PATH=str(dest.parents[2]))
+
+
+def locked_pins(path):
+    return dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", path.read_text(), re.M))
+
+
+def test_the_linters_are_the_locked_ones(lint_env):
+    """.venv/lint holds what tests/collection-lint.txt pins, and the sanity wheels are the pins of that
+    ansible-test (a lock moved without scripts/lock_collection_lint.sh fails here, by name)."""
+    script = ("import importlib.metadata as m, json, os, ansible_test\n"
+              "data = os.path.join(os.path.dirname(ansible_test.__file__), '_data', 'requirements')\n"
+              "print(json.dumps([{d.metadata['Name']: d.version for d in m.distributions()},\n"
+              "                  {f: open(os.path.join(data, f)).read() for f in os.listdir(data)}]))")
+    r = subprocess.run([str(LINT / "bin" / "python"), "-c", script], env=lint_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    installed, requirements = json.loads(r.stdout)
+    canon = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    installed = {canon(k): v for k, v in installed.items()}
+    lint = locked_pins(REPO / "tests" / "collection-lint.txt")
+    assert lint["ansible-lint"] == "26.11.0" and lint["ansible-core"].startswith("2.19.")
+    assert {k: installed.get(canon(k)) for k in lint} == lint
+    wanted = {}
+    for name, text in requirements.items():
+        if name.startswith("sanity.") and name.endswith(".txt"):
+            if name[len("sanity."):-len(".txt")] in LOCKED_SANITY_TESTS:
+                wanted.update({canon(k): v for k, v in re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", text, re.M)})
+    sanity_lock = {canon(k): v for k, v in locked_pins(SANITY_LOCK).items()}
+    assert {k: sanity_lock.get(k) for k in wanted} == wanted
+    assert "pip" in sanity_lock
 
 
 def test_ansible_lint_production_profile_passes(lint_env, tmp_path):
