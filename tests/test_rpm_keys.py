@@ -61,7 +61,10 @@ def package_actions(cfg, facts):
 
 def test_the_probe_names_each_key_by_its_full_fingerprint():
     assert rpmkeys.parse_trusted(rpm_q((PINNED_NAME, PINNED), (OTHER_NAME, OTHER))) == {
-        PINNED_FPR: PINNED_NAME, OTHER_FPR: OTHER_NAME}
+        PINNED_FPR: (PINNED_NAME,), OTHER_FPR: (OTHER_NAME,)}
+    # a key under two names (imported twice, or a subkey's own header): both are its
+    assert rpmkeys.parse_trusted(rpm_q((PINNED_NAME, PINNED), ("gpg-pubkey-0000beef-6b0f5ff4", PINNED))) == {
+        PINNED_FPR: (PINNED_NAME, "gpg-pubkey-0000beef-6b0f5ff4")}
     assert rpmkeys.parse_trusted(rpm_q()) == {}  # rpm trusts no key
     assert rpmkeys.parse_trusted(ProbeResult(1, "error: rpmdb open failed\n")) is None  # nothing known
     assert rpmkeys.short_name(PINNED_FPR) == "gpg-pubkey-31553bae"
@@ -94,7 +97,7 @@ def test_a_key_the_user_trusted_before_is_never_recorded():
 
 def test_a_users_key_with_the_same_short_id_is_never_a_rollback_target():
     impostor = "0" * 32 + PINNED_FPR[-8:]
-    assert rpmkeys.rollback_argvs([PINNED_FPR, OTHER_FPR], {impostor: PINNED_NAME}) == (
+    assert rpmkeys.rollback_argvs([PINNED_FPR, OTHER_FPR], {impostor: (PINNED_NAME,)}) == (
         ("rpm", "-e", "gpg-pubkey-8a6d12f9"),)
 
 

@@ -18,13 +18,15 @@ _HEADER = "# OpenPGP keys actvt-installer imported into rpm's database (uninstal
 _NAME = re.compile(r"^gpg-pubkey-[0-9a-f]+-[0-9a-f]+$")  # base64 has no '-', armor headers have spaces
 
 
-def parse_trusted(result: ProbeResult) -> Optional[Dict[str, str]]:
-    """fingerprint -> ``gpg-pubkey-…``, from ``TRUSTED``'s output (each name on its own line, then the
-    armored key); {} when rpm trusts no key; None when rpm failed otherwise (nothing is known)."""
+def parse_trusted(result: ProbeResult) -> Optional[Dict[str, Tuple[str, ...]]]:
+    """fingerprint -> its ``gpg-pubkey-…`` names (one, unless a key was imported twice or a subkey got a
+    header of its own), from ``TRUSTED``'s output (each name on its own line, then the armored key);
+    {} when rpm trusts no key; None when rpm failed otherwise (nothing is known)."""
     if result.returncode != 0:
         return {} if "is not installed" in result.output else None
-    found: Dict[str, str] = {}
-    name, lines = None, []  # type: Optional[str], List[str]
+    found: Dict[str, Tuple[str, ...]] = {}
+    name: Optional[str] = None
+    lines: List[str] = []
 
     def flush():
         if name is None:
@@ -34,7 +36,7 @@ def parse_trusted(result: ProbeResult) -> Optional[Dict[str, str]]:
         except openpgp.NotAKey:
             return  # a key rpm holds that we cannot read: it is not one of ours
         for certificate in certificates[:1]:  # rpm keeps one certificate per gpg-pubkey
-            found[certificate.fingerprint] = name
+            found[certificate.fingerprint] = found.get(certificate.fingerprint, ()) + (name,)
 
     for line in result.output.splitlines():
         if _NAME.match(line.strip()):
@@ -66,11 +68,11 @@ def import_argv(path: str) -> Tuple[str, ...]:
     return ("rpm", "--import", path)
 
 
-def rollback_argvs(added: Iterable[str], trusted: Dict[str, str]) -> Tuple[Tuple[str, ...], ...]:
+def rollback_argvs(added: Iterable[str], trusted: Dict[str, Tuple[str, ...]]) -> Tuple[Tuple[str, ...], ...]:
     """``rpm -e gpg-pubkey-<short id>`` for each key a failed run imported (its creation time, the
     name's last part, is not known before the download), except where a key rpm trusted before has the
     same short id: that name could then be the user's key."""
-    taken = {name.rsplit("-", 1)[0] for name in trusted.values()}
+    taken = {name.rsplit("-", 1)[0] for names in trusted.values() for name in names}
     return tuple(("rpm", "-e", short_name(fpr)) for fpr in added if short_name(fpr) not in taken)
 
 
@@ -85,9 +87,9 @@ def record_text(fingerprints: Iterable[str]) -> bytes:
     return ("\n".join([_HEADER] + list(dict.fromkeys(fingerprints))) + "\n").encode()
 
 
-def removal_argvs(recorded: Iterable[str], trusted: Optional[Dict[str, str]]) -> List[Tuple[str, ...]]:
+def removal_argvs(recorded: Iterable[str], trusted: Optional[Dict[str, Tuple[str, ...]]]) -> List[Tuple[str, ...]]:
     """``rpm -e`` of each recorded key rpm still trusts, by the full name the probe found; without the
     probe (``--root``) by the short name, for the listing (commands do not run there)."""
     if trusted is None:
         return [("rpm", "-e", short_name(fpr)) for fpr in recorded]
-    return [("rpm", "-e", trusted[fpr]) for fpr in recorded if fpr in trusted]
+    return [("rpm", "-e") + trusted[fpr] for fpr in recorded if fpr in trusted]
