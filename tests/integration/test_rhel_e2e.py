@@ -13,8 +13,8 @@ machine: about 100 s and 90 s):
    key refused before anything is written; another dnf holding its locks (the bound, then the wait);
    then the install completes.
 3. Alma 9 then Rocky 8 on one server (`actvt-test-become` between them, after an uninstall): standalone
-   with mTLS on Alma 9, proxy with mTLS on Rocky 8 (nginx from its AppStream); each a re-run that changes
-   nothing and an uninstall that puts back the repository folder, the keys, firewalld's ports and rpm's
+   with mTLS on Alma 9, proxy with mTLS on Rocky 8 (nginx from its AppStream, then a re-run that changes
+   nothing); each an uninstall that puts back the repository folder, the keys, firewalld's ports and rpm's
    trusted keys (on Rocky 8 the user trusted Vector's key before: it stays trusted).
 """
 import re
@@ -202,7 +202,7 @@ def key_file_fingerprints(server, path):
     return {cert.fingerprint for cert in openpgp.certificates(server.read_file(path))}
 
 
-def family_scenario(harness, server, system, env, url, before_keys):
+def family_scenario(harness, server, system, env, url, before_keys, rerun=True):
     """Install (the pipe), metrics with the bundle's certificate and refused without, a re-run that
     changes nothing, uninstall --remove-vector; returns rpm's trusted keys while installed."""
     ports_before = firewalld_ports(server)
@@ -217,9 +217,10 @@ def family_scenario(harness, server, system, env, url, before_keys):
     assert harness.vector_rpm_key_fingerprint in installed_keys, "rpm does not trust Vector's key"
     app.metrics(url, app.take_bundle(server, FIRST))
     app.refused(url)
-    pid = main_pid(server)
-    r, summary = rhel_install(harness, server, env)
-    assert_no_changes(server, summary, pid)
+    if rerun:
+        pid = main_pid(server)
+        r, summary = rhel_install(harness, server, env)
+        assert_no_changes(server, summary, pid)
     r = server.exec(["actvt", "uninstall", "--remove-vector"], timeout=300)
     assert r.rc == 0, r
     assert rpm_q(server, "vector").rc != 0, "Vector's package is still installed"
@@ -251,7 +252,8 @@ def test_alma9_standalone_then_rocky8_proxy_rerun_uninstall_rpm_keys(harness, rh
     server.sh(["rpm", "--import", KEY_DIR + "/RPM-GPG-KEY-actvt-test-distribution"])
     before_keys = rpm_keys(server)
     assert harness.vector_rpm_key_fingerprint not in before_keys
-    family_scenario(harness, server, "alma9", MTLS, STANDALONE_URL, before_keys)
+    # no re-run here (the CI budget): Rocky 9's scenario re-runs the same standalone mTLS dnf path
+    family_scenario(harness, server, "alma9", MTLS, STANDALONE_URL, before_keys, rerun=False)
     print("alma9 part: %.0f s" % (time.time() - started))
 
     # Rocky 8 (dnf 4, EL8's layout) on the same server; the user trusts Vector's key already: never removed
