@@ -140,7 +140,9 @@ def test_keyrings_of_an_earlier_run_are_removed():
 @pytest.mark.parametrize("manager", ["dnf", "yum"])
 def test_rpm_hosts_get_a_checked_repo_file(manager):
     actions = package_plan(package_manager=manager)
-    keyring, repo, package = actions
+    keyring, repo, record, imported, package = actions
+    # rpm trusts the pinned keys through the installer's own import, recorded for uninstall (test_rpm_keys.py)
+    assert record.path == "/var/lib/actvt/rpm-keys.added" and imported.argv == ("rpm", "--import", keyring.path)
     text = repo.content.decode()
     assert repo.path == "/etc/yum.repos.d/vector.repo"
     # dnf and yum import the keys we checked, from the file: never one they fetch on their own

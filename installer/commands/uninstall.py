@@ -23,7 +23,8 @@ def cmd_uninstall(args, environ, out, stdout) -> int:
     out.log.enabled = not args.dry_run
     with contextlib.nullcontext() if args.dry_run else lock.hold(root):
         entries = manifest.load(host_facts.read_file(root, paths.MANIFEST))
-        facts = host_facts.gather(root, environ, reads=registry.uninstall_reads(entries))
+        facts = host_facts.gather(root, environ, reads=registry.uninstall_reads(entries),
+                                  probes=registry.uninstall_probes())
         if paths.STATE_FILE not in facts.files and not (args.purge and entries):
             out.plain("actvt is not installed here (no /var/lib/actvt/install.state): nothing to remove.")
             return EXIT_OK

@@ -17,6 +17,10 @@ Decisions, each one a place where the bash installer behaved differently or said
   in a newer installer, makes a new keyring on the next run; earlier ones are removed. ``apt-get
   update`` runs only when the list or the keyring changed, or when the package is about to be
   installed.
+- **rpm's trust** (dnf, yum): the installer imports the checked keyring into rpm's database itself
+  (``rpm --import``, before the package; otherwise dnf imports it from ``gpgkey=`` and nothing records
+  it), and records by fingerprint only the keys rpm did not trust before (``core/rpmkeys.py``), so that
+  uninstall removes exactly those and a failed run's rollback takes them back.
 - **Installed already**: the package is kept (no install) unless ``ACTVT_REINSTALL_VECTOR`` is yes;
   the keyring and the repository file are kept up to date only where an earlier run made them (an
   ``actvt-vector-`` keyring is there) for the repository this run names: a Vector set up by other
@@ -59,7 +63,7 @@ import re
 from typing import List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from installer.core import openpgp, packaging, paths
+from installer.core import openpgp, packaging, paths, rpmkeys
 from installer.core.actions import Absent, Command, File, Keyring, Packages, Service, Step
 from installer.core.concern import (BAKE, FAIL, INSTALL, PASS, SKIP, Checks, Concern, Endpoint, Finding, Phase, Planner,
                                    Undo, Uninstaller)
@@ -95,7 +99,7 @@ DATADOG_KEYS = {
 
 #: Paths whose content the planners read: the keyrings (earlier ones are removed; one of ours means
 #: the repository is ours to keep up to date) and the defaults file (its other lines are kept).
-READS = tuple(dict.fromkeys(KEYRING_DIRS.values())) + (APT_LIST, YUM_REPO, paths.VECTOR_DEFAULTS)
+READS = tuple(dict.fromkeys(KEYRING_DIRS.values())) + (APT_LIST, YUM_REPO, paths.VECTOR_DEFAULTS, rpmkeys.RECORD)
 
 #: The ``vector`` system user exists (True/False; None under --root, where it is not asked).
 VECTOR_USER = Probe("vector_user", ("getent", "passwd", "vector"), lambda result: result.returncode == 0)
@@ -324,6 +328,32 @@ def same_repository(config, facts, manager: str) -> bool:
     return f"baseurl={config.vector_yum_url}" in lines
 
 
+def rpm_key_actions(config, facts, manager: str) -> List:
+    """dnf and yum: the pinned keys imported into rpm's database by the installer itself (else dnf
+    imports them from ``gpgkey=`` and nothing records it), and each key rpm did not trust before
+    recorded by fingerprint in ``rpmkeys.RECORD`` for uninstall. Nothing when rpm trusts them all
+    (a re-run, or a user who imported them): a key trusted before is never recorded."""
+    if manager not in ("dnf", "yum"):
+        return []
+    keyring = keyring_action(config, manager)
+    try:  # the keyring an earlier run wrote holds these; a new one will hold pinned keys only
+        held = [cert.fingerprint for cert in openpgp.certificates(facts.files[keyring.path])
+                if cert.fingerprint in keyring.fingerprints]
+    except (KeyError, openpgp.NotAKey):
+        held = list(keyring.fingerprints)
+    trusted = facts.fact(rpmkeys.TRUSTED) or {}
+    missing = [fpr for fpr in dict.fromkeys(held) if fpr not in trusted]
+    if not missing:
+        return []
+    previous = rpmkeys.record_lines(facts.files.get(rpmkeys.RECORD))
+    return [File(rpmkeys.RECORD, rpmkeys.record_text(previous + missing), 0o600,
+                 reason="the keys the installer adds to rpm's database, for uninstall"),
+            Command(rpmkeys.import_argv(keyring.path), timeout=300, locks=packaging.RPM,
+                    on_rollback=rpmkeys.rollback_argvs(missing, trusted),
+                    reason=f"rpm trusts Vector's repository keys ({len(missing)} new), imported from the "
+                           "checked keyring, not by dnf")]
+
+
 def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
     manager = facts.package_manager
     installed = _installed(facts)
@@ -334,6 +364,7 @@ def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
         actions += repository_actions(config, facts, manager, installing=installed is None)
         if not actions:
             return []
+        actions += rpm_key_actions(config, facts, manager)
         if installed is None:
             actions.append(Packages(manager, (f"{PACKAGE}={version}",), reason=f"Vector {version} (pinned)"))
         elif manager == "apt":
@@ -348,6 +379,9 @@ def plan_vector_package(config, facts, decisions, ctx) -> List[Step]:
             and not repository_current(config, facts, manager):
         # kept up to date where an earlier run set it up: a newer pinned set, other key URLs
         actions += repository_actions(config, facts, manager, installing=False)
+    if manager in ("dnf", "yum") and installed is not None and not reinstall and _ours(facts, manager) \
+            and same_repository(config, facts, manager):
+        actions += rpm_key_actions(config, facts, manager)
     if facts.fact(VECTOR_USER) is not True:
         actions.append(ensure_user_action())
     if not actions:
@@ -493,6 +527,19 @@ def uninstall_package(entries, facts, options) -> List[Step]:
                  (Command(argv, "--remove-vector", locks=packaging.for_install(manager)),))]
 
 
+def uninstall_keys(entries, facts, options) -> List[Step]:
+    """The keys the installer imported into rpm's database (``rpmkeys.RECORD``), each by the full name
+    rpm gives its fingerprint now; a key rpm trusted before the install was never recorded."""
+    record = facts.files.get(rpmkeys.RECORD)
+    if not record:
+        return []
+    argvs = rpmkeys.removal_argvs(rpmkeys.record_lines(record), facts.fact(rpmkeys.TRUSTED))
+    return [Step("Removing the repository keys the installer imported into rpm",
+                 tuple(Command(argv, "a key of Vector's repository the installer imported", may_fail=True,
+                               locks=packaging.RPM, timeout=300) for argv in argvs)
+                 + (Absent(rpmkeys.RECORD, "the record of imported keys"),))]
+
+
 def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
     """``vector validate`` as the next start would run it."""
     verdict = facts.fact(VECTOR_VALIDATE)
@@ -509,11 +556,13 @@ def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:
 CONCERN = Concern(
     name="vector",
     reads=lambda config: READS,
-    probes=(VECTOR_USER,),
+    probes=(VECTOR_USER, rpmkeys.TRUSTED),
     planners=(Planner(Phase.PACKAGES, plan_vector_package, (INSTALL, BAKE)),
               Planner(Phase.CONFIG, plan_vector_config), Planner(Phase.SERVICE, plan_vector_service)),
     notes=notes,
     endpoints=endpoints,
-    uninstall=(Uninstaller(Undo.STOP, uninstall_stop), Uninstaller(Undo.PACKAGES, uninstall_package)),
+    uninstall=(Uninstaller(Undo.STOP, uninstall_stop), Uninstaller(Undo.PACKAGES, uninstall_package),
+               Uninstaller(Undo.PACKAGES, uninstall_keys)),
+    uninstall_probes=(rpmkeys.TRUSTED,),
     checks=Checks(doctor_checks, probes=(VECTOR_VALIDATE,)),
 )

@@ -120,6 +120,7 @@ class Concern:
     endpoints: Callable = _nothing  # (config, actions: the concern's planned actions) -> [Endpoint]
     uninstall: Tuple[Uninstaller, ...] = ()
     uninstall_reads: Callable = lambda entries: ()  # manifest entries -> paths uninstall reads
+    uninstall_probes: Tuple[Probe, ...] = ()  # facts uninstall runs (rpm's keys by fingerprint)
     checks: Optional[Checks] = None  # what `actvt doctor` checks of it
 
     def planners_for(self, mode: str) -> Sequence[Planner]:

@@ -67,6 +67,11 @@ def uninstall_reads(entries) -> Tuple[str, ...]:
     return reads(None) + tuple(path for concern in CONCERNS for path in concern.uninstall_reads(entries))
 
 
+def uninstall_probes() -> tuple:
+    """The read-only commands uninstall runs (each concern's ``uninstall_probes``)."""
+    return tuple(dict.fromkeys(probe for concern in CONCERNS for probe in concern.uninstall_probes))
+
+
 # --- the mode decision --------------------------------------------------------------------------------
 
 

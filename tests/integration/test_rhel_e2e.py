@@ -12,6 +12,10 @@ machine: about 100 s and 90 s):
 2. Amazon Linux 2023 (dnf; certbot from the distribution's own repository, no EPEL): a wrong repository
    key refused before anything is written; another dnf holding its locks (the bound, then the wait);
    then the install completes.
+3. Alma 9 then Rocky 8 on one server (`actvt-test-become` between them, after an uninstall): standalone
+   with mTLS on Alma 9, proxy with mTLS on Rocky 8 (nginx from its AppStream, then a re-run that changes
+   nothing); each an uninstall that puts back the repository folder, the keys, firewalld's ports and rpm's
+   trusted keys (on Rocky 8 the user trusted Vector's key before: it stays trusted).
 """
 import re
 import time
@@ -19,6 +23,8 @@ import time
 import pytest
 
 import harness as H
+from installer.core import openpgp, rpmkeys
+from installer.core.facts import ProbeResult
 from test_wiring_e2e import FIRST, MTLS, MTLS_DIR, PROXY_URL, SECOND, STANDALONE_URL, App, assert_no_changes, \
     install, main_pid, wait_until
 
@@ -182,6 +188,81 @@ def test_amzn2023_wrong_key_then_another_dnf_holds_its_locks(harness, rhel_serve
     assert server.unit("vector.service")["ActiveState"] == "active"
     assert rpm_q(server, "certbot").rc == 0 and rpm_q(server, "epel-release").rc != 0, "EPEL on Amazon Linux 2023"
     print("amzn2023 scenario: %.0f s" % (time.time() - started))
+
+
+def rpm_keys(server):
+    """The fingerprints of the keys rpm trusts (the installer's own probe and parser)."""
+    r = server.exec(list(rpmkeys.TRUSTED.argv))
+    found = rpmkeys.parse_trusted(ProbeResult(r.rc, r.out + r.err))
+    assert found is not None, r
+    return set(found)
+
+
+def key_file_fingerprints(server, path):
+    return {cert.fingerprint for cert in openpgp.certificates(server.read_file(path))}
+
+
+def family_scenario(harness, server, system, env, url, before_keys, rerun=True):
+    """Install (the pipe), metrics with the bundle's certificate and refused without, a re-run that
+    changes nothing, uninstall --remove-vector; returns rpm's trusted keys while installed."""
+    ports_before = firewalld_ports(server)
+    firewalld_before = firewalld_permanent(server)
+    before = server.snapshot(FAMILY_ROOTS)
+    app = App(harness, "rhel-" + system)
+    r, summary = rhel_install(harness, server, env)
+    assert summary["status"] == "ok" and summary["mtls"] is True, summary
+    assert url in r.err, r
+    assert rpm_q(server, "vector").out == "0.50.0-1", "Vector is not the RPM from the mirror"
+    installed_keys = rpm_keys(server)
+    assert harness.vector_rpm_key_fingerprint in installed_keys, "rpm does not trust Vector's key"
+    app.metrics(url, app.take_bundle(server, FIRST))
+    app.refused(url)
+    if rerun:
+        pid = main_pid(server)
+        r, summary = rhel_install(harness, server, env)
+        assert_no_changes(server, summary, pid)
+    r = server.exec(["actvt", "uninstall", "--remove-vector"], timeout=300)
+    assert r.rc == 0, r
+    assert rpm_q(server, "vector").rc != 0, "Vector's package is still installed"
+    assert sorted(firewalld_ports(server)) == sorted(ports_before)
+    assert firewalld_permanent(server) == firewalld_before
+    diff = H.diff_snapshots(before, server.snapshot(FAMILY_ROOTS))
+    # EPEL's repository and key stay (epel-release is a package of the distribution, kept like certbot)
+    epel_files = ("/etc/yum.repos.d/epel", KEY_DIR + "/RPM-GPG-KEY-EPEL")
+    diff["added"] = [p for p in diff["added"] if not p.startswith(epel_files)]
+    assert diff == {"added": [], "removed": [], "changed": []}, diff
+    assert not server.exists(rpmkeys.RECORD)
+    # rpm's trusted keys: as before, plus only what dnf imported for the family's own packages (EPEL's
+    # key with certbot, kept like certbot); Vector's exactly as before (removed unless the user trusted it)
+    epel = set()
+    for name in server.sh(["ls", KEY_DIR]).out.split():
+        if name.startswith("RPM-GPG-KEY-EPEL"):
+            epel |= key_file_fingerprints(server, KEY_DIR + "/" + name)
+    after = rpm_keys(server)
+    assert before_keys <= after and after - before_keys <= epel, (before_keys, after, epel)
+    assert (harness.vector_rpm_key_fingerprint in after) == (harness.vector_rpm_key_fingerprint in before_keys)
+    return installed_keys
+
+
+def test_alma9_standalone_then_rocky8_proxy_rerun_uninstall_rpm_keys(harness, rhel_server):
+    started = time.time()
+    server = rhel_server("alma9")
+    server.trust_acme_ca()
+    # as on the family's images: the distribution's key is trusted before anything is installed
+    server.sh(["rpm", "--import", KEY_DIR + "/RPM-GPG-KEY-actvt-test-distribution"])
+    before_keys = rpm_keys(server)
+    assert harness.vector_rpm_key_fingerprint not in before_keys
+    # no re-run here (the CI budget): Rocky 9's scenario re-runs the same standalone mTLS dnf path
+    family_scenario(harness, server, "alma9", MTLS, STANDALONE_URL, before_keys, rerun=False)
+    print("alma9 part: %.0f s" % (time.time() - started))
+
+    # Rocky 8 (dnf 4, EL8's layout) on the same server; the user trusts Vector's key already: never removed
+    server.sh(["actvt-test-become", "rocky8"])
+    server.sh("curl -fsS -o /tmp/vector-key.asc %s && rpm --import /tmp/vector-key.asc" % H.VECTOR_RPM_KEY_URL)
+    before_keys = rpm_keys(server)
+    assert harness.vector_rpm_key_fingerprint in before_keys
+    family_scenario(harness, server, "rocky8", dict(MTLS, ACTVT_INSTALL_MODE="proxy"), PROXY_URL, before_keys)
+    print("alma9 + rocky8 scenario: %.0f s" % (time.time() - started))
 
 
 def hold_dnf(server, seconds):
