@@ -1,6 +1,7 @@
 """The Apache front: the mode decision, `apache2ctl -S` / `-M` parsing, what the planners write (site or
 snippet, challenge virtual host or Alias, modules), the refusal of a broken configuration, the reload
-after a CRL change, uninstall. Real Apache runs in tests/integration/test_apache_e2e.py."""
+after a CRL change, uninstall. Real Apache runs in tests/integration/test_apache_e2e.py
+(apache2) and tests/integration/test_apache_rhel_e2e.py (httpd)."""
 
 import dataclasses
 

@@ -1,6 +1,14 @@
-"""Apache (Debian's ``apache2``), the second proxy front (``FRONT``): the ACME challenge, the site, or only a snippet.
+"""Apache, the second proxy front: the ACME challenge, the site, or only a snippet.
 
-Chosen by the mode decision (``plans.registry.decide``) when apache2 serves 80/443, or by
+Two fronts of one module, each with its ``Layout`` (the paths, commands and probes of one family):
+Debian's ``apache2`` (``FRONT``: sites-available and links, ``a2enmod``, ``apache2ctl``) and the RHEL
+family's ``httpd`` (``HTTPD_FRONT``: ``conf.d/zz-*.conf``, after ``ssl.conf``; missing modules loaded
+by ``conf.modules.d/99-actvt-vector.conf``; mod_ssl installed when missing and recorded in
+``PACKAGES_RECORD``, so that uninstall removes only what it added; ``httpd -S``/``-M``, ``apachectl``).
+The planners below read the layout of ``decisions.front``; "apache2ctl" in this text is ``apachectl``
+on the family.
+
+Chosen by the mode decision (``plans.registry.decide``) when apache2 or httpd serves 80/443, or by
 ACTVT_INSTALL_MODE=proxy when it is installed but stopped. Two planners (``CONCERN``), as nginx's:
 
 - ``plan_apache_challenge`` (``Phase.CHALLENGE``, before certbot): refuses a configuration that
@@ -8,7 +16,8 @@ ACTVT_INSTALL_MODE=proxy when it is installed but stopped. Two planners (``CONCE
   modules the front needs with ``a2enmod`` (only those not loaded, recorded in ``MODULES_RECORD`` so
   that uninstall disables exactly those); makes ``/.well-known/acme-challenge/`` of the domain on port
   80 answer from ``WEBROOT``, a folder of the installer's own (never the site's document root): a
-  port-80 virtual host of the domain, or, when another one already names it, a main-server Alias;
+  port-80 virtual host of the domain, or, when another one already names it or no virtual host has
+  port 80 (ours would become its default for every name: the family's httpd.conf), a main-server Alias;
 - ``plan_apache_site`` (``Phase.FRONT``, after certbot and mTLS): a 443 virtual host of the domain with
   ``/actvt`` proxied to Vector, or, when ``apache2ctl -S`` shows a 443 virtual host of the domain in
   another file, only ``SNIPPET`` to include in it (the user is told, ``notes``).
