@@ -1,16 +1,17 @@
 """The Apache front: the mode decision, `apache2ctl -S` / `-M` parsing, what the planners write (site or
 snippet, challenge virtual host or Alias, modules), the refusal of a broken configuration, the reload
-after a CRL change, uninstall. Real Apache runs in tests/integration/test_apache_e2e.py."""
+after a CRL change, uninstall. Real Apache runs in tests/integration/test_apache_e2e.py
+(apache2) and tests/integration/test_apache_rhel_e2e.py (httpd)."""
 
 import dataclasses
 
 import pytest
 
-from installer.concerns import apache, nginx
+from installer.concerns import apache, certbot, nginx
 from installer.core import paths
-from installer.core.actions import Command, File, Service, Symlink
-from installer.core.facts import ProbeResult
-from installer.plans.registry import Context, build_plan, decide
+from installer.core.actions import Command, File, Packages, Service, Symlink
+from installer.core.facts import OSInfo, ProbeResult
+from installer.plans.registry import Context, build_plan, decide, front_named
 
 from helpers import DOMAIN, make_config, make_facts
 
@@ -65,9 +66,11 @@ def test_installed_but_stopped_apache_is_the_front_of_an_explicit_proxy_mode():
     assert decide(make_config(install_mode="proxy"), make_facts()).front is nginx.FRONT  # none installed: nginx
 
 
-def test_httpd_is_still_refused():
-    decisions = decide(make_config(), make_facts(web="httpd"))
-    assert decisions.front is None and "httpd" in decisions.refusal
+def test_another_web_server_is_still_refused():
+    decisions = decide(make_config(), make_facts(web="lighttpd"))
+    assert decisions.front is None or decisions.refusal is None  # unknown: auto stays standalone
+    decisions = decide(make_config(install_mode="proxy"), make_facts(web="lighttpd"))
+    assert decisions.front is None and "another web server" in decisions.refusal
 
 
 def test_apache2ctl_S_parser_finds_the_domain_per_port_with_aliases_and_skips_ours():
@@ -199,3 +202,121 @@ def test_standalone_removes_what_an_earlier_apache_run_left():
     cfg = make_config(install_mode="standalone")
     steps = apache.plan_apache_site(cfg, facts, decide(cfg, facts), CTX)
     assert {a.describe() for a in actions(steps)} >= {f"remove {apache.SITE}", f"remove {apache.SITE_LINK}"}
+
+
+# --- the RHEL family's httpd ------------------------------------------------------------------------------
+
+ROCKY = OSInfo(id="rocky", version_id="9.4", id_like=("rhel", "centos", "fedora"), pretty_name="Rocky Linux 9.4")
+HTTPD_HEAD = "AH00558: httpd: Could not reliably determine the server's fully qualified domain name\nVirtualHost configuration:\n"
+HTTPD_TAIL = 'ServerRoot: "/etc/httpd"\nMain DocumentRoot: "/var/www/html"\n'
+SSL_443 = ("*:443                  is a NameVirtualHost\n"
+           "         default server rocky9 (/etc/httpd/conf.d/ssl.conf:40)\n"
+           "         port 443 namevhost rocky9 (/etc/httpd/conf.d/ssl.conf:40)\n")
+#: Rocky 9's conf.modules.d loads these (00-base.conf, 00-proxy.conf); mod_ssl adds ssl
+HTTPD_MODULES = ("Loaded Modules:\n core_module (static)\n so_module (static)\n alias_module (shared)\n"
+                 " proxy_module (shared)\n proxy_http_module (shared)\n proxy_wstunnel_module (shared)\n")
+
+
+def httpd_facts(s="", modules=HTTPD_MODULES, packages=None, files=None, web="httpd"):
+    return dataclasses.replace(make_facts(
+        web=web, files=files or {},
+        probes={"httpd_S": ProbeResult(0, HTTPD_HEAD + s + HTTPD_TAIL), "httpd_M": ProbeResult(0, modules)},
+        packages=packages if packages is not None else {"httpd": "2.4.57-11.el9_4"}), os=ROCKY, package_manager="dnf")
+
+
+def httpd_steps(config, facts):
+    decisions = decide(config, facts)
+    assert decisions.front is apache.HTTPD_FRONT and decisions.webroot == apache.WEBROOT
+    return (apache.plan_apache_challenge(config, facts, decisions, CTX),
+            apache.plan_apache_site(config, facts, decisions, CTX))
+
+
+def test_httpd_is_the_front_on_the_rhel_family_and_state_names_it():
+    assert decide(make_config(), httpd_facts()).front is apache.HTTPD_FRONT
+    stopped = httpd_facts(web=None)
+    assert decide(make_config(install_mode="proxy"), stopped).front is apache.HTTPD_FRONT
+    assert front_named("httpd") is apache.HTTPD_FRONT and front_named("apache") is apache.FRONT
+
+
+def test_httpd_without_mod_ssl_installs_it_records_it_and_writes_conf_d_files_only():
+    cfg = make_config(enable_mtls="yes")
+    challenge, site = httpd_steps(cfg, httpd_facts())
+    packages = actions(challenge, Packages)
+    assert [(p.manager, p.names) for p in packages] == [("dnf", ("mod_ssl",))]
+    assert file_text(challenge, apache.PACKAGES_RECORD) == "mod_ssl\n"
+    # every module is loaded (ssl comes with mod_ssl): no file of ours in conf.modules.d, no a2enmod
+    assert apache.RHEL.modules_file not in [a.path for a in actions(challenge, File)]
+    assert not [a for a in actions(challenge, Command) if a.argv[0] in ("a2enmod", "apache2ctl")]
+    assert not actions(challenge + site, Symlink)
+    # no virtual host on port 80 (Rocky's httpd.conf): a vhost of ours would take every name's port 80,
+    # so the main server answers the challenge through an Alias
+    acme = file_text(challenge, apache.RHEL.challenge_alias)
+    assert "<VirtualHost" not in acme and "/etc/httpd/conf/httpd.conf" in acme
+    commands = [a.argv for a in actions(challenge, Command)]
+    assert commands[-2:] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    assert [a.name for a in actions(challenge, Service)] == ["httpd"]
+    text = file_text(site, apache.RHEL.site)
+    assert apache.RHEL.site == "/etc/httpd/conf.d/zz-actvt-vector.conf" and "zz-" > "ssl.conf"[:3]
+    assert "<VirtualHost *:443>" in text and "SSLVerifyClient optional" in text
+    assert [a.argv for a in actions(site, Command)] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    written = [a.path for a in actions(challenge + site, File) if a.path.startswith("/etc/")]
+    assert written and all(path.startswith("/etc/httpd/conf.d/zz-actvt-") for path in written)
+
+
+def test_httpd_with_a_port_80_virtual_host_gets_a_challenge_host_of_its_own():
+    other = "*:80                   www.example.net (/etc/httpd/conf.d/site.conf:1)\n"
+    challenge, _ = httpd_steps(make_config(), httpd_facts(other, packages={"httpd": "2.4.57-11.el9_4", "mod_ssl": "1"}))
+    assert not actions(challenge, Packages) and apache.PACKAGES_RECORD not in [a.path for a in actions(challenge, File)]
+    assert f"ServerName {DOMAIN}" in file_text(challenge, apache.RHEL.challenge_site)
+
+
+def test_httpd_missing_modules_get_loadmodule_lines_in_a_file_of_ours_and_a_rerun_keeps_them():
+    bare = "Loaded Modules:\n core_module (static)\n alias_module (shared)\n"
+    facts = httpd_facts(modules=bare, packages={"httpd": "2.4.57-11.el9_4", "mod_ssl": "1"})
+    challenge, _ = httpd_steps(make_config(), facts)
+    text = file_text(challenge, apache.RHEL.modules_file)
+    assert apache.RHEL.modules_file == "/etc/httpd/conf.modules.d/99-actvt-vector.conf"
+    assert [line for line in text.splitlines() if not line.startswith("#")] == [
+        "LoadModule ssl_module modules/mod_ssl.so", "LoadModule proxy_module modules/mod_proxy.so",
+        "LoadModule proxy_http_module modules/mod_proxy_http.so"]
+    # the re-run sees them loaded (by our file): the same file, not an empty one
+    loaded = bare + " ssl_module (shared)\n proxy_module (shared)\n proxy_http_module (shared)\n"
+    again = httpd_facts(modules=loaded, packages=facts.packages, files={apache.RHEL.modules_file: text.encode()})
+    challenge, _ = httpd_steps(make_config(), again)
+    assert file_text(challenge, apache.RHEL.modules_file) == text
+
+
+def test_httpd_S_parser_reads_the_family_output_and_a_broken_httpd_is_refused():
+    site = f"*:443                  {DOMAIN} (/etc/httpd/conf.d/site.conf:12)\n"
+    parsed = apache.ApacheHosts.parse(ProbeResult(0, HTTPD_HEAD + SSL_443 + site + HTTPD_TAIL))
+    assert parsed.serving_file(DOMAIN, 443) == "/etc/httpd/conf.d/site.conf" and not parsed.has_port(80)
+    cfg = make_config()
+    _, steps = httpd_steps(cfg, httpd_facts(SSL_443 + site))
+    assert apache.RHEL.snippet in [a.path for a in actions(steps, File)]
+    notes = apache.notes(cfg, httpd_facts(SSL_443 + site), decide(cfg, httpd_facts(SSL_443 + site)))
+    assert any("Include /etc/httpd/actvt-vector-location.conf" in n and "systemctl reload httpd" in n for n in notes)
+    broken = dataclasses.replace(httpd_facts(), probes={"httpd_S": ProbeResult(1, (
+        "AH00526: Syntax error on line 3 of /etc/httpd/conf.d/broken.conf:\nInvalid command 'Bogus', perhaps "
+        "misspelled or defined by a module not included in the server configuration\n"))})
+    with pytest.raises(apache.ApacheError) as caught:
+        build_plan(cfg, broken, CTX)
+    assert "httpd -S" in str(caught.value) and "broken.conf" in str(caught.value) and "apachectl configtest" in str(caught.value)
+
+
+def test_httpd_crl_change_and_uninstall_use_httpd_and_remove_only_the_recorded_mod_ssl():
+    reload = apache.HTTPD_FRONT.check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
+    assert [a.argv for a in reload[:2]] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    entries = {apache.RHEL.site: {}, apache.PACKAGES_RECORD: {}}
+    installed = {"httpd": "2.4.57-11.el9_4", "mod_ssl": "1"}
+    facts = httpd_facts(packages=installed, files={apache.PACKAGES_RECORD: b"mod_ssl\n"})
+    steps = apache.uninstall_steps(entries, facts, None)
+    assert [a.argv for a in actions(steps, Command)] == [
+        ("dnf", "remove", "-y", "mod_ssl"), ("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    # mod_ssl that was there before the install (no record) stays
+    steps = apache.uninstall_steps({apache.RHEL.site: {}}, httpd_facts(packages=installed), None)
+    assert [a.argv for a in actions(steps, Command)] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+
+
+def test_deploy_hook_reloads_httpd_after_its_configtest():
+    hook = certbot.hook_text(DOMAIN).decode()
+    assert "systemctl is-active --quiet httpd" in hook and "apachectl configtest >/dev/null 2>&1 && systemctl reload httpd" in hook

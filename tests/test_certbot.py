@@ -117,9 +117,11 @@ def test_decision_table(name, values, facts, expected):
 
 
 STOPS = [
-    ("proxy with httpd", {"install_mode": "auto"}, make_facts(web="httpd"), ["httpd", "ACTVT_FORCE_STANDALONE=yes"]),
+    ("proxy with caddy, forced", {"install_mode": "proxy"}, make_facts(web="caddy"), ["another web server",
+                                                                               "ACTVT_FORCE_STANDALONE=yes"]),
     ("proxy with an unknown server", {"install_mode": "proxy"}, make_facts(web="caddy"), ["another web server"]),
-    ("proxy httpd, reuse=no", {"reuse_cert": "no"}, lineage_facts(web="httpd"), ["httpd"]),
+    ("proxy caddy, reuse=no", {"reuse_cert": "no", "install_mode": "proxy"}, lineage_facts(web="caddy"),
+     ["another web server"]),
     ("standalone, port 80 taken", {"force_standalone": "yes"}, make_facts(web="nginx"), ["port 80", "nginx"]),
     ("no DNS", {}, make_facts(domain_addresses=()), ["does not resolve", "ACTVT_CONTINUE_WITHOUT_DNS=yes"]),
     ("no DNS, force renewal", {"reuse_cert": "no"}, lineage_facts(domain_addresses=()), ["does not resolve"]),

@@ -165,8 +165,7 @@ def test_explicit_proxy_with_nginx_installed_but_stopped_starts_it():
     assert actions[-1].argv == ("systemctl", "reload", "nginx")
 
 
-@pytest.mark.parametrize("web,values", [("httpd", {}), ("httpd", {"install_mode": "proxy"}),
-                                         ("caddy", {"install_mode": "proxy"})])
+@pytest.mark.parametrize("web,values", [("caddy", {"install_mode": "proxy"}), ("lighttpd", {"install_mode": "proxy"})])
 def test_another_web_server_stops_with_instructions(web, values):
     """The mode decision refuses it once, before any planner runs."""
     cfg = make_config(**values)

@@ -232,9 +232,9 @@ VARIABLES: Tuple[Variable, ...] = (
              "Let's Encrypt account e-mail (expiry notices). Logged masked, never in full.",
              "an e-mail address such as admin@example.com", required_for_install=True),
     Variable("ACTVT_INSTALL_MODE", choice("auto", "standalone", "proxy"), "auto",
-             "standalone: Vector serves wss://DOMAIN:PORT itself; proxy: nginx or Apache (apache2) serves "
-             "wss://DOMAIN/actvt (the one that runs, else the one installed, else nginx is installed); "
-             "auto: proxy when nginx, apache or httpd already listens on 80/443, else standalone (httpd is refused).",
+             "standalone: Vector serves wss://DOMAIN:PORT itself; proxy: nginx or Apache (apache2, or httpd on the "
+             "RHEL family) serves wss://DOMAIN/actvt (the one that runs, else the one installed, else nginx is "
+             "installed); auto: proxy when nginx, apache or httpd already listens on 80/443, else standalone.",
              "auto, standalone or proxy"),
     Variable("ACTVT_FORCE_STANDALONE", parse_bool, "no",
              "Use standalone mode even when a web server is detected (wins over ACTVT_INSTALL_MODE).", BOOL),

@@ -27,7 +27,7 @@ CONCERNS: Tuple[Concern, ...] = (
 )
 
 #: The proxy fronts this installer can set up; proxy mode uses the one that runs (or installs the first).
-FRONTS = (nginx.FRONT, apache.FRONT)
+FRONTS = (nginx.FRONT,) + apache.FRONTS  # apache2 (Debian's layout), httpd (the RHEL family's)
 PROXY_CAPABLE = ("nginx", "apache", "httpd")  # a web server on 80/443 makes ``auto`` choose proxy mode
 
 

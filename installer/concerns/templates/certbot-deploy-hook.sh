@@ -74,5 +74,13 @@ if command -v systemctl >/dev/null 2>&1; then
             status=1
         fi
     fi
+    if systemctl is-active --quiet httpd; then
+        if apachectl configtest >/dev/null 2>&1 && systemctl reload httpd; then
+            log "httpd reloaded"
+        else
+            log "httpd was not reloaded (configtest or the reload failed); see: apachectl configtest"
+            status=1
+        fi
+    fi
 fi
 exit "$status"

@@ -3,8 +3,8 @@
 #   sh make-rpm-repos.sh OUT STANDIN_SRC_DIR DEBS_DIR
 # OUT/vector-rpm/   the Vector TEST DOUBLE as vector-0.50.0-1.<arch>.rpm, laid out as Vector's own spec
 #                   (signed by the "vector" key: OUT/vector-rpm/key.asc, its fingerprint in key.fpr)
-# OUT/appstream/    nginx: Debian's build of nginx repackaged with the family's layout (distro key), and
-#                   actvt-test-slow, whose installation sleeps (another dnf holding its lock)
+# OUT/appstream/    nginx, httpd and mod_ssl: Debian's builds of nginx and Apache repackaged with the family's
+#                   layout (distro key), and actvt-test-slow, whose installation sleeps (another dnf holding its lock)
 # OUT/extras/       epel-release: /etc/yum.repos.d/epel.repo (-> http://rpmmirror/epel/) and EPEL's key
 # OUT/epel/         certbot: Debian's build of certbot repackaged with EPEL's unit names (EPEL key)
 # OUT/amzn/         nginx, certbot and actvt-test-slow in one repository, as Amazon Linux 2023 has them
@@ -96,6 +96,34 @@ mkdir -p "$out/appstream" "$out/amzn"
 rpm=$(rpmbuild_tree "$here/nginx.spec" "$root" "nginx")
 cp "$rpm" "$out/appstream/"
 cp "$rpm" "$out/amzn/"
+
+# httpd and mod_ssl: Debian's apache2-bin (the binary, its modules), the family's files around them
+# (docker/rpm/httpd/); modules in /usr/lib64/httpd/modules, reached as /etc/httpd/modules
+a2=$work/apache2
+unpack "$a2" "$debs"/apache2-bin_*.deb
+root=$work/httpd
+h=$here/httpd
+install -D -m 0755 "$a2/usr/sbin/apache2" "$root/usr/libexec/actvt-test-httpd/httpd"
+install -D -m 0755 "$h/httpd.sh" "$root/usr/sbin/httpd"
+install -D -m 0755 "$h/apachectl.sh" "$root/usr/sbin/apachectl"
+install -d -m 0755 "$root/usr/lib64/httpd/modules" "$root/etc/httpd/conf.d" "$root/etc/httpd/conf.modules.d" \
+    "$root/var/www/html" "$root/var/www/cgi-bin" "$root/usr/share/httpd"
+install -d -m 0700 "$root/var/log/httpd"
+cp -a "$a2"/usr/lib/apache2/modules/*.so "$root/usr/lib64/httpd/modules/"
+rm "$root/usr/lib64/httpd/modules/mod_ssl.so"
+ln -s ../../usr/lib64/httpd/modules "$root/etc/httpd/modules"
+ln -s ../../var/log/httpd "$root/etc/httpd/logs"
+ln -s /run/httpd "$root/etc/httpd/run"
+install -D -m 0644 "$h/httpd.conf" "$root/etc/httpd/conf/httpd.conf"
+for f in 00-base.conf 00-mpm.conf 00-proxy.conf; do install -m 0644 "$h/$f" "$root/etc/httpd/conf.modules.d/$f"; done
+echo 'Files here ending in .conf are included by httpd.conf (IncludeOptional conf.d/*.conf).' > "$root/etc/httpd/conf.d/README"
+install -D -m 0644 "$h/httpd.service" "$root/usr/lib/systemd/system/httpd.service"
+cp "$(rpmbuild_tree "$here/httpd.spec" "$root" "httpd|^/var/www")" "$out/appstream/"
+root=$work/mod_ssl
+install -D -m 0755 "$a2/usr/lib/apache2/modules/mod_ssl.so" "$root/usr/lib64/httpd/modules/mod_ssl.so"
+install -D -m 0644 "$h/00-ssl.conf" "$root/etc/httpd/conf.modules.d/00-ssl.conf"
+install -D -m 0644 "$h/ssl.conf" "$root/etc/httpd/conf.d/ssl.conf"
+cp "$(rpmbuild_tree "$here/mod_ssl.spec" "$root" "^$")" "$out/appstream/"
 
 root=$work/certbot
 unpack "$root" "$debs"/certbot_*.deb "$debs"/python3-certbot_*.deb
