@@ -86,17 +86,17 @@ def test_no_site_of_the_domain_gets_a_site_and_a_challenge_host_of_its_own():
     challenge, site = steps_of(make_config(), facts_for())
     a2enmod = [a for a in actions(challenge, Command) if a.argv[0] == "a2enmod"]
     assert [a.argv for a in a2enmod] == [("a2enmod", "-q", "ssl", "proxy", "proxy_http")]  # alias already loaded
-    assert a2enmod[0].on_rollback == (("a2dismod", "-q", "-f", "ssl", "proxy", "proxy_http"),)
+    assert a2enmod[0].on_rollback == (("a2dismod", "-q", "-f", "-p", "ssl", "proxy", "proxy_http"),)
     assert file_text(challenge, apache.MODULES_RECORD) == "proxy\nproxy_http\nssl\n"
     acme = file_text(challenge, apache.CHALLENGE_SITE)
     assert f"ServerName {DOMAIN}" in acme and f'"{apache.WEBROOT}/.well-known/acme-challenge/"' in acme
     assert (apache.CHALLENGE_SITE_LINK, apache.CHALLENGE_SITE) in [(a.path, a.target) for a in actions(challenge, Symlink)]
     commands = [a.argv for a in actions(challenge, Command)]
-    assert commands[-2:] == [("apache2ctl", "configtest"), ("systemctl", "reload", "apache2")]
+    assert commands[-2:] == [("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
     text = file_text(site, apache.SITE)
     assert "<VirtualHost *:443>" in text and 'ProxyPass "https://127.0.0.1:4096/actvt" upgrade=websocket' in text
     assert "SSLVerifyClient" not in text and "SSLProxyMachineCertificateFile" not in text
-    assert [a.argv for a in actions(site, Command)] == [("apache2ctl", "configtest"), ("systemctl", "reload", "apache2")]
+    assert [a.argv for a in actions(site, Command)] == [("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
 
 
 def test_existing_site_of_the_domain_gets_only_the_snippet_and_an_alias_on_80():
@@ -147,6 +147,45 @@ def test_modules_already_loaded_are_not_enabled_nor_recorded():
     assert file_text(challenge, apache.MODULES_RECORD) == "proxy\nssl\n"
 
 
+# what Debian 12's apache2 ships in mods-available (the lines a2enmod reads)
+MODS_AVAILABLE = {
+    f"{apache.MODS_AVAILABLE}/ssl.load": b"# Depends: setenvif mime socache_shmcb\nLoadModule ssl_module "
+                                         b"/usr/lib/apache2/modules/mod_ssl.so\n",
+    f"{apache.MODS_AVAILABLE}/proxy_http.load": b"# Depends: proxy\nLoadModule proxy_http_module x.so\n",
+    f"{apache.MODS_AVAILABLE}/proxy.load": b"LoadModule proxy_module x.so\n# Depends: not_a_comment_header\n",
+}
+
+
+def test_the_modules_a2enmod_pulls_in_are_enabled_and_recorded_too():
+    """a2enmod ssl also enables socache_shmcb (its `# Depends:`): uninstall left it enabled."""
+    challenge, _ = steps_of(make_config(), facts_for(files=MODS_AVAILABLE))
+    [a2enmod] = [a.argv for a in actions(challenge, Command) if a.argv[0] == "a2enmod"]
+    # dependencies first, the loaded ones (alias, mime) left out; proxy's Depends after a directive is not one
+    assert a2enmod == ("a2enmod", "-q", "setenvif", "socache_shmcb", "ssl", "proxy", "proxy_http")
+    assert file_text(challenge, apache.MODULES_RECORD) == "proxy\nproxy_http\nsetenvif\nsocache_shmcb\nssl\n"
+
+
+def test_the_site_verifies_vectors_certificate_for_its_proxy_only_and_answers_health():
+    _, site = steps_of(make_config(enable_mtls="yes"), facts_for())
+    text = file_text(site, apache.SITE)
+    block = text[text.index('<Proxy "https://127.0.0.1:4096/actvt">'):text.index("</Proxy>")]
+    for line in ("SSLProxyEngine on", "SSLProxyVerify require", 'SSLProxyCACertificateFile "/etc/ssl/certs/ca-certificates.crt"',
+                 "SSLProxyCheckPeerName on", f'SSLProxyMachineCertificateFile "{apache.MACHINE_PEM}"'):
+        assert line in block, line
+    outside = text.replace(block, "")
+    assert "SSLProxy" not in outside and "SSLProxyVerify none" not in text
+    assert "ProxyPreserveHost on" in text[text.index('<Location "/actvt">'):]  # the peer name checked: the domain
+    health = text[text.index('<Location "/actvt/health">'):]
+    assert text.index('<Location "/actvt">') < text.index('<Location "/actvt/health">')  # the later one wins
+    assert 'ProxyPass "!"' in health and "Require all granted" in health
+    assert f'Alias "/actvt/health" "{apache.HEALTH_FILE}"' in text
+    written = {a.path: a for a in actions(site, File)}
+    assert written[apache.HEALTH_FILE].content == b"OK\n" and written[apache.HEALTH_FILE].mode == 0o644
+    # the RHEL family's bundle where dnf is the package manager (core.front.upstream_ca_file)
+    rhel = dataclasses.replace(facts_for(), package_manager="dnf")
+    assert '"/etc/pki/tls/certs/ca-bundle.crt"' in apache.render_site(make_config(), rhel).decode()
+
+
 def test_a_broken_configuration_is_refused_before_any_plan():
     broken = ProbeResult(1, "AH00526: Syntax error on line 3 of /etc/apache2/sites-enabled/broken.conf:\n"
                             "Invalid command 'Bogus', perhaps misspelled\nAction '-S' failed.\n"
@@ -179,7 +218,7 @@ def test_a_crl_change_reloads_apache_then_restarts_vector():
     """A graceful reload leaves open tunnels to old children: Vector's restart ends them."""
     reload = apache.FRONT.check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
     assert [getattr(a, "argv", None) for a in reload[:2]] == [("apache2ctl", "configtest"),
-                                                            ("systemctl", "reload", "apache2")]
+                                                            ("systemctl", "try-reload-or-restart", "apache2")]
     assert isinstance(reload[2], Service) and reload[2].name == "vector"
     assert reload[2].restart_when_changed == (paths.MTLS_CRL,)
     assert len(apache.FRONT.check_and_reload((paths.CA_CERT,), "x")) == 2
@@ -190,7 +229,7 @@ def test_uninstall_disables_only_the_recorded_modules_then_tests_and_reloads():
     facts = facts_for(files={apache.MODULES_RECORD: b"proxy\nssl\n"})
     steps = apache.uninstall_steps(entries, facts, None)
     assert [a.argv for a in actions(steps, Command)] == [
-        ("a2dismod", "-q", "-f", "proxy", "ssl"), ("apache2ctl", "configtest"), ("systemctl", "reload", "apache2")]
+        ("a2dismod", "-q", "-f", "-p", "proxy", "ssl"), ("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
     assert apache.uninstall_steps({"/etc/nginx/x": {}}, facts, None) == []
 
 

@@ -5,17 +5,21 @@ ACTVT_INSTALL_MODE=proxy when it is installed but stopped. Two planners (``CONCE
 
 - ``plan_apache_challenge`` (``Phase.CHALLENGE``, before certbot): refuses a configuration that
   already fails ``apache2ctl -S`` (before anything is written: every reload would fail); enables the
-  modules the front needs with ``a2enmod`` (only those not loaded, recorded in ``MODULES_RECORD`` so
-  that uninstall disables exactly those); makes ``/.well-known/acme-challenge/`` of the domain on port
-  80 answer from ``WEBROOT``, a folder of the installer's own (never the site's document root): a
-  port-80 virtual host of the domain, or, when another one already names it, a main-server Alias;
+  modules the front needs, and those they depend on, with ``a2enmod`` (only those not loaded, recorded
+  in ``MODULES_RECORD`` so that uninstall disables exactly those, ``a2dismod -p``); makes
+  ``/.well-known/acme-challenge/`` of the domain on port 80 answer from ``WEBROOT``, a folder of the
+  installer's own (never the site's document root): a port-80 virtual host of the domain, or, when
+  another one already names it, a main-server Alias;
 - ``plan_apache_site`` (``Phase.FRONT``, after certbot and mTLS): a 443 virtual host of the domain with
-  ``/actvt`` proxied to Vector, or, when ``apache2ctl -S`` shows a 443 virtual host of the domain in
-  another file, only ``SNIPPET`` to include in it (the user is told, ``notes``).
+  ``/actvt`` proxied to Vector and ``/actvt/health`` answered by Apache (``HEALTH_FILE``), or, when
+  ``apache2ctl -S`` shows a 443 virtual host of the domain in another file, only ``SNIPPET`` to include
+  in it (the user is told, ``notes``).
 
 The proxy: ``ProxyPass … upgrade=websocket`` (mod_proxy_http tunnels the upgrade since 2.4.47;
-before, mod_proxy_wstunnel and a ``wss://`` upstream), TLS upstream with ``SSLProxyEngine``; with mTLS
-the proxy's own identity (``SSLProxyMachineCertificateFile``: certificate and key in one file, which
+before, mod_proxy_wstunnel and a ``wss://`` upstream). TLS upstream, set in a ``<Proxy>`` section of
+Vector's URL alone (the site's other proxies keep their own settings): Vector's certificate verified
+against ``core.front.upstream_ca_file`` and checked for the domain (``ProxyPreserveHost``: mod_proxy
+checks the peer name against the request's host, not 127.0.0.1); with mTLS the proxy's own identity (``SSLProxyMachineCertificateFile``: certificate and key in one file, which
 ``concerns.mtls`` writes at ``Front.proxy_identity_pem``).
 
 mTLS: Apple's TLS stack offers no TLS 1.3 post-handshake authentication, which a per-directory
@@ -48,26 +52,30 @@ from installer.core.actions import Absent, Command, Directory, File, Service, St
 from installer.core.concern import FAIL, PASS, SKIP, Checks, Concern, Finding, Phase, Planner, Undo, Uninstaller
 from installer.core.errors import ActvtError
 from installer.core.facts import Probe, ProbeResult
-from installer.core.front import Front
+from installer.core.front import Front, upstream_ca_file
 from installer.core.render import render_file
 
 ETC = "/etc/apache2"
 SITE = f"{ETC}/sites-available/actvt-vector.conf"
 SITE_LINK = f"{ETC}/sites-enabled/actvt-vector.conf"
 SNIPPET = f"{ETC}/actvt-vector-location.conf"
+MODS_AVAILABLE = f"{ETC}/mods-available"  # read for the `# Depends:` lines a2enmod follows
 CHALLENGE_SITE = f"{ETC}/sites-available/actvt-vector-acme.conf"
 CHALLENGE_SITE_LINK = f"{ETC}/sites-enabled/actvt-vector-acme.conf"
 CHALLENGE_ALIAS = f"{ETC}/conf-available/actvt-vector-acme.conf"
 CHALLENGE_ALIAS_LINK = f"{ETC}/conf-enabled/actvt-vector-acme.conf"
 CHALLENGE_FILES = (CHALLENGE_SITE, CHALLENGE_SITE_LINK, CHALLENGE_ALIAS, CHALLENGE_ALIAS_LINK)
 SITE_FILES = (SITE, SITE_LINK)
-OUR_FILES = SITE_FILES + CHALLENGE_FILES + (SNIPPET,)
 WEBROOT = "/var/lib/actvt-acme"  # certbot's -w: the installer's own, never a site's document root
+HEALTH_DIR = "/var/lib/actvt-health"  # what Apache answers /actvt/health from (a folder of the installer's own)
+HEALTH_FILE = f"{HEALTH_DIR}/health"
+HEALTH_BODY = b"OK\n"  # as nginx's `return 200 "OK\n"` (templates/nginx-location.conf)
+OUR_FILES = SITE_FILES + CHALLENGE_FILES + (SNIPPET, HEALTH_FILE)
 MODULES_RECORD = f"{paths.STATE_DIR}/apache-modules"  # the modules this installer enabled (uninstall disables them)
 MACHINE_PEM = f"{paths.PROXY_DIR}/apache.pem"  # the proxy identity, certificate then key (root only)
 PACKAGES = ("apache2",)
 UPGRADE_SINCE = (2, 4, 47)  # mod_proxy_http tunnels `upgrade=websocket` itself from this version
-READS = OUR_FILES + (MODULES_RECORD,)
+READS = OUR_FILES + (MODULES_RECORD, MODS_AVAILABLE)
 
 
 class ApacheError(ActvtError):
@@ -157,6 +165,40 @@ def needed_modules(facts) -> Tuple[str, ...]:
     return ("alias", "ssl", "proxy", "proxy_http") + (() if version(facts) >= UPGRADE_SINCE else ("proxy_wstunnel",))
 
 
+_DEPENDS = re.compile(r"^# Depends:\s+(.*?)\s*$")
+
+
+def module_dependencies(facts, name: str) -> Tuple[str, ...]:
+    """The modules a2enmod enables with ``name``: the ``# Depends:`` line of its ``.load`` file, read
+    as a2enmod reads it (among the comment lines before the first directive)."""
+    text = facts.files.get(f"{MODS_AVAILABLE}/{name}.load", b"").decode(errors="replace")
+    for line in text.splitlines():
+        found = _DEPENDS.match(line)
+        if found:
+            return tuple(item for item in re.split(r"[\s,]+", found.group(1)) if re.fullmatch(r"\w+", item))
+        if re.match(r"\s*[^#\s]", line):
+            break
+    return ()
+
+
+def modules_to_enable(facts, loaded: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The modules the front needs and those they depend on, that are not loaded, dependencies first:
+    a2enmod is given every module it will enable, so that all of them are recorded (and uninstall
+    disables exactly those, not leaving socache_shmcb behind ssl)."""
+    order: List[str] = []
+
+    def visit(name: str, path: Tuple[str, ...]) -> None:
+        if name in order or name in path:
+            return
+        for dependency in module_dependencies(facts, name):
+            visit(dependency, path + (name,))
+        order.append(name)
+
+    for name in needed_modules(facts):
+        visit(name, ())
+    return tuple(name for name in order if name not in loaded)
+
+
 def recorded_modules(facts) -> Tuple[str, ...]:
     text = facts.files.get(MODULES_RECORD, b"").decode(errors="replace")
     return tuple(name for name in text.split() if re.fullmatch(r"\w+", name))
@@ -207,10 +249,12 @@ def render_locations(config, facts) -> str:
         "PORT": str(port),
         "DOMAIN": config.domain,
         "MTLS_SERVER": _lines(mtls_server_lines(config), ""),
-        "MTLS_UPSTREAM": _lines(upstream, ""),
+        "MTLS_UPSTREAM": _lines(upstream, "    "),
         "MTLS_GUARD": _lines(guard, "    "),
         "UPSTREAM": f"{'https' if modern else 'wss'}://127.0.0.1:{port}/actvt",
         "UPGRADE": "upgrade=websocket " if modern else "",
+        "UPSTREAM_CA": upstream_ca_file(facts),
+        "HEALTH_FILE": HEALTH_FILE,
     })
 
 
@@ -248,8 +292,8 @@ def test_and_reload(when_changed: Tuple[str, ...], what: str) -> Tuple[Command, 
     return (
         Command(("apache2ctl", "configtest"), reason=f"checks Apache's configuration before the reload ({what})",
                 when_changed=when_changed, timeout=60),
-        Command(("systemctl", "reload", "apache2"), reason=f"Apache serves {what}", when_changed=when_changed,
-                timeout=120, on_rollback=(("systemctl", "reload", "apache2"),)),
+        Command(("systemctl", "try-reload-or-restart", "apache2"), reason=f"Apache serves {what}", when_changed=when_changed,
+                timeout=120, on_rollback=(("systemctl", "try-reload-or-restart", "apache2"),)),
     )
 
 
@@ -286,10 +330,10 @@ def plan_apache_challenge(config, facts, decisions, ctx) -> List[Step]:
         raise ApacheError(problem)
     actions: list = []
     loaded = facts.fact(APACHE_MODULES) or ()
-    missing = tuple(name for name in needed_modules(facts) if name not in loaded)
+    missing = modules_to_enable(facts, loaded)
     if missing:
         actions.append(Command(("a2enmod", "-q") + missing, reason="modules the proxy needs (disabled again by uninstall)",
-                               on_rollback=(("a2dismod", "-q", "-f") + missing,), timeout=60))
+                               on_rollback=(("a2dismod", "-q", "-f", "-p") + missing,), timeout=60))
     record = tuple(sorted(set(recorded_modules(facts)) | set(missing)))
     if record:
         actions.append(File(MODULES_RECORD, ("\n".join(record) + "\n").encode(), 0o600,
@@ -339,6 +383,8 @@ def plan_apache_site(config, facts, decisions, ctx) -> List[Step]:
                    Symlink(SITE_LINK, SITE, reason="enables it")]
         actions += _remove((SNIPPET,), facts, "the site of its own replaces the snippet")
         title = f"Apache: wss://{config.domain}/actvt"
+    actions = [Directory(HEALTH_DIR, 0o755, reason="what Apache answers /actvt/health from"),
+               File(HEALTH_FILE, HEALTH_BODY, 0o644, reason="/actvt/health answers OK, as behind nginx")] + actions
     actions += list(test_and_reload((SNIPPET,) + SITE_FILES + inputs, f"wss://{config.domain}/actvt"))
     return [Step(title, tuple(actions))]
 
@@ -364,7 +410,9 @@ def uninstall_steps(entries, facts, options) -> List[Step]:
     actions: list = []
     modules = recorded_modules(facts)
     if modules:
-        actions.append(Command(("a2dismod", "-q", "-f") + modules, reason="the modules the installer enabled",
+        # -p: a2enmod marked them enabled by the admin (/var/lib/apache2/module/enabled_by_admin); a plain
+        # a2dismod would leave disabled_by_admin markers instead: purged, the state is as before
+        actions.append(Command(("a2dismod", "-q", "-f", "-p") + modules, reason="the modules the installer enabled",
                                timeout=60))
     actions += test_and_reload(touched, "the configuration without Actvt")
     return [Step("Apache: modules disabled, configuration reloaded", tuple(actions))]
