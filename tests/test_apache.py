@@ -228,9 +228,19 @@ def test_uninstall_disables_only_the_recorded_modules_then_tests_and_reloads():
     entries = {apache.SITE: {}, apache.MODULES_RECORD: {}}
     facts = facts_for(files={apache.MODULES_RECORD: b"proxy\nssl\n"})
     steps = apache.uninstall_steps(entries, facts, None)
+    # a2dismod -p leaves disabled_by_admin behind (made empty when it was not there before): removed
     assert [a.argv for a in actions(steps, Command)] == [
-        ("a2dismod", "-q", "-f", "-p", "proxy", "ssl"), ("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
+        ("a2dismod", "-q", "-f", "-p", "proxy", "ssl"), ("rmdir", "--ignore-fail-on-non-empty", apache.DISABLED_MARKERS),
+        ("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
     assert apache.uninstall_steps({"/etc/nginx/x": {}}, facts, None) == []
+    # enabled_by_admin: removed when it holds only the markers of our modules (a2enmod made it for them)
+    markers = {f"{apache.ENABLED_MARKERS}/proxy": b"", f"{apache.ENABLED_MARKERS}/ssl": b""}
+    ours = dataclasses.replace(facts_for(files={apache.MODULES_RECORD: b"proxy\nssl\n", **markers}),
+                               dirs=frozenset({apache.ENABLED_MARKERS, apache.DISABLED_MARKERS}))
+    assert [a.argv[-1] for a in actions(apache.uninstall_steps(entries, ours, None), Command)
+            if a.argv[0] == "rmdir"] == [apache.ENABLED_MARKERS]
+    admins = dataclasses.replace(ours, files=dict(ours.files, **{f"{apache.ENABLED_MARKERS}/rewrite": b""}))
+    assert not [a for a in actions(apache.uninstall_steps(entries, admins, None), Command) if a.argv[0] == "rmdir"]
 
 
 def test_standalone_removes_what_an_earlier_apache_run_left():

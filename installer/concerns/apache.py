@@ -71,11 +71,14 @@ HEALTH_DIR = "/var/lib/actvt-health"  # what Apache answers /actvt/health from (
 HEALTH_FILE = f"{HEALTH_DIR}/health"
 HEALTH_BODY = b"OK\n"  # as nginx's `return 200 "OK\n"` (templates/nginx-location.conf)
 OUR_FILES = SITE_FILES + CHALLENGE_FILES + (SNIPPET, HEALTH_FILE)
-MODULES_RECORD = f"{paths.STATE_DIR}/apache-modules"  # the modules this installer enabled (uninstall disables them)
+MODULES_RECORD = f"{paths.STATE_DIR}/apache-modules"
+# a2enmod's record of what the admin enabled or disabled (an empty file per module)
+ENABLED_MARKERS = "/var/lib/apache2/module/enabled_by_admin"
+DISABLED_MARKERS = "/var/lib/apache2/module/disabled_by_admin"  # the modules this installer enabled (uninstall disables them)
 MACHINE_PEM = f"{paths.PROXY_DIR}/apache.pem"  # the proxy identity, certificate then key (root only)
 PACKAGES = ("apache2",)
 UPGRADE_SINCE = (2, 4, 47)  # mod_proxy_http tunnels `upgrade=websocket` itself from this version
-READS = OUR_FILES + (MODULES_RECORD, MODS_AVAILABLE)
+READS = OUR_FILES + (MODULES_RECORD, MODS_AVAILABLE, ENABLED_MARKERS, DISABLED_MARKERS)
 
 
 class ApacheError(ActvtError):
@@ -414,8 +417,19 @@ def uninstall_steps(entries, facts, options) -> List[Step]:
         # a2dismod would leave disabled_by_admin markers instead: purged, the state is as before
         actions.append(Command(("a2dismod", "-q", "-f", "-p") + modules, reason="the modules the installer enabled",
                                timeout=60))
+        actions += [Command(("rmdir", "--ignore-fail-on-non-empty", folder), may_fail=True, timeout=30,
+                            reason="a2dismod -p leaves it empty; it was there only for the installer's modules")
+                    for folder in _marker_folders_made(facts, modules)]
     actions += test_and_reload(touched, "the configuration without Actvt")
     return [Step("Apache: modules disabled, configuration reloaded", tuple(actions))]
+
+
+def _marker_folders_made(facts, modules: Tuple[str, ...]) -> List[str]:
+    """The marker folders that were there only for the installer's modules: enabled_by_admin holding
+    nothing but their markers (a2enmod made it), disabled_by_admin absent (a2dismod -p makes it empty)."""
+    inside = {path for path in facts.files if path.startswith(ENABLED_MARKERS + "/")}
+    made = [ENABLED_MARKERS] if inside and inside <= {f"{ENABLED_MARKERS}/{name}" for name in modules} else []
+    return made + ([DISABLED_MARKERS] if DISABLED_MARKERS not in facts.dirs else [])
 
 
 def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:

@@ -21,8 +21,8 @@ import time
 import pytest
 
 import harness as H
-from test_wiring_e2e import (FIRST, PROXY_URL, SECOND, App, assert_no_changes, assert_vector_up, install, main_pid,
-                             start_background_ws, wait_until)
+from test_wiring_e2e import (FIRST, PROXY_URL, SECOND, App, assert_impostor_gets_no_client, assert_no_changes,
+                             assert_vector_up, install, main_pid, start_background_ws, wait_until)
 
 pytestmark = pytest.mark.e2e
 
@@ -36,29 +36,6 @@ REVOKE_BOUND = 20  # seconds: Apache's reload, then Vector's restart (README: "w
 ROOTS = "/root/pebble-roots.pem"
 STATE = ("/etc/apache2", "/var/lib/apache2")  # the configuration, and a2enmod's record of what the admin enabled
 
-# another local user's process on Vector's port while Vector is down: TLS with a certificate of its own
-# for the domain; it notes every byte a client sends it and answers IMPOSTOR
-IMPOSTOR = r"""
-import socket, ssl
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain("/tmp/impostor/cert.pem", "/tmp/impostor/key.pem")
-sock = socket.socket()
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", 4096))
-sock.listen(16)
-open("/tmp/impostor/ready", "w").close()
-while True:
-    conn, _ = sock.accept()
-    try:
-        tls = ctx.wrap_socket(conn, server_side=True)
-        with open("/tmp/impostor/seen", "ab") as seen:
-            seen.write(tls.recv(65536))
-        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nIMPOSTOR")
-        tls.close()
-    except (OSError, ssl.SSLError) as exc:
-        with open("/tmp/impostor/errors", "a") as errors:
-            errors.write(repr(exc) + "\n")
-"""
 
 EXISTING_SITE = r"""
 set -e
@@ -194,24 +171,8 @@ def test_apache_without_a_site_of_the_domain_mtls_rerun_doctor_revocation(harnes
     r = server.exec("curl -sk --resolve {d}:443:127.0.0.1 -w ' %{{http_code}}' https://{d}/actvt/health".format(d=H.DOMAIN))
     assert r.out == "OK\n 200", r
 
-    # Vector down and another user's process (uid 65534) on its port: Apache verifies the upstream's
-    # certificate, so the client gets a 5xx, never the impostor's bytes, and the impostor none of the client's
-    started = time.time()
-    server.sh("systemctl stop actvt-vector-health.timer vector && mkdir -p /tmp/impostor && cd /tmp/impostor && "
-              "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN={d} -addext subjectAltName=DNS:{d} "
-              "-keyout key.pem -out cert.pem 2>/dev/null && chown -R 65534:65534 /tmp/impostor".format(d=H.DOMAIN))
-    server.put_file("/tmp/impostor/serve.py", IMPOSTOR.encode())
-    server.sh("systemd-run -q --unit actvt-impostor --uid 65534 --gid 65534 python3 /tmp/impostor/serve.py")
-    wait_until(lambda: server.exists("/tmp/impostor/ready"), what="the impostor to listen on 127.0.0.1:4096")
-    code, body = app.curl("https://%s/actvt" % H.DOMAIN, first)
-    assert code.startswith("5") and "IMPOSTOR" not in body, (code, body)
-    assert app.ws(PROXY_URL, first, count=1, timeout=8).rc == 1
-    assert not server.exists("/tmp/impostor/seen"), server.read_text("/tmp/impostor/seen")
-    print("impostor on Vector's port: %s, handshakes it saw fail: %s" % (
-        code, server.sh("cat /tmp/impostor/errors 2>/dev/null | head -1", check=False).out.strip()))
-    server.sh("systemctl stop actvt-impostor && systemctl start vector actvt-vector-health.timer")
-    wait_until(lambda: app.ws(PROXY_URL, first, count=1).rc == 0, what="the app to connect again")
-    print("impostor check: %.1f s" % (time.time() - started))
+    # Vector down and another user's process (uid 65534) on its port: Apache verifies the upstream
+    assert_impostor_gets_no_client(server, app, first)
 
     # re-run: nothing changes, Vector keeps its PID, Apache is not reloaded
     pid, graceful = main_pid(server), reloads(server)
