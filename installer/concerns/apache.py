@@ -19,8 +19,9 @@ The proxy: ``ProxyPass … upgrade=websocket`` (mod_proxy_http tunnels the upgra
 before, mod_proxy_wstunnel and a ``wss://`` upstream). TLS upstream, set in a ``<Proxy>`` section of
 Vector's URL alone (the site's other proxies keep their own settings): Vector's certificate verified
 against ``core.front.upstream_ca_file`` and checked for the domain (``ProxyPreserveHost``: mod_proxy
-checks the peer name against the request's host, not 127.0.0.1); with mTLS the proxy's own identity (``SSLProxyMachineCertificateFile``: certificate and key in one file, which
-``concerns.mtls`` writes at ``Front.proxy_identity_pem``).
+checks the peer name against the request's host, not 127.0.0.1); with mTLS the proxy's own identity
+(``SSLProxyMachineCertificateFile``: certificate and key in one file, which ``concerns.mtls`` writes
+at ``Front.proxy_identity_pem``).
 
 mTLS: Apple's TLS stack offers no TLS 1.3 post-handshake authentication, which a per-directory
 ``SSLVerifyClient`` needs (Apache renegotiates there: on TLS 1.3 that is post-handshake auth, and the
@@ -71,10 +72,10 @@ HEALTH_DIR = "/var/lib/actvt-health"  # what Apache answers /actvt/health from (
 HEALTH_FILE = f"{HEALTH_DIR}/health"
 HEALTH_BODY = b"OK\n"  # as nginx's `return 200 "OK\n"` (templates/nginx-location.conf)
 OUR_FILES = SITE_FILES + CHALLENGE_FILES + (SNIPPET, HEALTH_FILE)
-MODULES_RECORD = f"{paths.STATE_DIR}/apache-modules"
+MODULES_RECORD = f"{paths.STATE_DIR}/apache-modules"  # the modules this installer enabled (uninstall disables them)
 # a2enmod's record of what the admin enabled or disabled (an empty file per module)
 ENABLED_MARKERS = "/var/lib/apache2/module/enabled_by_admin"
-DISABLED_MARKERS = "/var/lib/apache2/module/disabled_by_admin"  # the modules this installer enabled (uninstall disables them)
+DISABLED_MARKERS = "/var/lib/apache2/module/disabled_by_admin"
 MACHINE_PEM = f"{paths.PROXY_DIR}/apache.pem"  # the proxy identity, certificate then key (root only)
 PACKAGES = ("apache2",)
 UPGRADE_SINCE = (2, 4, 47)  # mod_proxy_http tunnels `upgrade=websocket` itself from this version
@@ -295,8 +296,9 @@ def test_and_reload(when_changed: Tuple[str, ...], what: str) -> Tuple[Command, 
     return (
         Command(("apache2ctl", "configtest"), reason=f"checks Apache's configuration before the reload ({what})",
                 when_changed=when_changed, timeout=60),
-        Command(("systemctl", "try-reload-or-restart", "apache2"), reason=f"Apache serves {what}", when_changed=when_changed,
-                timeout=120, on_rollback=(("systemctl", "try-reload-or-restart", "apache2"),)),
+        # try-: a stopped Apache (a mode switch, uninstall) stays stopped and the run does not fail on it
+        Command(("systemctl", "try-reload-or-restart", "apache2"), reason=f"Apache serves {what}",
+                when_changed=when_changed, timeout=120, on_rollback=(("systemctl", "try-reload-or-restart", "apache2"),)),
     )
 
 
