@@ -89,17 +89,17 @@ def test_no_site_of_the_domain_gets_a_site_and_a_challenge_host_of_its_own():
     challenge, site = steps_of(make_config(), facts_for())
     a2enmod = [a for a in actions(challenge, Command) if a.argv[0] == "a2enmod"]
     assert [a.argv for a in a2enmod] == [("a2enmod", "-q", "ssl", "proxy", "proxy_http")]  # alias already loaded
-    assert a2enmod[0].on_rollback == (("a2dismod", "-q", "-f", "ssl", "proxy", "proxy_http"),)
+    assert a2enmod[0].on_rollback == (("a2dismod", "-q", "-f", "-p", "ssl", "proxy", "proxy_http"),)
     assert file_text(challenge, apache.MODULES_RECORD) == "proxy\nproxy_http\nssl\n"
     acme = file_text(challenge, apache.CHALLENGE_SITE)
     assert f"ServerName {DOMAIN}" in acme and f'"{apache.WEBROOT}/.well-known/acme-challenge/"' in acme
     assert (apache.CHALLENGE_SITE_LINK, apache.CHALLENGE_SITE) in [(a.path, a.target) for a in actions(challenge, Symlink)]
     commands = [a.argv for a in actions(challenge, Command)]
-    assert commands[-2:] == [("apache2ctl", "configtest"), ("systemctl", "reload", "apache2")]
+    assert commands[-2:] == [("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
     text = file_text(site, apache.SITE)
     assert "<VirtualHost *:443>" in text and 'ProxyPass "https://127.0.0.1:4096/actvt" upgrade=websocket' in text
     assert "SSLVerifyClient" not in text and "SSLProxyMachineCertificateFile" not in text
-    assert [a.argv for a in actions(site, Command)] == [("apache2ctl", "configtest"), ("systemctl", "reload", "apache2")]
+    assert [a.argv for a in actions(site, Command)] == [("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
 
 
 def test_existing_site_of_the_domain_gets_only_the_snippet_and_an_alias_on_80():
@@ -150,6 +150,45 @@ def test_modules_already_loaded_are_not_enabled_nor_recorded():
     assert file_text(challenge, apache.MODULES_RECORD) == "proxy\nssl\n"
 
 
+# what Debian 12's apache2 ships in mods-available (the lines a2enmod reads)
+MODS_AVAILABLE = {
+    f"{apache.MODS_AVAILABLE}/ssl.load": b"# Depends: setenvif mime socache_shmcb\nLoadModule ssl_module "
+                                         b"/usr/lib/apache2/modules/mod_ssl.so\n",
+    f"{apache.MODS_AVAILABLE}/proxy_http.load": b"# Depends: proxy\nLoadModule proxy_http_module x.so\n",
+    f"{apache.MODS_AVAILABLE}/proxy.load": b"LoadModule proxy_module x.so\n# Depends: not_a_comment_header\n",
+}
+
+
+def test_the_modules_a2enmod_pulls_in_are_enabled_and_recorded_too():
+    """a2enmod ssl also enables socache_shmcb (its `# Depends:`): uninstall left it enabled."""
+    challenge, _ = steps_of(make_config(), facts_for(files=MODS_AVAILABLE))
+    [a2enmod] = [a.argv for a in actions(challenge, Command) if a.argv[0] == "a2enmod"]
+    # dependencies first, the loaded ones (alias, mime) left out; proxy's Depends after a directive is not one
+    assert a2enmod == ("a2enmod", "-q", "setenvif", "socache_shmcb", "ssl", "proxy", "proxy_http")
+    assert file_text(challenge, apache.MODULES_RECORD) == "proxy\nproxy_http\nsetenvif\nsocache_shmcb\nssl\n"
+
+
+def test_the_site_verifies_vectors_certificate_for_its_proxy_only_and_answers_health():
+    _, site = steps_of(make_config(enable_mtls="yes"), facts_for())
+    text = file_text(site, apache.SITE)
+    block = text[text.index('<Proxy "https://127.0.0.1:4096/actvt">'):text.index("</Proxy>")]
+    for line in ("SSLProxyEngine on", "SSLProxyVerify require", 'SSLProxyCACertificateFile "/etc/ssl/certs/ca-certificates.crt"',
+                 "SSLProxyCheckPeerName on", f'SSLProxyMachineCertificateFile "{apache.MACHINE_PEM}"'):
+        assert line in block, line
+    outside = text.replace(block, "")
+    assert "SSLProxy" not in outside and "SSLProxyVerify none" not in text
+    assert "ProxyPreserveHost on" in text[text.index('<Location "/actvt">'):]  # the peer name checked: the domain
+    health = text[text.index('<Location "/actvt/health">'):]
+    assert text.index('<Location "/actvt">') < text.index('<Location "/actvt/health">')  # the later one wins
+    assert 'ProxyPass "!"' in health and "Require all granted" in health
+    assert f'Alias "/actvt/health" "{apache.HEALTH_FILE}"' in text
+    written = {a.path: a for a in actions(site, File)}
+    assert written[apache.HEALTH_FILE].content == b"OK\n" and written[apache.HEALTH_FILE].mode == 0o644
+    # the RHEL family's bundle where dnf is the package manager (core.front.upstream_ca_file)
+    rhel = dataclasses.replace(facts_for(), package_manager="dnf")
+    assert '"/etc/pki/tls/certs/ca-bundle.crt"' in apache.render_site(make_config(), rhel).decode()
+
+
 def test_a_broken_configuration_is_refused_before_any_plan():
     broken = ProbeResult(1, "AH00526: Syntax error on line 3 of /etc/apache2/sites-enabled/broken.conf:\n"
                             "Invalid command 'Bogus', perhaps misspelled\nAction '-S' failed.\n"
@@ -182,7 +221,7 @@ def test_a_crl_change_reloads_apache_then_restarts_vector():
     """A graceful reload leaves open tunnels to old children: Vector's restart ends them."""
     reload = apache.FRONT.check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
     assert [getattr(a, "argv", None) for a in reload[:2]] == [("apache2ctl", "configtest"),
-                                                            ("systemctl", "reload", "apache2")]
+                                                            ("systemctl", "try-reload-or-restart", "apache2")]
     assert isinstance(reload[2], Service) and reload[2].name == "vector"
     assert reload[2].restart_when_changed == (paths.MTLS_CRL,)
     assert len(apache.FRONT.check_and_reload((paths.CA_CERT,), "x")) == 2
@@ -192,9 +231,19 @@ def test_uninstall_disables_only_the_recorded_modules_then_tests_and_reloads():
     entries = {apache.SITE: {}, apache.MODULES_RECORD: {}}
     facts = facts_for(files={apache.MODULES_RECORD: b"proxy\nssl\n"})
     steps = apache.uninstall_steps(entries, facts, None)
+    # a2dismod -p leaves disabled_by_admin behind (made empty when it was not there before): removed
     assert [a.argv for a in actions(steps, Command)] == [
-        ("a2dismod", "-q", "-f", "proxy", "ssl"), ("apache2ctl", "configtest"), ("systemctl", "reload", "apache2")]
+        ("a2dismod", "-q", "-f", "-p", "proxy", "ssl"), ("rmdir", "--ignore-fail-on-non-empty", apache.DISABLED_MARKERS),
+        ("apache2ctl", "configtest"), ("systemctl", "try-reload-or-restart", "apache2")]
     assert apache.uninstall_steps({"/etc/nginx/x": {}}, facts, None) == []
+    # enabled_by_admin: removed when it holds only the markers of our modules (a2enmod made it for them)
+    markers = {f"{apache.ENABLED_MARKERS}/proxy": b"", f"{apache.ENABLED_MARKERS}/ssl": b""}
+    ours = dataclasses.replace(facts_for(files={apache.MODULES_RECORD: b"proxy\nssl\n", **markers}),
+                               dirs=frozenset({apache.ENABLED_MARKERS, apache.DISABLED_MARKERS}))
+    assert [a.argv[-1] for a in actions(apache.uninstall_steps(entries, ours, None), Command)
+            if a.argv[0] == "rmdir"] == [apache.ENABLED_MARKERS]
+    admins = dataclasses.replace(ours, files=dict(ours.files, **{f"{apache.ENABLED_MARKERS}/rewrite": b""}))
+    assert not [a for a in actions(apache.uninstall_steps(entries, admins, None), Command) if a.argv[0] == "rmdir"]
 
 
 def test_standalone_removes_what_an_earlier_apache_run_left():
@@ -253,12 +302,12 @@ def test_httpd_without_mod_ssl_installs_it_records_it_and_writes_conf_d_files_on
     acme = file_text(challenge, apache.RHEL.challenge_alias)
     assert "<VirtualHost" not in acme and "/etc/httpd/conf/httpd.conf" in acme
     commands = [a.argv for a in actions(challenge, Command)]
-    assert commands[-2:] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    assert commands[-2:] == [("apachectl", "configtest"), ("systemctl", "try-reload-or-restart", "httpd")]
     assert [a.name for a in actions(challenge, Service)] == ["httpd"]
     text = file_text(site, apache.RHEL.site)
     assert apache.RHEL.site == "/etc/httpd/conf.d/zz-actvt-vector.conf" and "zz-" > "ssl.conf"[:3]
     assert "<VirtualHost *:443>" in text and "SSLVerifyClient optional" in text
-    assert [a.argv for a in actions(site, Command)] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    assert [a.argv for a in actions(site, Command)] == [("apachectl", "configtest"), ("systemctl", "try-reload-or-restart", "httpd")]
     written = [a.path for a in actions(challenge + site, File) if a.path.startswith("/etc/")]
     assert written and all(path.startswith("/etc/httpd/conf.d/zz-actvt-") for path in written)
 
@@ -305,16 +354,16 @@ def test_httpd_S_parser_reads_the_family_output_and_a_broken_httpd_is_refused():
 
 def test_httpd_crl_change_and_uninstall_use_httpd_and_remove_only_the_recorded_mod_ssl():
     reload = apache.HTTPD_FRONT.check_and_reload((paths.CA_CERT, paths.MTLS_CRL), "the updated mTLS files")
-    assert [a.argv for a in reload[:2]] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    assert [a.argv for a in reload[:2]] == [("apachectl", "configtest"), ("systemctl", "try-reload-or-restart", "httpd")]
     entries = {apache.RHEL.site: {}, apache.PACKAGES_RECORD: {}}
     installed = {"httpd": "2.4.57-11.el9_4", "mod_ssl": "1"}
     facts = httpd_facts(packages=installed, files={apache.PACKAGES_RECORD: b"mod_ssl\n"})
     steps = apache.uninstall_steps(entries, facts, None)
     assert [a.argv for a in actions(steps, Command)] == [
-        ("dnf", "remove", "-y", "mod_ssl"), ("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+        ("dnf", "remove", "-y", "mod_ssl"), ("apachectl", "configtest"), ("systemctl", "try-reload-or-restart", "httpd")]
     # mod_ssl that was there before the install (no record) stays
     steps = apache.uninstall_steps({apache.RHEL.site: {}}, httpd_facts(packages=installed), None)
-    assert [a.argv for a in actions(steps, Command)] == [("apachectl", "configtest"), ("systemctl", "reload", "httpd")]
+    assert [a.argv for a in actions(steps, Command)] == [("apachectl", "configtest"), ("systemctl", "try-reload-or-restart", "httpd")]
 
 
 def test_deploy_hook_reloads_httpd_after_its_configtest():

@@ -199,3 +199,37 @@ def test_the_bash_installers_files_are_adopted_so_uninstall_removes_them(tmp_pat
     from helpers import make_facts as facts_of
 
     assert migration.bash_files(facts_of(files={paths.STATE_FILE: b"x", manifest.MANIFEST: b"{}"})) == ()
+
+
+def test_a_bash_install_on_an_apache_host_gets_the_apache_front_and_is_told_of_hand_made_proxies(tmp_path):
+    """The bash installer printed instructions on an Apache host and configured no front: its state says
+    proxy, Vector listens on 127.0.0.1 with nothing in front. The run sets Apache up (no nginx), says
+    so, and a re-run converges."""
+    from installer.commands import cli
+    from installer.concerns import apache
+
+    (tmp_path / "etc/vector").mkdir(parents=True)
+    (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    (tmp_path / "etc/vector/vector.toml").write_text("# the bash installer's, on 127.0.0.1:4096\n")
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text("Package: apache2\nStatus: install ok installed\n"
+                                                  "Version: 2.4.62-1~deb12u2\n\n")
+    state = tmp_path / "var/lib/actvt"
+    state.mkdir(parents=True)
+    (state / "install.state").write_bytes(b"version=1.0.0\nmode=proxy\nwebserver=apache\nmtls=disabled\n")
+    (state / "domain").write_text(DOMAIN + "\n")
+    env = {"ACTVT_EMAIL": EMAIL, "NO_COLOR": "1"}
+    stdout = io.StringIO()
+    assert cli.main(["--root", str(tmp_path), "--yes"], environ=env, stdout=stdout) == 0, stdout.getvalue()
+    out = " ".join(stdout.getvalue().split())
+    assert "ACTVT_INSTALL_MODE=proxy (not set; taken from /var/lib/actvt/install.state)" in out
+    assert "set up by the bash installer, which did not configure Apache" in out and "ProxyPass" in out
+    assert (tmp_path / apache.SITE.lstrip("/")).exists() and not (tmp_path / "etc/nginx").exists()
+    assert "mode=proxy" in (state / "install.state").read_text()
+    # our own install now (a manifest): the note is not repeated, nothing changes
+    stdout = io.StringIO()
+    assert cli.main(["--root", str(tmp_path), "--yes", "--json"], environ=env, stdout=stdout) == 0
+    import json
+
+    summary = json.loads(stdout.getvalue())
+    assert summary["changed"] == 0 and summary["notes"] == [], summary

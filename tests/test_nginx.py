@@ -88,13 +88,13 @@ def test_proxy_with_nginx_sites_layout():
         f"symlink {nginx.CHALLENGE_LINK} -> {nginx.CHALLENGE_SITE}",
         "run nginx -t",
         "service nginx (enabled, running)",
-        "run systemctl reload nginx",
+        "run systemctl try-reload-or-restart nginx",
     ]
     assert described(site) == [
         f"file {paths.NGINX_SITE} (0644 root:root)",
         f"symlink {paths.NGINX_SITE_LINK} -> {paths.NGINX_SITE}",
         "run nginx -t",
-        "run systemctl reload nginx",
+        "run systemctl try-reload-or-restart nginx",
     ]
     test, reload = site[0].actions[-2:]
     assert test.when_changed == reload.when_changed
@@ -162,7 +162,7 @@ def test_explicit_proxy_with_nginx_installed_but_stopped_starts_it():
     actions = challenge[0].actions
     kinds = [type(a).__name__ for a in actions]
     assert kinds.index("Service") > kinds.index("Command")  # nginx -t before the start
-    assert actions[-1].argv == ("systemctl", "reload", "nginx")
+    assert actions[-1].argv == ("systemctl", "try-reload-or-restart", "nginx")
 
 
 @pytest.mark.parametrize("web,values", [("caddy", {"install_mode": "proxy"}), ("lighttpd", {"install_mode": "proxy"})])
@@ -209,7 +209,7 @@ def test_standalone_after_proxy_removes_our_files():
     challenge, site = steps_of(make_config(force_standalone="yes"), facts_for(files=ours))
     assert challenge == []
     assert described(site) == [f"remove {paths.NGINX_SITE}", f"remove {paths.NGINX_SITE_LINK}",
-                               f"remove {nginx.CHALLENGE_SITE}", "run nginx -t", "run systemctl reload nginx"]
+                               f"remove {nginx.CHALLENGE_SITE}", "run nginx -t", "run systemctl try-reload-or-restart nginx"]
 
 
 @pytest.mark.parametrize("server_names,served", [
@@ -323,14 +323,17 @@ def material(tmp_path_factory):
     crl = pki.make_crl(ca_cert, ca_key, {serials["actvt-client-002"]: (now, pki.REVOKED_REASON)}, 1, now)
     files["crl.pem"] = pki.crl_pem(crl)
     files["crl-empty.pem"] = pki.crl_pem(pki.make_crl(ca_cert, ca_key, {}, 1, now))
-    server_key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
-    server = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-              .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-              .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
-              .sign(server_key, hashes.SHA256()))
-    files["fullchain.pem"], files["privkey.pem"] = pki.cert_pem(server), pki.key_pem(server_key)
+    # the server's certificate (what the system's CA bundle trusts in these tests, see localize), and
+    # an impostor's: self-signed for the same name, as another local user could make
+    for chain, private in (("fullchain.pem", "privkey.pem"), ("impostor.crt", "impostor.key")):
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        server = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                  .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+                  .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                  .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
+                  .sign(server_key, hashes.SHA256()))
+        files[chain], files[private] = pki.cert_pem(server), pki.key_pem(server_key)
     identity = {action.path: action.content for action in mtls.proxy_identity({}, now) if hasattr(action, "content")}
     for path, name in ((paths.PROXY_CA_CERT, "proxy-ca.crt"), (paths.PROXY_CERT, "proxy.crt"),
                        (paths.PROXY_KEY, "proxy.key")):
@@ -344,7 +347,8 @@ def localize(text: str, base, https_port=None, http_port=None, crl="crl.pem") ->
     """The rendered configuration with the server paths pointed at the test material (and ports)."""
     for server_path, name in ((f"{LIVE}/fullchain.pem", "fullchain.pem"), (f"{LIVE}/privkey.pem", "privkey.pem"),
                               (paths.CA_CERT, "ca.crt"), (paths.MTLS_CRL, crl),
-                              (paths.PROXY_CERT, "proxy.crt"), (paths.PROXY_KEY, "proxy.key")):
+                              (paths.PROXY_CERT, "proxy.crt"), (paths.PROXY_KEY, "proxy.key"),
+                              (nginx.DEFAULT_UPSTREAM_CA, "fullchain.pem")):
         text = text.replace(f'"{server_path}"', f'"{base / name}"')
     if https_port:
         text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
@@ -436,10 +440,13 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def running_proxy(request, tmp_path, material):
     crl = getattr(request, "param", "crl.pem")
+    # "impostor": the upstream serves a certificate of its own for the domain (not Vector's)
+    chain = ("impostor.crt", "impostor.key") if crl == "impostor" else ("fullchain.pem", "privkey.pem")
+    crl = "crl.pem" if crl == "impostor" else crl
     upstream_port, https_port = _free_port(), _free_port()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", upstream_port), _Upstream)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(material / "fullchain.pem", material / "privkey.pem")
+    context.load_cert_chain(material / chain[0], material / chain[1])
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(material / "proxy-ca.crt")  # as Vector's ca_file behind nginx
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -509,6 +516,16 @@ def test_real_nginx_it_is_the_crl_that_refuses_the_revoked_client(running_proxy,
     """Control for the test above: with a CRL that lists nothing, the same client gets through."""
     status, body = _get(running_proxy, "/actvt", "actvt-client-002", material)
     assert status == 200 and body.startswith("upstream saw actvt-proxy"), body  # nginx's own cert upstream
+
+
+@needs_nginx
+@pytest.mark.parametrize("running_proxy", ["impostor"], indirect=True)
+def test_real_nginx_gives_no_client_to_an_upstream_it_cannot_verify(running_proxy, material):
+    """Another process on Vector's port (Vector down) with a certificate of its own for the domain:
+    nginx verifies the upstream's chain, so the client gets a 502, none of that process's bytes."""
+    assert _get(running_proxy, "/actvt/health") == (200, "OK\n")
+    status, body = _get(running_proxy, "/actvt", "actvt-client-001", material)
+    assert status == 502 and "upstream saw" not in body, (status, body)
 
 
 SERVED_ON_80 = ("/etc/nginx/sites-enabled/site",

@@ -13,19 +13,23 @@ ACTVT_INSTALL_MODE=proxy when it is installed but stopped. Two planners (``CONCE
 
 - ``plan_apache_challenge`` (``Phase.CHALLENGE``, before certbot): refuses a configuration that
   already fails ``apache2ctl -S`` (before anything is written: every reload would fail); enables the
-  modules the front needs with ``a2enmod`` (only those not loaded, recorded in ``MODULES_RECORD`` so
-  that uninstall disables exactly those); makes ``/.well-known/acme-challenge/`` of the domain on port
+  modules the front needs, and those they depend on, with ``a2enmod`` (only those not loaded, recorded
+  in ``MODULES_RECORD`` so that uninstall disables exactly those, ``a2dismod -p``); makes ``/.well-known/acme-challenge/`` of the domain on port
   80 answer from ``WEBROOT``, a folder of the installer's own (never the site's document root): a
   port-80 virtual host of the domain, or, when another one already names it or no virtual host has
   port 80 (ours would become its default for every name: the family's httpd.conf), a main-server Alias;
 - ``plan_apache_site`` (``Phase.FRONT``, after certbot and mTLS): a 443 virtual host of the domain with
-  ``/actvt`` proxied to Vector, or, when ``apache2ctl -S`` shows a 443 virtual host of the domain in
-  another file, only ``SNIPPET`` to include in it (the user is told, ``notes``).
+  ``/actvt`` proxied to Vector and ``/actvt/health`` answered by Apache (``HEALTH_FILE``), or, when
+  ``apache2ctl -S`` shows a 443 virtual host of the domain in another file, only ``SNIPPET`` to include
+  in it (the user is told, ``notes``).
 
 The proxy: ``ProxyPass … upgrade=websocket`` (mod_proxy_http tunnels the upgrade since 2.4.47;
-before, mod_proxy_wstunnel and a ``wss://`` upstream), TLS upstream with ``SSLProxyEngine``; with mTLS
-the proxy's own identity (``SSLProxyMachineCertificateFile``: certificate and key in one file, which
-``concerns.mtls`` writes at ``Front.proxy_identity_pem``).
+before, mod_proxy_wstunnel and a ``wss://`` upstream). TLS upstream, set in a ``<Proxy>`` section of
+Vector's URL alone (the site's other proxies keep their own settings): Vector's certificate verified
+against ``core.front.upstream_ca_file`` and checked for the domain (``ProxyPreserveHost``: mod_proxy
+checks the peer name against the request's host, not 127.0.0.1); with mTLS the proxy's own identity
+(``SSLProxyMachineCertificateFile``: certificate and key in one file, which ``concerns.mtls`` writes
+at ``Front.proxy_identity_pem``).
 
 mTLS: Apple's TLS stack offers no TLS 1.3 post-handshake authentication, which a per-directory
 ``SSLVerifyClient`` needs (Apache renegotiates there: on TLS 1.3 that is post-handshake auth, and the
@@ -58,12 +62,20 @@ from installer.core.actions import Absent, Command, Directory, File, Packages, S
 from installer.core.concern import FAIL, PASS, SKIP, Checks, Concern, Finding, Phase, Planner, Undo, Uninstaller
 from installer.core.errors import ActvtError
 from installer.core.facts import Probe, ProbeResult
-from installer.core.front import Front
+from installer.core.front import Front, upstream_ca_file
 from installer.core.render import render_file
 
 WEBROOT = "/var/lib/actvt-acme"  # certbot's -w: the installer's own, never a site's document root
+HEALTH_DIR = "/var/lib/actvt-health"  # what Apache answers /actvt/health from (a folder of the installer's own)
+HEALTH_FILE = f"{HEALTH_DIR}/health"
+HEALTH_BODY = b"OK\n"  # as nginx's `return 200 "OK\n"` (templates/nginx-location.conf)
 MODULES_RECORD = f"{paths.STATE_DIR}/apache-modules"  # the modules this installer enabled (uninstall disables them)
 PACKAGES_RECORD = f"{paths.STATE_DIR}/apache-packages"  # the packages this installer added (mod_ssl; uninstall removes them)
+# Debian: a2enmod follows the `# Depends:` lines of mods-available/*.load, and records what the admin
+# enabled or disabled (an empty file per module) in these folders
+MODS_AVAILABLE = "/etc/apache2/mods-available"
+ENABLED_MARKERS = "/var/lib/apache2/module/enabled_by_admin"
+DISABLED_MARKERS = "/var/lib/apache2/module/disabled_by_admin"
 MACHINE_PEM = f"{paths.PROXY_DIR}/apache.pem"  # the proxy identity, certificate then key (root only)
 UPGRADE_SINCE = (2, 4, 47)  # mod_proxy_http tunnels `upgrade=websocket` itself from this version
 
@@ -115,7 +127,8 @@ class Layout:
 
     @property
     def our_files(self) -> Tuple[str, ...]:
-        return self.site_files + self.challenge_files + (self.snippet,) + ((self.modules_file,) if self.modules_file else ())
+        return (self.site_files + self.challenge_files + (self.snippet,) + ((self.modules_file,) if self.modules_file else ())
+                + (HEALTH_FILE,))
 
 
 DEBIAN = Layout(
@@ -144,7 +157,7 @@ RHEL = Layout(
     modules_file="/etc/httpd/conf.modules.d/99-actvt-vector.conf", ssl_package="mod_ssl", default_vhost_80=False,
 )
 LAYOUTS = (DEBIAN, RHEL)
-ALL_OUR_FILES = tuple(path for layout in LAYOUTS for path in layout.our_files)
+ALL_OUR_FILES = tuple(dict.fromkeys(path for layout in LAYOUTS for path in layout.our_files))
 
 # Debian's names, as the rest of the project and its tests know them
 ETC = DEBIAN.etc
@@ -153,7 +166,7 @@ CHALLENGE_SITE, CHALLENGE_ALIAS = DEBIAN.challenge_site, DEBIAN.challenge_alias
 CHALLENGE_SITE_LINK, CHALLENGE_ALIAS_LINK = DEBIAN.link_of(CHALLENGE_SITE), DEBIAN.link_of(CHALLENGE_ALIAS)
 CHALLENGE_FILES, SITE_FILES, OUR_FILES = DEBIAN.challenge_files, DEBIAN.site_files, DEBIAN.our_files
 PACKAGES = (DEBIAN.package,)
-READS = ALL_OUR_FILES + (MODULES_RECORD, PACKAGES_RECORD)
+READS = ALL_OUR_FILES + (MODULES_RECORD, PACKAGES_RECORD, MODS_AVAILABLE, ENABLED_MARKERS, DISABLED_MARKERS)
 
 
 class ApacheError(ActvtError):
@@ -253,6 +266,40 @@ def needed_modules(facts, layout: Layout = DEBIAN) -> Tuple[str, ...]:
                                                       else ("proxy_wstunnel",))
 
 
+_DEPENDS = re.compile(r"^# Depends:\s+(.*?)\s*$")
+
+
+def module_dependencies(facts, name: str) -> Tuple[str, ...]:
+    """The modules a2enmod enables with ``name``: the ``# Depends:`` line of its ``.load`` file, read
+    as a2enmod reads it (among the comment lines before the first directive)."""
+    text = facts.files.get(f"{MODS_AVAILABLE}/{name}.load", b"").decode(errors="replace")
+    for line in text.splitlines():
+        found = _DEPENDS.match(line)
+        if found:
+            return tuple(item for item in re.split(r"[\s,]+", found.group(1)) if re.fullmatch(r"\w+", item))
+        if re.match(r"\s*[^#\s]", line):
+            break
+    return ()
+
+
+def modules_to_enable(facts, loaded: Tuple[str, ...], layout: Layout = DEBIAN) -> Tuple[str, ...]:
+    """Debian: the modules the front needs and those they depend on, that are not loaded, dependencies
+    first: a2enmod is given every module it will enable, so that all of them are recorded (and uninstall
+    disables exactly those, not leaving socache_shmcb behind ssl)."""
+    order: List[str] = []
+
+    def visit(name: str, path: Tuple[str, ...]) -> None:
+        if name in order or name in path:
+            return
+        for dependency in module_dependencies(facts, name):
+            visit(dependency, path + (name,))
+        order.append(name)
+
+    for name in needed_modules(facts, layout):
+        visit(name, ())
+    return tuple(name for name in order if name not in loaded)
+
+
 def recorded_modules(facts) -> Tuple[str, ...]:
     return _recorded(facts, MODULES_RECORD, r"\w+")
 
@@ -324,10 +371,12 @@ def render_locations(config, facts, layout: Layout = DEBIAN) -> str:
         "PORT": str(port),
         "DOMAIN": config.domain,
         "MTLS_SERVER": _lines(mtls_server_lines(config), ""),
-        "MTLS_UPSTREAM": _lines(upstream, ""),
+        "MTLS_UPSTREAM": _lines(upstream, "    "),
         "MTLS_GUARD": _lines(guard, "    "),
         "UPSTREAM": f"{'https' if modern else 'wss'}://127.0.0.1:{port}/actvt",
         "UPGRADE": "upgrade=websocket " if modern else "",
+        "UPSTREAM_CA": upstream_ca_file(facts),
+        "HEALTH_FILE": HEALTH_FILE,
     })
 
 
@@ -366,8 +415,10 @@ def test_and_reload(when_changed: Tuple[str, ...], what: str, layout: Layout = D
     return (
         Command(layout.configtest, reason=f"checks Apache's configuration before the reload ({what})",
                 when_changed=when_changed, timeout=60),
-        Command(("systemctl", "reload", layout.service), reason=f"Apache serves {what}", when_changed=when_changed,
-                timeout=120, on_rollback=(("systemctl", "reload", layout.service),)),
+        # try-: a stopped Apache (a mode switch, uninstall) stays stopped and the run does not fail on it
+        Command(("systemctl", "try-reload-or-restart", layout.service), reason=f"Apache serves {what}",
+                when_changed=when_changed, timeout=120,
+                on_rollback=(("systemctl", "try-reload-or-restart", layout.service),)),
     )
 
 
@@ -420,10 +471,11 @@ def _module_actions(facts, layout: Layout, installing: Tuple[str, ...]) -> Tuple
             return _remove((layout.modules_file,), facts, "httpd loads every module the front needs"), (layout.modules_file,)
         return [File(layout.modules_file, render_modules(missing), 0o644,
                      reason="the modules the proxy needs (removed by uninstall)")], (layout.modules_file,)
+    missing = modules_to_enable(facts, tuple(loaded), layout)
     actions: list = []
     if missing:
         actions.append(Command(("a2enmod", "-q") + missing, reason="modules the proxy needs (disabled again by uninstall)",
-                               on_rollback=(("a2dismod", "-q", "-f") + missing,), timeout=60))
+                               on_rollback=(("a2dismod", "-q", "-f", "-p") + missing,), timeout=60))
     record = tuple(sorted(set(recorded_modules(facts)) | set(missing)))
     if record:
         actions.append(File(MODULES_RECORD, ("\n".join(record) + "\n").encode(), 0o600,
@@ -503,6 +555,8 @@ def plan_apache_site(config, facts, decisions, ctx) -> List[Step]:
             actions.append(Symlink(link, layout.site, reason="enables it"))
         actions += _remove((layout.snippet,), facts, "the site of its own replaces the snippet")
         title = f"Apache: wss://{config.domain}/actvt"
+    actions = [Directory(HEALTH_DIR, 0o755, reason="what Apache answers /actvt/health from"),
+               File(HEALTH_FILE, HEALTH_BODY, 0o644, reason="/actvt/health answers OK, as behind nginx")] + actions
     actions += list(test_and_reload((layout.snippet,) + layout.site_files + inputs, f"wss://{config.domain}/actvt",
                                     layout))
     return [Step(title, tuple(actions))]
@@ -533,8 +587,13 @@ def uninstall_steps(entries, facts, options) -> List[Step]:
         actions: list = []
         modules = recorded_modules(facts) if layout is DEBIAN else ()
         if modules:
-            actions.append(Command(("a2dismod", "-q", "-f") + modules, reason="the modules the installer enabled",
+            # -p: a2enmod marked them enabled by the admin (/var/lib/apache2/module/enabled_by_admin); a plain
+            # a2dismod would leave disabled_by_admin markers instead: purged, the state is as before
+            actions.append(Command(("a2dismod", "-q", "-f", "-p") + modules, reason="the modules the installer enabled",
                                    timeout=60))
+            actions += [Command(("rmdir", "--ignore-fail-on-non-empty", folder), may_fail=True, timeout=30,
+                                reason="a2dismod -p leaves it empty; it was there only for the installer's modules")
+                        for folder in _marker_folders_made(facts, modules)]
         added = tuple(name for name in recorded_packages(facts) if name == layout.ssl_package and facts.has_package(name))
         if added:  # after our files are gone (Undo.FILES), before the test: the configuration without them
             manager = facts.package_manager or "dnf"
@@ -543,6 +602,14 @@ def uninstall_steps(entries, facts, options) -> List[Step]:
         actions += test_and_reload(touched, "the configuration without Actvt", layout)
         steps.append(Step("Apache: modules disabled, configuration reloaded", tuple(actions)))
     return steps
+
+
+def _marker_folders_made(facts, modules: Tuple[str, ...]) -> List[str]:
+    """The marker folders that were there only for the installer's modules: enabled_by_admin holding
+    nothing but their markers (a2enmod made it), disabled_by_admin absent (a2dismod -p makes it empty)."""
+    inside = {path for path in facts.files if path.startswith(ENABLED_MARKERS + "/")}
+    made = [ENABLED_MARKERS] if inside and inside <= {f"{ENABLED_MARKERS}/{name}" for name in modules} else []
+    return made + ([DISABLED_MARKERS] if DISABLED_MARKERS not in facts.dirs else [])
 
 
 def doctor_checks(config, facts, decisions, ctx) -> List[Finding]:

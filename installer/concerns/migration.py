@@ -14,6 +14,10 @@ What that script left, and what happens to it here:
 - The nginx site (``/etc/nginx/sites-available/actvt-vector`` + its sites-enabled link), the renewal
   hook (``/etc/letsencrypt/renewal-hooks/deploy/actvt-vector.sh``) and ``/etc/vector/vector.toml``
   are at the paths we write: they are replaced, and the engine backs them up.
+- On an Apache host the bash installer configured no front (it printed instructions to follow by
+  hand, and its proxy mode knew only nginx): what it left is Vector and its state. The run sets Apache
+  up as the front (``concerns.apache``), and says that a ``/actvt`` proxy made by hand from those
+  instructions is not the installer's and is to be removed (``notes``).
 - The Let's Encrypt lineage is reused (``ACTVT_REUSE_CERT``); the CA and client certificates are
   adopted by ``mtls`` (same key, so clients keep connecting without a new bundle).
 """
@@ -103,11 +107,19 @@ def plan_migration(config, facts, decisions, ctx) -> List[Step]:
 
 
 def notes(config, facts, decisions, ctx) -> List[str]:
+    found = []
     text = facts.files.get(OVERRIDE)
     if text is not None and not is_old_override(text.decode(errors="replace")):
-        return [f"{OVERRIDE} holds settings the installer did not write; it was kept: check that it does not "
-                f"override ExecStart or VECTOR_CONFIG"]
-    return []
+        found.append(f"{OVERRIDE} holds settings the installer did not write; it was kept: check that it does not "
+                     f"override ExecStart or VECTOR_CONFIG")
+    front = getattr(decisions, "front", None)
+    if bash_files(facts) and decisions.mode == "proxy" and front is not None and front.name == "apache":
+        found.append(f"this server was set up by the bash installer, which did not configure Apache (it printed "
+                     f"instructions to follow by hand): Apache now proxies wss://{config.domain}/actvt with the "
+                     f"installer's own files; remove a /actvt ProxyPass you added by hand from those instructions "
+                     f"(it would not verify Vector's certificate), then `sudo apache2ctl configtest && "
+                     f"sudo systemctl reload apache2`")
+    return found
 
 
 def with_state_defaults(root, environ: Mapping[str, str], out) -> Mapping[str, str]:

@@ -41,7 +41,7 @@ from installer.core.actions import Absent, Command, File, Packages, Service, Ste
 from installer.core.concern import FAIL, PASS, SKIP, Checks, Concern, Finding, Phase, Planner, Undo, Uninstaller
 from installer.core.errors import ActvtError
 from installer.core.facts import Probe, ProbeResult
-from installer.core.front import Front
+from installer.core.front import SYSTEM_CA_BUNDLES, Front, upstream_ca_file
 from installer.core.render import render_file
 
 SITES_AVAILABLE = "/etc/nginx/sites-available"
@@ -93,8 +93,12 @@ def _block(lines: Iterable[str], indent: str) -> str:
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-def render_locations(config, indent: str = "") -> str:
-    """The ``/actvt/health`` and ``/actvt`` locations (the snippet, and the inside of the site)."""
+DEFAULT_UPSTREAM_CA = SYSTEM_CA_BUNDLES["apt"]
+
+
+def render_locations(config, indent: str = "", upstream_ca: str = DEFAULT_UPSTREAM_CA) -> str:
+    """The ``/actvt/health`` and ``/actvt`` locations (the snippet, and the inside of the site);
+    ``upstream_ca``: what verifies Vector's certificate (``core.front.upstream_ca_file``)."""
     guard, upstream = [], []
     if config.enable_mtls:
         guard = ["# mTLS: only clients whose certificate the CA signed and the CRL does not list",
@@ -111,6 +115,7 @@ def render_locations(config, indent: str = "") -> str:
         "DOMAIN": _check_domain(config.domain),
         "MTLS_GUARD": _block(guard, "    "),
         "MTLS_UPSTREAM": _block(upstream, "    "),
+        "UPSTREAM_CA": quote(upstream_ca, "the system's CA bundle"),
     })
     if not indent:
         return text
@@ -131,7 +136,7 @@ def mtls_server_lines(config) -> List[str]:
             "ssl_verify_depth 2;"] + crl
 
 
-def render_site(config, ipv6: bool) -> bytes:
+def render_site(config, ipv6: bool, upstream_ca: str = DEFAULT_UPSTREAM_CA) -> bytes:
     domain = _check_domain(config.domain)
     return render_file("nginx-site.conf", {
         "VERSION": __version__,
@@ -141,11 +146,11 @@ def render_site(config, ipv6: bool) -> bytes:
         "FULLCHAIN": quote(paths.fullchain(domain), "certificate"),
         "PRIVKEY": quote(paths.privkey(domain), "private key"),
         "MTLS_SERVER": _block(mtls_server_lines(config), "    "),
-        "LOCATIONS": "\n" + render_locations(config, "    ").rstrip("\n"),
+        "LOCATIONS": "\n" + render_locations(config, "    ", upstream_ca).rstrip("\n"),
     }).encode()
 
 
-def render_snippet(config) -> bytes:
+def render_snippet(config, upstream_ca: str = DEFAULT_UPSTREAM_CA) -> bytes:
     """Locations to include in the server block that already serves the domain; with mTLS the
     server-level directives come first (the snippet is included at server level)."""
     head = [
@@ -156,7 +161,7 @@ def render_snippet(config) -> bytes:
     server = mtls_server_lines(config)
     if server:
         server = server[1:] + ["# (remove these four lines if the server block already verifies clients)", ""]
-    return ("\n".join(head + [""] + server) + "\n" + render_locations(config)).encode()
+    return ("\n".join(head + [""] + server) + "\n" + render_locations(config, upstream_ca=upstream_ca)).encode()
 
 
 def render_challenge(config, webroot: str, ipv6: bool) -> bytes:
@@ -376,9 +381,11 @@ def test_and_reload(when_changed: Tuple[str, ...], what: str) -> Tuple[Command, 
         Command(("nginx", "-t"), reason=f"checks nginx's configuration before the reload ({what})",
                 when_changed=when_changed, timeout=60),
         # if a later step fails, the files are put back and nginx reloaded again, so it does not go on
-        # serving what this run wrote (e.g. the challenge server after a failed certbot)
-        Command(("systemctl", "reload", "nginx"), reason=f"nginx serves {what}", when_changed=when_changed,
-                timeout=120, on_rollback=(("systemctl", "reload", "nginx"),)),
+        # serving what this run wrote (e.g. the challenge server after a failed certbot). try-: a
+        # stopped nginx (a mode switch, uninstall) stays stopped and the run does not fail on it; it
+        # reads the files when it starts.
+        Command(("systemctl", "try-reload-or-restart", "nginx"), reason=f"nginx serves {what}",
+                when_changed=when_changed, timeout=120, on_rollback=(("systemctl", "try-reload-or-restart", "nginx"),)),
     )
 
 
@@ -466,14 +473,14 @@ def plan_nginx_site(config, facts, decisions, ctx) -> List[Step]:
         inputs += (paths.CA_CERT, paths.MTLS_CRL, paths.PROXY_CERT, paths.PROXY_KEY)
     served = already_served(config, facts)
     if served:
-        actions = [File(paths.NGINX_SNIPPET, render_snippet(config), 0o644,
+        actions = [File(paths.NGINX_SNIPPET, render_snippet(config, upstream_ca_file(facts)), 0o644,
                         reason=f"{config.domain} is already served by {served}: include this file there")]
         actions += _remove(SITE_FILES, facts, f"{config.domain} is served by {served}")
         title = f"nginx: snippet for the site that serves {config.domain}"
         watched = (paths.NGINX_SNIPPET,) + SITE_FILES
     else:
         actions, watched = _placed(paths.NGINX_SITE, paths.NGINX_SITE_LINK, paths.NGINX_CONFD_SITE,
-                                   render_site(config, ipv6(facts)), uses_sites(facts), facts,
+                                   render_site(config, ipv6(facts), upstream_ca_file(facts)), uses_sites(facts), facts,
                                    f"wss://{config.domain}/actvt -> Vector on 127.0.0.1:{config.vector_port}")
         actions += _remove((paths.NGINX_SNIPPET,), facts, "the dedicated server block replaces the snippet")
         title = f"nginx: wss://{config.domain}/actvt"

@@ -321,8 +321,11 @@ class Host:
         return ""
 
     def trust_acme_ca(self):
-        """Add Pebble's listener CA to the server's system store (update-ca-certificates)."""
+        """Add Pebble's listener CA (certbot talks to it) and the root Pebble issues under (the fronts
+        verify Vector's certificate against the system store, as a real server's holds Let's Encrypt's
+        root) to the server's system store (update-ca-certificates)."""
         self.put_file("/usr/local/share/ca-certificates/actvt-test-pebble.crt", self.harness.acme_ca_pem())
+        self.put_file("/usr/local/share/ca-certificates/actvt-test-pebble-issuer.crt", self.harness.pebble_issuer_pem())
         self.sh("update-ca-certificates >/dev/null")
 
     def install_nvidia_smi_double(self, path="/usr/local/bin/nvidia-smi", delay=None):
@@ -700,5 +703,8 @@ def rhel_server(harness, system="rocky9", domain=DOMAIN):
     rpm_mirror(harness)
     host = harness.server("server-rhel", domain=domain, firewall=True)
     host.sh(["actvt-test-become", system])
+    # the RHEL family's CA bundle path (its ca-certificates package makes it; the fronts verify Vector
+    # with it, core/front.py), here the Debian bundle that update-ca-certificates keeps
+    host.sh("mkdir -p /etc/pki/tls/certs && ln -sfn /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt")
     host.sh("for i in $(seq 120); do firewall-cmd --state >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
     return host

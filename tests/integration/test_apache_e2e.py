@@ -6,21 +6,23 @@ Two servers, each shared by the scenarios that continue on it:
   on 80 and 443): a broken configuration of someone else's is refused first (nothing written, the
   configtest output shown); then a TLS-only install writes only the snippet, the challenge Alias and
   the module links, the site's pages are the same bytes; the owner includes the snippet and /actvt
-  upgrades to Vector; uninstall (after the owner takes the Include out) leaves /etc/apache2 as it was
-  and the pages the same bytes.
+  upgrades to Vector; uninstall (after the owner takes the Include out) leaves /etc/apache2 and
+  a2enmod's state in /var/lib/apache2 as they were and the pages the same bytes.
 - Apache with no site of the domain, mTLS: a site of its own; metrics with the bundle (a client without
-  TLS 1.3 post-handshake auth), 403 without a certificate, another CA's refused in the handshake; a
-  re-run changes nothing (same Vector PID, no Apache reload); `actvt doctor` passes; revocation of a
-  second client while both hold a WebSocket: the revoked one ends within the stated bound and is
-  refused, the first reconnects.
+  TLS 1.3 post-handshake auth), 403 without a certificate, another CA's refused in the handshake;
+  /actvt/health answered; with Vector stopped, another user's TLS listener on its port gets no client
+  (a 5xx, not its bytes); a re-run changes nothing (same Vector PID, no Apache reload); `actvt doctor`
+  passes; revocation of a second client while both hold a WebSocket: the revoked one ends within the
+  stated bound and is refused, the first reconnects; uninstall with Apache stopped succeeds and leaves
+  /etc/apache2 and /var/lib/apache2 as before (ssl's dependency socache_shmcb disabled too).
 """
 import time
 
 import pytest
 
 import harness as H
-from test_wiring_e2e import (FIRST, PROXY_URL, SECOND, App, assert_no_changes, assert_vector_up, install, main_pid,
-                             start_background_ws, wait_until)
+from test_wiring_e2e import (FIRST, PROXY_URL, SECOND, App, assert_impostor_gets_no_client, assert_no_changes,
+                             assert_vector_up, install, main_pid, start_background_ws, wait_until)
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +34,8 @@ SITE = "/etc/apache2/sites-available/actvt-vector.conf"
 NO_CERT = "No required SSL certificate was sent"
 REVOKE_BOUND = 20  # seconds: Apache's reload, then Vector's restart (README: "within 20 s")
 ROOTS = "/root/pebble-roots.pem"
+STATE = ("/etc/apache2", "/var/lib/apache2")  # the configuration, and a2enmod's record of what the admin enabled
+
 
 EXISTING_SITE = r"""
 set -e
@@ -88,7 +92,7 @@ def test_existing_https_site_on_apache_snippet_then_uninstall(harness, new_serve
     server = new_server("server-apache")
     server.trust_acme_ca()
     server.sh(EXISTING_SITE)
-    before, before_pages = server.snapshot(("/etc/apache2",)), pages(server)
+    before, before_pages = server.snapshot(STATE), pages(server)
 
     # a broken configuration of someone else's: refused before anything is written, with its output
     server.put_file("/etc/apache2/conf-enabled/broken.conf", b"ThisIsNotADirective on\n")
@@ -104,12 +108,14 @@ def test_existing_https_site_on_apache_snippet_then_uninstall(harness, new_serve
     print("install behind an existing Apache site: %.1f s" % (time.time() - started))
     assert summary["mode"] == "proxy" and summary["webserver"] == "apache" and summary["url"] == PROXY_URL, summary
     assert_vector_up(server)
-    diff = H.diff_snapshots(before, server.snapshot(("/etc/apache2",)))
+    diff = H.diff_snapshots(before, server.snapshot(STATE))
     assert diff["removed"] == [] and diff["changed"] == [], diff
     assert set(diff["added"]) == {SNIPPET, "/etc/apache2/conf-available/actvt-vector-acme.conf",
                                   "/etc/apache2/conf-enabled/actvt-vector-acme.conf",
                                   "/etc/apache2/mods-enabled/proxy.load", "/etc/apache2/mods-enabled/proxy.conf",
-                                  "/etc/apache2/mods-enabled/proxy_http.load"}, diff
+                                  "/etc/apache2/mods-enabled/proxy_http.load",
+                                  "/var/lib/apache2/module/enabled_by_admin/proxy",
+                                  "/var/lib/apache2/module/enabled_by_admin/proxy_http"}, diff
     assert server.read_text("/var/lib/actvt/apache-modules") == "proxy\nproxy_http\n"
     assert pages(server) == before_pages, "the site's pages changed"
     notes = " ".join(summary["notes"]) + r.err
@@ -129,7 +135,7 @@ def test_existing_https_site_on_apache_snippet_then_uninstall(harness, new_serve
     server.put_file("/etc/apache2/sites-available/site.conf", original)
     r = server.exec(["actvt", "uninstall", "--yes"], timeout=300)
     assert r.rc == 0, r
-    assert H.diff_snapshots(before, server.snapshot(("/etc/apache2",))) == {"added": [], "removed": [], "changed": []}
+    assert H.diff_snapshots(before, server.snapshot(STATE)) == {"added": [], "removed": [], "changed": []}
     assert "proxy_module" not in loaded_modules(server) and "ssl_module" in loaded_modules(server)
     assert server.is_active("apache2.service") and pages(server) == before_pages
 
@@ -137,6 +143,7 @@ def test_existing_https_site_on_apache_snippet_then_uninstall(harness, new_serve
 def test_apache_without_a_site_of_the_domain_mtls_rerun_doctor_revocation(harness, new_server):
     server = new_server("server-apache")
     server.trust_acme_ca()
+    before = server.snapshot(STATE)
     app = App(harness, "apache")
     # the app's TLS stack offers no post-handshake auth; neither does this client (Python's default)
     r = app.host.exec(["python3", "-c", "import ssl; print(ssl.create_default_context().post_handshake_auth)"])
@@ -160,6 +167,12 @@ def test_apache_without_a_site_of_the_domain_mtls_rerun_doctor_revocation(harnes
     code, _ = app.curl("https://%s/actvt" % H.DOMAIN, app.other_ca_cert())
     assert code == "000", code  # the handshake itself fails
     assert app.ws("wss://%s:4096" % H.DOMAIN, first, count=1, timeout=5).rc == 1, "Vector's port is reachable"
+    # /actvt/health is answered by Apache itself, without a client certificate, as behind nginx
+    r = server.exec("curl -sk --resolve {d}:443:127.0.0.1 -w ' %{{http_code}}' https://{d}/actvt/health".format(d=H.DOMAIN))
+    assert r.out == "OK\n 200", r
+
+    # Vector down and another user's process (uid 65534) on its port: Apache verifies the upstream
+    assert_impostor_gets_no_client(server, app, first)
 
     # re-run: nothing changes, Vector keeps its PID, Apache is not reloaded
     pid, graceful = main_pid(server), reloads(server)
@@ -200,3 +213,11 @@ def test_apache_without_a_site_of_the_domain_mtls_rerun_doctor_revocation(harnes
     assert code == "000", code
     wait_until(lambda: app.ws(PROXY_URL, first, count=1).rc == 0, what="the first client to connect again")
     app.metrics(PROXY_URL, first)
+
+    # uninstall with Apache stopped: the run does not fail on the reload (Apache stays stopped), and
+    # every module a2enmod enabled (socache_shmcb behind ssl too) and its marker are gone
+    server.sh("systemctl stop apache2")
+    r = server.exec(["actvt", "uninstall", "--yes"], timeout=300)
+    assert r.rc == 0, r
+    assert H.diff_snapshots(before, server.snapshot(STATE)) == {"added": [], "removed": [], "changed": []}
+    assert not server.is_active("apache2.service")

@@ -387,6 +387,55 @@ def test_standalone_mtls_on_debian(harness, new_server, suite):
 # proxy mode, nginx already serving another site: dedicated server block; mTLS, a second client,
 # revocation through the CRL (an open WebSocket is closed), then mTLS off (TLS only)
 # ------------------------------------------------------------------------------------------------
+# another local user's process on Vector's port while Vector is down: TLS with a certificate of its own
+# for the domain; it notes every byte a client sends it and answers IMPOSTOR
+IMPOSTOR = r"""
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/tmp/impostor/cert.pem", "/tmp/impostor/key.pem")
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 4096))
+sock.listen(16)
+open("/tmp/impostor/ready", "w").close()
+while True:
+    conn, _ = sock.accept()
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+        data = tls.recv(65536)  # b"": the client closed (TLS 1.3: it checks our certificate after we finish)
+        if data:
+            with open("/tmp/impostor/seen", "ab") as seen:
+                seen.write(data)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nIMPOSTOR")
+        tls.close()
+    except (OSError, ssl.SSLError) as exc:
+        with open("/tmp/impostor/errors", "a") as errors:
+            errors.write(repr(exc) + "\n")
+"""
+
+
+def assert_impostor_gets_no_client(server, app, cert=None):
+    """Vector stopped (and the health timer, which would start it), IMPOSTOR on its port as uid 65534:
+    the front verifies the upstream's certificate, so a client gets a 5xx, never the impostor's bytes,
+    and the impostor none of the client's. Then Vector is back and the app connects."""
+    started = time.time()
+    server.sh("systemctl stop actvt-vector-health.timer vector && mkdir -p /tmp/impostor && cd /tmp/impostor && "
+              "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN={d} -addext subjectAltName=DNS:{d} "
+              "-keyout key.pem -out cert.pem 2>/dev/null && chown -R 65534:65534 /tmp/impostor".format(d=H.DOMAIN))
+    server.put_file("/tmp/impostor/serve.py", IMPOSTOR.encode())
+    server.sh("systemd-run -q --unit actvt-impostor --uid 65534 --gid 65534 python3 /tmp/impostor/serve.py")
+    wait_until(lambda: server.exists("/tmp/impostor/ready"), what="the impostor to listen on 127.0.0.1:4096")
+    code, body = app.curl("https://%s/actvt" % H.DOMAIN, cert)
+    assert code.startswith("5") and "IMPOSTOR" not in body, (code, body)
+    assert app.ws(PROXY_URL, cert, count=1, timeout=8).rc == 1
+    assert not server.exists("/tmp/impostor/seen"), server.read_text("/tmp/impostor/seen")
+    print("impostor on Vector's port: the client got %s; what the impostor saw: %s" % (
+        code, server.sh("head -c 200 /tmp/impostor/errors", check=False).out.strip()))
+    server.sh("systemctl stop actvt-impostor && rm -rf /tmp/impostor && systemctl start vector actvt-vector-health.timer")
+    wait_until(lambda: app.ws(PROXY_URL, cert, count=1).rc == 0, what="the app to connect again")
+    print("impostor check: %.1f s" % (time.time() - started))
+
+
 def start_background_ws(app, url, cert, tag):
     """A long-lived connection of the app (as an open dashboard); returns the files it writes."""
     out, rc = "/tmp/%s.out" % tag, "/tmp/%s.rc" % tag
@@ -426,6 +475,7 @@ def test_proxy_nginx_dedicated_block_mtls_revocation_then_tls(harness, new_serve
     code, body = app.curl("https://%s/actvt/health" % H.DOMAIN)
     assert code == "200" and body.strip() == "OK", (code, body)
     assert app.ws(STANDALONE_URL, first, count=1, timeout=5).rc == 1, "Vector's port is reachable from outside"
+    assert_impostor_gets_no_client(server, app, first)  # nginx verifies Vector's certificate
 
     # re-run: nothing changes, neither Vector nor nginx restarts
     pid, nginx_pid = main_pid(server), server.unit("nginx.service")["MainPID"]
