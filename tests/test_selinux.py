@@ -217,7 +217,7 @@ FCONTEXTS = """SELinux fcontext                                   type          
 /var/www/[^/]*/cgi-bin(/.*)?                       all files          system_u:object_r:httpd_sys_script_exec_t:s0
 """
 ACME = "/var/lib/actvt-acme"
-OURS = "/srv/acme(/.*)?                                    all files          system_u:object_r:httpd_sys_content_t:s0\n"
+OURS = "/srv/acme(/.*)?                          all files          system_u:object_r:httpd_sys_content_t:s0\n"
 
 
 def webroot_facts(local="", dirs=(), files=None, fcontexts=FCONTEXTS, **extra):
@@ -277,8 +277,11 @@ def test_a_webroot_of_an_unreadable_type_gets_a_rule_recorded_and_undone():
     [port_record] = [a for a in plan(webroot_facts(), Decisions(mode="proxy", webserver="nginx", webroot="/srv/acme"),
                                      nginx_webroot="/srv/acme") if isinstance(a, File)]
     assert selinux.record_lines(port_record.content.decode()) == ["fcontext /srv/acme(/.*)? added", "tcp 4096 added"]
-    # the run after: the rule is there, so is the folder
-    assert webroot_plan(webroot_facts(local=OURS, dirs=["/srv/acme"]), "/srv/acme", nginx_webroot="/srv/acme") == []
+    # the run after: the rule is there, so is the folder (still the installer's: no note)
+    after = webroot_facts(local=OURS, dirs=["/srv/acme"], files={selinux.RECORD: record.content})
+    assert webroot_plan(after, "/srv/acme", nginx_webroot="/srv/acme") == []
+    assert selinux.notes(make_config(install_mode="proxy", nginx_webroot="/srv/acme"), after,
+                         dataclasses.replace(PROXY, webroot="/srv/acme"), CTX) == []
     # uninstall deletes that rule and only it (a rule of the admin's is not in the record; other lines ignored)
     text = record.content.decode() + "fcontext /etc(/.*)? removed\nfcontext /srv/x added\ntcp 4096 added\n"
     steps = selinux.uninstall_labels({}, make_facts(files={selinux.RECORD: text.encode()}), None)

@@ -167,7 +167,8 @@ class FileContext(NamedTuple):
 
 
 def parse_fcontexts(text: str) -> List[FileContext]:
-    """``semanage fcontext -l`` (or ``-l -C``) lines: ``/var/www(/.*)?   all files   system_u:object_r:httpd_sys_content_t:s0``."""
+    """``semanage fcontext -l`` (or ``-l -C``) lines, such as
+    ``/var/www(/.*)?   all files   system_u:object_r:httpd_sys_content_t:s0``."""
     found = []
     for line in text.splitlines():
         words = line.split()
@@ -251,11 +252,19 @@ def webroot_label(config, facts, decisions) -> WebrootLabel:
     if not needed(config, facts, decisions) or not decisions.webroot:
         return WebrootLabel()
     path = decisions.webroot
-    if path not in (paths.ACME_WEBROOT, config.nginx_webroot) or (path != paths.ACME_WEBROOT and path in facts.dirs):
+    made = path in (paths.ACME_WEBROOT, config.nginx_webroot) and (
+        path == paths.ACME_WEBROOT or path not in facts.dirs or _recorded(facts, path))
+    if not made:
         return WebrootLabel(path)  # a site's own document root, or a folder that was there: never relabelled
     create = path not in facts.dirs
     rule = rule_needed(facts, path)
     return WebrootLabel(path, True, create, rule, rule or create, rule and facts.fact(FCONTEXTS) is None)
+
+
+def _recorded(facts, path: str) -> bool:
+    """An earlier run made ``path`` and added its rule."""
+    recorded = record_lines(facts.files.get(RECORD, b"").decode("utf-8", errors="replace"))
+    return f"fcontext {rule_for(path)} added" in recorded
 
 
 def rule_needed(facts, path: str) -> bool:
@@ -402,8 +411,7 @@ def webroot_checks(config, facts, decisions, ctx) -> List[Finding]:
                                                  f"should show {CONTENT}")]
     if found in HTTPD_READS:
         return [Finding("selinux.webroot", PASS, f"SELinux: {path} is {found}: {web} may serve the ACME challenge")]
-    ours = path == paths.ACME_WEBROOT or f"fcontext {rule_for(path)} added" in record_lines(
-        facts.files.get(RECORD, b"").decode("utf-8", errors="replace"))
+    ours = path == paths.ACME_WEBROOT or _recorded(facts, path)
     rule = f"sudo semanage fcontext -a -t {CONTENT} '{rule_for(path)}' && " if rule_needed(facts, path) else ""
     return [Finding("selinux.webroot", FAIL, f"SELinux is enforcing and {path} is {found}, which {web} (httpd_t) "
                                              f"may not read: certbot's http-01 challenge gets 403 and renewals fail"
