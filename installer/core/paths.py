@@ -18,6 +18,9 @@ LIB_DIR = "/usr/local/lib/actvt"
 PERSISTED_PYZ = "/usr/local/lib/actvt/actvt.pyz"
 COMMAND = "/usr/local/bin/actvt"
 CACHE_DIR = "/var/cache/actvt"
+#: Apache's webroot for certbot's http-01 challenge, the installer's own folder (concerns/apache.py makes it,
+#: concerns/selinux.py labels it)
+ACME_WEBROOT = "/var/lib/actvt-acme"
 
 VECTOR_DIR = "/etc/vector"
 VECTOR_CONFIG = "/etc/vector/vector.toml"
