@@ -65,7 +65,7 @@ from installer.core.facts import Probe, ProbeResult
 from installer.core.front import Front, upstream_ca_file
 from installer.core.render import render_file
 
-WEBROOT = "/var/lib/actvt-acme"  # certbot's -w: the installer's own, never a site's document root
+WEBROOT = paths.ACME_WEBROOT  # certbot's -w: the installer's own, never a site's document root
 HEALTH_DIR = "/var/lib/actvt-health"  # what Apache answers /actvt/health from (a folder of the installer's own)
 HEALTH_FILE = f"{HEALTH_DIR}/health"
 HEALTH_BODY = b"OK\n"  # as nginx's `return 200 "OK\n"` (templates/nginx-location.conf)
