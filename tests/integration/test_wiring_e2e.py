@@ -381,6 +381,68 @@ def test_standalone_mtls_on_debian(harness, new_server, suite):
     pid = main_pid(server)
     r, summary = install(server, MTLS)
     assert_no_changes(server, summary, pid)
+    if suite == "trixie":
+        switch_modes_keeping_the_certificate(server, app)
+
+
+RENEWAL_CONF = "/etc/letsencrypt/renewal/%s.conf" % H.DOMAIN
+
+
+def renews_with(server):
+    """authenticator (and the domain's webroot) of certbot's renewal file, as certbot reads it."""
+    script = ("import configobj; c = configobj.ConfigObj(%r)['renewalparams']; "
+              "print(c['authenticator'], c.get('webroot_map', {}).get(%r, '-'))" % (RENEWAL_CONF, H.DOMAIN))
+    return server.exec(["python3", "-c", script]).out.split()
+
+
+def renew_dry_run(server):
+    """What certbot.timer runs, against Pebble: it must pass in the mode the server is in now."""
+    r = server.exec(["certbot", "renew", "--dry-run", "--no-random-sleep-on-renew", "--non-interactive",
+                     "--cert-name", H.DOMAIN, "--server", H.ACME_DIRECTORY], timeout=300)
+    assert r.rc == 0 and "Could not bind" not in r.out + r.err, r
+
+
+def assert_renewal_check_passed(summary):
+    """The installer's own `certbot renew --dry-run` ran in this run and passed (a failure only warns)."""
+    renewed = [a for a in summary["actions"] if a["action"].startswith("run certbot renew --dry-run")]
+    assert renewed and renewed[0]["status"] == "changed" and "failed" not in (renewed[0]["why"] or ""), renewed
+
+
+def switch_modes_keeping_the_certificate(server, app):
+    """Issue 21: standalone -> proxy -> standalone (nginx stopped first) with the certificate reused:
+    each switch changes how certbot renews it (certbot >= 2.3: `reconfigure`, the certificate kept)."""
+    cert = server.sha256(LIVE + "/cert.pem")
+    assert renews_with(server) == ["standalone", "-"]
+    # --dry-run shows the switch and changes nothing
+    r = server.run_installer("--yes", "--json", "--dry-run", env=dict(MTLS, ACTVT_INSTALL_MODE="proxy"))
+    shown = [a for a in r.json()["actions"] if a["action"].startswith("run certbot reconfigure")]
+    assert r.rc == 0 and shown and shown[0]["status"] == "would change", r
+    assert renews_with(server) == ["standalone", "-"]
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="proxy"))
+    assert summary["mode"] == "proxy"
+    switched = [a["action"] for a in changed_actions(summary) if a["action"].startswith("run certbot reconfigure")]
+    assert switched and "--webroot" in switched[0], changed_actions(summary)
+    assert renews_with(server) == ["webroot", "/var/www/html"]
+    assert server.sha256(LIVE + "/cert.pem") == cert, "reconfigure re-issued the certificate"
+    assert_renewal_check_passed(summary)
+    app.metrics(PROXY_URL, app.take_bundle(server, FIRST))
+    renew_dry_run(server)
+    pid = main_pid(server)
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="proxy"))
+    assert_no_changes(server, summary, pid)
+
+    # back to standalone, nginx stopped by its admin first (port 80 free for certbot --standalone)
+    server.sh("systemctl stop nginx")
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="standalone"))
+    assert summary["mode"] == "standalone"
+    assert renews_with(server)[0] == "standalone"
+    assert_renewal_check_passed(summary)
+    assert not server.is_active("nginx"), "the installer started the nginx its admin had stopped"
+    renew_dry_run(server)
+    app.metrics(STANDALONE_URL, app.take_bundle(server, FIRST))
+    pid = main_pid(server)
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="standalone"))
+    assert_no_changes(server, summary, pid)
 
 
 # ------------------------------------------------------------------------------------------------
