@@ -156,7 +156,10 @@ def test_a_damaged_renewal_file_stops_the_run_without_showing_it(damage, words):
     # standalone -> proxy: certbot >= 2.3 reconfigures, keeping the certificate
     ("2.11.0", STANDALONE_112, "proxy",
      ("certbot", "reconfigure", "--cert-name", DOMAIN, "--webroot", "-w", "/var/www/html",
-      "--webroot-map", '{"%s": "/var/www/html"}' % DOMAIN, "--non-interactive", "--server", PRODUCTION)),
+      "--non-interactive", "--server", PRODUCTION)),
+    # a webroot_map left from an earlier webroot of the same folder does not matter
+    ("2.11.0", WEBROOT_2X.replace(b"authenticator = webroot", b"authenticator = standalone"), "proxy",
+     ("certbot", "reconfigure", "--cert-name", DOMAIN, "--webroot", "-w", "/var/www/html")),
     ("2.3.0", WEBROOT_2X, "standalone",
      ("certbot", "reconfigure", "--cert-name", DOMAIN, "--standalone", "--non-interactive", "--server", PRODUCTION)),
     # older certbot (Debian 11: 1.12, Debian 12: 2.1) re-issues it with the new method
@@ -189,7 +192,8 @@ def test_a_renewal_that_fits_the_mode_is_left_alone():
     # another webroot than the decided one is switched; a DNS or manual authenticator is not the mode's business
     cfg = make_config(install_mode="proxy", nginx_webroot="/srv/acme")
     facts = with_version(lineage_facts(web="nginx", files={CONF: WEBROOT_2X}), "2.11.0")
-    assert "/srv/acme" in switch(plan(cfg, facts)).argv
+    # ... by re-issuing: reconfigure would keep the stored map's folder (it wins over -w) and takes no map
+    assert switch(plan(cfg, facts)).argv[:5] == ("certbot", "certonly", "--webroot", "-w", "/srv/acme")
     dns = WEBROOT_2X.replace(b"authenticator = webroot", b"authenticator = dns-cloudflare")
     assert switch(plan(cfg, with_version(lineage_facts(web="nginx", files={CONF: dns}), "2.11.0"))) is None
     # another ACME server than the lineage's: reconfigure refuses that, so the certificate is re-issued

@@ -34,7 +34,6 @@ and reloads nginx after ``nginx -t`` when nginx runs.
 """
 
 import datetime
-import json
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -151,10 +150,11 @@ def renewal_switch(config, facts, decisions) -> Optional[Command]:
     conf = paths.renewal_conf(domain)
     why = (f"the reused certificate renews with {stored.authenticator}; this {'proxy' if webroot else 'standalone'} "
            f"setup needs {method}" + (f" from {webroot}" if webroot else ""))
-    if version is not None and version >= RECONFIGURE_SINCE and stored.server == config.acme_server:
-        # --webroot-map too: reconfigure keeps a stored map, which wins over -w (certbot's webroot plugin)
-        auth = (("--webroot", "-w", webroot, "--webroot-map", json.dumps({domain: webroot}))
-                if webroot else ("--standalone",))
+    # reconfigure refuses another ACME server, and --webroot-map (it names domains); a stored map entry
+    # of another folder would win over -w (certbot's webroot plugin), so then the certificate is re-issued
+    stale_map = webroot is not None and stored.webroot_map.get(domain, webroot) != webroot
+    if version is not None and version >= RECONFIGURE_SINCE and stored.server == config.acme_server and not stale_map:
+        auth = ("--webroot", "-w", webroot) if webroot else ("--standalone",)
         argv = ("certbot", "reconfigure", "--cert-name", domain, *auth, "--non-interactive",
                 "--server", config.acme_server)
         return Command(argv, reason=why + " (certbot reconfigure keeps the certificate)", creates=(conf,),
