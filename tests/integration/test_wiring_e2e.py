@@ -389,9 +389,11 @@ RENEWAL_CONF = "/etc/letsencrypt/renewal/%s.conf" % H.DOMAIN
 
 
 def renews_with(server):
-    """authenticator (and the domain's webroot) of certbot's renewal file, as certbot reads it."""
-    script = ("import configobj; c = configobj.ConfigObj(%r)['renewalparams']; "
-              "print(c['authenticator'], c.get('webroot_map', {}).get(%r, '-'))" % (RENEWAL_CONF, H.DOMAIN))
+    """authenticator and the domain's webroot of certbot's renewal file, read with certbot's ConfigObj: the
+    webroot_map entry, else the last webroot_path (certbot's webroot plugin; `reconfigure -w` writes no map)."""
+    script = ("import configobj; c = configobj.ConfigObj(%r)['renewalparams']; p = c.get('webroot_path') or ['-']; "
+              "p = [p] if isinstance(p, str) else p; "
+              "print(c['authenticator'], c.get('webroot_map', {}).get(%r, p[-1]))" % (RENEWAL_CONF, H.DOMAIN))
     return server.exec(["python3", "-c", script]).out.split()
 
 
