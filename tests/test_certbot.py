@@ -66,6 +66,155 @@ def certonly(steps):
     return found[0] if found else None
 
 
+# --- the renewal method follows the mode (issue 21) ------------------------------------------------
+
+CONF = f"/etc/letsencrypt/renewal/{DOMAIN}.conf"
+# as certbot 1.12 (Debian 11) writes them after `certonly --standalone` ...
+STANDALONE_112 = f"""# renew_before_expiry = 30 days
+version = 1.12.0
+archive_dir = /etc/letsencrypt/archive/{DOMAIN}
+cert = /etc/letsencrypt/live/{DOMAIN}/cert.pem
+privkey = /etc/letsencrypt/live/{DOMAIN}/privkey.pem
+chain = /etc/letsencrypt/live/{DOMAIN}/chain.pem
+fullchain = /etc/letsencrypt/live/{DOMAIN}/fullchain.pem
+
+# Options used in the renewal process
+[renewalparams]
+account = 0123456789abcdef0123456789abcdef
+authenticator = standalone
+server = {PRODUCTION}
+""".encode()
+# ... and certbot 2.x after `certonly --webroot -w /var/www/html -d <domain>`
+WEBROOT_2X = f"""# renew_before_expiry = 30 days
+version = 2.1.0
+archive_dir = /etc/letsencrypt/archive/{DOMAIN}
+cert = /etc/letsencrypt/live/{DOMAIN}/cert.pem
+privkey = /etc/letsencrypt/live/{DOMAIN}/privkey.pem
+chain = /etc/letsencrypt/live/{DOMAIN}/chain.pem
+fullchain = /etc/letsencrypt/live/{DOMAIN}/fullchain.pem
+
+# Options used in the renewal process
+[renewalparams]
+account = 0123456789abcdef0123456789abcdef
+authenticator = webroot
+webroot_path = /var/www/html,
+server = {PRODUCTION}
+key_type = ecdsa
+[[webroot_map]]
+{DOMAIN} = /var/www/html
+""".encode()
+
+
+def with_version(facts, version):
+    from installer.core.facts import ProbeResult
+
+    return dataclasses.replace(facts, probes={"certbot_version": ProbeResult(0, f"certbot {version}\n")})
+
+
+def switch(steps):
+    found = [a for a in actions(steps) if isinstance(a, Command) and a.saves]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def test_the_reader_on_what_certbot_writes():
+    from installer.core import renewal
+
+    standalone = renewal.parse(STANDALONE_112, CONF)
+    assert (standalone.authenticator, standalone.server, standalone.webroot_for(DOMAIN)) == ("standalone", PRODUCTION, None)
+    webroot = renewal.parse(WEBROOT_2X, CONF)
+    assert webroot.authenticator == "webroot" and webroot.webroot_path == ("/var/www/html",)
+    assert webroot.webroot_map == {DOMAIN: "/var/www/html"} and webroot.webroot_for(DOMAIN) == "/var/www/html"
+    assert renewal.parse(WEBROOT_2X.replace(b"[[webroot_map]]", b"[[other]]"), CONF).webroot_for(DOMAIN) == "/var/www/html"
+    quoted = renewal.parse(b"[renewalparams]\nauthenticator = 'webroot'  # a comment\nwebroot_path = \"/srv/a, b\"\n", CONF)
+    assert quoted.authenticator == "webroot" and quoted.webroot_path == ("/srv/a, b",)
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda t: t.replace(b"authenticator = standalone", b'authenticator = "standalone'), "line 12: a quote that is not closed"),
+    (lambda t: t.replace(b"[renewalparams]", b"[renewalparams"), "line 10: a section header"),
+    (lambda t: t + b"authenticator = webroot\n", "line 14: a key given twice"),
+    (lambda t: t + b"this is not a setting\n", "line 14: a line that is not `key = value`"),
+    (lambda t: t + b"[[webroot_map]]\n[renewalparams]\n", "line 15: a section given twice"),
+    (lambda t: t.replace(b"[renewalparams]", b"[[renewalparams]]"), "line 10: a subsection outside its section"),
+    (lambda t: t + b"note = '''two\n", "line 14: a multi-line"),
+    (lambda t: t.replace(b"authenticator = standalone\n", b""), "names no authenticator"),
+    (lambda t: t.replace(b"[renewalparams]", b"[other]"), "no [renewalparams] section"),
+    (lambda t: t + b"\xff\n", "not UTF-8"),
+])
+def test_a_damaged_renewal_file_stops_the_run_without_showing_it(damage, words):
+    data = damage(STANDALONE_112)
+    facts = with_version(lineage_facts(web="nginx", files={CONF: data}), "2.11.0")
+    with pytest.raises(CertbotError) as caught:
+        plan(make_config(install_mode="proxy"), facts)
+    message = str(caught.value)
+    assert CONF in message and words in message and "Nothing was changed" in message, message
+    assert "0123456789abcdef" not in message and "acme-v02" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("version,conf,mode,expected", [
+    # standalone -> proxy: certbot >= 2.3 reconfigures, keeping the certificate
+    ("2.11.0", STANDALONE_112, "proxy",
+     ("certbot", "reconfigure", "--cert-name", DOMAIN, "--webroot", "-w", "/var/www/html",
+      "--non-interactive", "--server", PRODUCTION)),
+    # a webroot_map left from an earlier webroot of the same folder does not matter
+    ("2.11.0", WEBROOT_2X.replace(b"authenticator = webroot", b"authenticator = standalone"), "proxy",
+     ("certbot", "reconfigure", "--cert-name", DOMAIN, "--webroot", "-w", "/var/www/html")),
+    ("2.3.0", WEBROOT_2X, "standalone",
+     ("certbot", "reconfigure", "--cert-name", DOMAIN, "--standalone", "--non-interactive", "--server", PRODUCTION)),
+    # older certbot (Debian 11: 1.12, Debian 12: 2.1) re-issues it with the new method
+    ("1.12.0", STANDALONE_112, "proxy", ("certbot", "certonly", "--webroot", "-w", "/var/www/html", "--cert-name", DOMAIN)),
+    ("2.1.0", WEBROOT_2X, "standalone", ("certbot", "certonly", "--standalone", "--cert-name", DOMAIN)),
+    # version not known (no certbot yet, or --root): the way every certbot has
+    (None, WEBROOT_2X, "standalone", ("certbot", "certonly", "--standalone", "--cert-name", DOMAIN)),
+])
+def test_a_mode_switch_switches_how_the_certificate_renews(version, conf, mode, expected):
+    cfg = make_config(install_mode=mode)
+    facts = lineage_facts(web="nginx" if mode == "proxy" else None, files={CONF: conf})
+    facts = with_version(facts, version) if version else facts
+    steps = plan(cfg, facts)
+    command = switch(steps)
+    assert command is not None and command.argv[:len(expected)] == expected, command
+    assert command.saves == (CONF,) and CONF in command.creates  # backed up first, put back on a rollback
+    if command.argv[1] == "certonly":
+        assert "--force-renewal" in command.argv and EMAIL not in command.describe()
+    assert steps[1].title.endswith(f"its renewal switched to {'webroot' if mode == 'proxy' else 'standalone'}")
+    renew = [a for a in actions(steps) if isinstance(a, Command) and a.argv[:2] == ("certbot", "renew")][0]
+    assert CONF in renew.when_changed  # the switch is checked by a real renewal dry run
+    assert [e.url for e in certbot.endpoints(cfg, actions(steps))] == [PRODUCTION]
+
+
+def test_a_renewal_that_fits_the_mode_is_left_alone():
+    for mode, conf in (("standalone", STANDALONE_112), ("proxy", WEBROOT_2X)):
+        cfg = make_config(install_mode=mode)
+        facts = with_version(lineage_facts(web="nginx" if mode == "proxy" else None, files={CONF: conf}), "2.11.0")
+        assert switch(plan(cfg, facts)) is None and certonly(plan(cfg, facts)) is None
+    # another webroot than the decided one is switched; a DNS or manual authenticator is not the mode's business
+    cfg = make_config(install_mode="proxy", nginx_webroot="/srv/acme")
+    facts = with_version(lineage_facts(web="nginx", files={CONF: WEBROOT_2X}), "2.11.0")
+    # ... by re-issuing: reconfigure would keep the stored map's folder (it wins over -w) and takes no map
+    assert switch(plan(cfg, facts)).argv[:5] == ("certbot", "certonly", "--webroot", "-w", "/srv/acme")
+    dns = WEBROOT_2X.replace(b"authenticator = webroot", b"authenticator = dns-cloudflare")
+    assert switch(plan(cfg, with_version(lineage_facts(web="nginx", files={CONF: dns}), "2.11.0"))) is None
+    # another ACME server than the lineage's: reconfigure refuses that, so the certificate is re-issued
+    other = make_config(install_mode="proxy", acme_server=STAGING)
+    facts = with_version(lineage_facts(web="nginx", files={CONF: STANDALONE_112}), "2.11.0")
+    assert switch(plan(other, facts)).argv[:2] == ("certbot", "certonly")
+
+
+@pytest.mark.parametrize("output,rc,expected", [
+    ("certbot 2.1.0\n", 0, (2, 1, 0)), ("certbot 1.12.0\n", 0, (1, 12, 0)), ("certbot 4.0.0\n", 0, (4, 0, 0)),
+    ("Traceback (most recent call last):\n", 1, None), ("certbot 2.1.0\n", 1, None),
+])
+def test_the_certbot_version_probe(output, rc, expected):
+    from installer.core.facts import ProbeResult
+
+    assert certbot.parse_certbot_version(ProbeResult(rc, output)) == expected
+    probe = certbot.CERTBOT_VERSION
+    assert probe.argv == ("certbot", "--version") and probe in certbot.CONCERN.probes
+    assert probe.when(lineage_facts(files={CONF: b""})) and not probe.when(lineage_facts())
+
+
 # --- the decision table ---------------------------------------------------------------------------
 
 CASES = [
@@ -210,10 +359,11 @@ def test_reuse_title_and_notes():
     steps = plan(make_config(), facts)
     assert "reusing the existing certificate" in steps[1].title
     assert any("does not resolve" in note for note in certbot.notes(make_config(), facts, decide(make_config(), facts), CTX))
-    conf = {f"/etc/letsencrypt/renewal/{DOMAIN}.conf": b"version = 2.1.0\n[renewalparams]\nauthenticator = standalone\n"}
-    cfg = make_config(install_mode="proxy")
-    facts = lineage_facts(web="nginx", files=conf)
-    assert any("ACTVT_REUSE_CERT=no" in note for note in certbot.notes(cfg, facts, decide(cfg, facts), CTX))
+    # standalone, but nginx holds port 80: the proxy lineage cannot be switched to --standalone, and the note says why
+    cfg = make_config(install_mode="standalone", force_standalone="yes")
+    facts = lineage_facts(web="nginx", files={CONF: WEBROOT_2X})
+    assert any("cannot use port 80 while nginx holds it" in note for note in certbot.notes(cfg, facts, decide(cfg, facts), CTX))
+    assert switch(plan(cfg, facts)) is None
 
 
 def test_watch_names_the_lineage_and_prompts_see_it():
@@ -363,3 +513,35 @@ def test_hook_fails_without_touching_anything_when_a_file_is_missing(hook_env):
     assert done.returncode == 1 and "privkey.pem is missing" in done.stderr
     assert (hook_env["certs"] / "server.crt").read_bytes() == b"OLD CHAIN\n"
     assert hook_env["recorded"]() == []
+
+
+def test_the_switch_is_put_back_when_a_later_step_fails(tmp_path, monkeypatch):
+    """The engine backs the renewal configuration up before certbot rewrites it and puts it back when a
+    later action fails: certbot then renews as before, and a re-run plans the switch again."""
+    from helpers import RecordingRunner
+    from installer.core.actions import Plan, Step
+    from installer.core.errors import ApplyError
+    from installer.core.paths import Root
+    from installer.engine import engine
+
+    conf = tmp_path / CONF.lstrip("/")
+    conf.parent.mkdir(parents=True)
+    conf.write_bytes(STANDALONE_112)
+
+    class Certbot(RecordingRunner):
+        def run(self, argv, **kwargs):
+            if tuple(argv[:2]) == ("certbot", "reconfigure"):  # as certbot does: a new file renamed over it
+                (conf.parent / "new").write_bytes(WEBROOT_2X)
+                os.replace(conf.parent / "new", conf)
+            return super().run(argv, **kwargs)
+
+    cfg = make_config(install_mode="proxy")
+    command = switch(plan(cfg, with_version(lineage_facts(web="nginx", files={CONF: STANDALONE_112}), "2.11.0")))
+    runner = Certbot(fail_on=("nginx -t",))
+    eng = engine.Engine(Root(str(tmp_path)), runner, manage_owner=False)
+    monkeypatch.setattr(Root, "is_host", property(lambda self: True))
+    items = eng.check(Plan((Step("certificate", (command, Command(("nginx", "-t")))),)))
+    with pytest.raises(ApplyError) as caught:
+        eng.apply(items)
+    assert runner.calls[0][:2] == ("certbot", "reconfigure") and "put back 1 file(s)" in str(caught.value)
+    assert conf.read_bytes() == STANDALONE_112

@@ -39,6 +39,7 @@ from typing import Callable, List, Optional, Tuple
 
 from installer import __version__
 from installer.core import packaging, paths
+from installer.core import renewal as renewal_conf
 from installer.core.actions import Command, Copy, Directory, File, Packages, Service, Step
 from installer.core.concern import (BAKE, FAIL, PASS, SKIP, WARN, Checks, Concern, Endpoint, Finding, Phase, Planner,
                                    Undo, Uninstaller, UninstallOptions)
@@ -86,16 +87,82 @@ def certificate_expiry(facts, domain: str) -> Optional[datetime.datetime]:
         return None
 
 
-def renewal_authenticator(facts, domain: str) -> Optional[str]:
-    """``authenticator = …`` of certbot's renewal configuration for the lineage."""
-    text = facts.files.get(paths.renewal_conf(domain), b"").decode(errors="replace")
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == "authenticator":
-            return value.strip()
+def renewal(config, facts) -> Optional[renewal_conf.Renewal]:
+    """certbot's renewal configuration of the lineage (None: there is none), or CertbotError when it
+    cannot be read (certbot could not renew with it either)."""
+    name = paths.renewal_conf(config.domain)
+    data = facts.files.get(name)
+    if data is None:
+        return None
+    try:
+        return renewal_conf.parse(data, name)
+    except renewal_conf.RenewalError as exc:
+        raise CertbotError(f"{exc}. Correct it, or remove the certificate (`certbot delete --cert-name "
+                           f"{config.domain}`) and re-run to obtain a new one. Nothing was changed.") from None
+
+
+def parse_certbot_version(result) -> Optional[Tuple[int, ...]]:
+    """``certbot 2.1.0`` (1.x prints it on stderr, which the probe reads too) -> (2, 1, 0)."""
+    for word in result.output.split():
+        parts = word.split(".")
+        if result.returncode == 0 and len(parts) >= 2 and all(part.isdigit() for part in parts):
+            return tuple(int(part) for part in parts)
     return None
 
 
+#: The certbot on this host, when a lineage's renewal configuration exists (only then does a run ask).
+CERTBOT_VERSION = Probe("certbot_version", ("certbot", "--version"), parse_certbot_version,
+                        when=lambda facts: any(path.startswith(paths.LETSENCRYPT_RENEWAL + "/") for path in facts.files))
+#: ``certbot reconfigure`` (changes how a lineage renews, keeping its certificate) came in certbot 2.3.0.
+RECONFIGURE_SINCE = (2, 3)
+#: Authenticators that answer on port 80 (the mode decides which); others (dns-*, manual) do not depend on it.
+PORT_80_AUTHENTICATORS = ("standalone", "webroot", "nginx", "apache")
+
+
+def renewal_wanted(decisions) -> Tuple[str, Optional[str]]:
+    """(authenticator, webroot) this run's mode needs: the front's webroot, else certbot's own server."""
+    if decisions.front is not None:
+        return "webroot", decisions.webroot
+    return "standalone", None
+
+
+def renewal_differs(stored: renewal_conf.Renewal, domain: str, decisions) -> bool:
+    if stored.authenticator not in PORT_80_AUTHENTICATORS:
+        return False
+    method, webroot = renewal_wanted(decisions)
+    return stored.authenticator != method or (method == "webroot" and stored.webroot_for(domain) != webroot)
+
+
+def renewal_switch(config, facts, decisions) -> Optional[Command]:
+    """The command that makes the reused lineage renew the way this run's mode needs, or None when it
+    already does. certbot >= 2.3 changes the renewal configuration (``reconfigure``, which checks the
+    new method with a dry run first and keeps the certificate); older certbot (Debian 11: 1.12,
+    Debian 12: 2.1) re-issues it with the new method (``certonly --force-renewal``), which rewrites the
+    configuration. Either way the file is backed up first and put back if a later action fails."""
+    domain = config.domain
+    stored = renewal(config, facts)
+    if stored is None or not renewal_differs(stored, domain, decisions):
+        return None
+    method, webroot = renewal_wanted(decisions)
+    if method == "standalone" and facts.listening_on(80):
+        return None  # certbot --standalone cannot renew while port 80 is held: notes() says so
+    version = facts.fact(CERTBOT_VERSION)
+    conf = paths.renewal_conf(domain)
+    why = (f"the reused certificate renews with {stored.authenticator}; this {'proxy' if webroot else 'standalone'} "
+           f"setup needs {method}" + (f" from {webroot}" if webroot else ""))
+    # reconfigure refuses another ACME server, and --webroot-map (it names domains); a stored map entry
+    # of another folder would win over -w (certbot's webroot plugin), so then the certificate is re-issued
+    stale_map = webroot is not None and stored.webroot_map.get(domain, webroot) != webroot
+    if version is not None and version >= RECONFIGURE_SINCE and stored.server == config.acme_server and not stale_map:
+        auth = ("--webroot", "-w", webroot) if webroot else ("--standalone",)
+        argv = ("certbot", "reconfigure", "--cert-name", domain, *auth, "--non-interactive",
+                "--server", config.acme_server)
+        return Command(argv, reason=why + " (certbot reconfigure keeps the certificate)", creates=(conf,),
+                       saves=(conf,), timeout=CERTBOT_TIMEOUT, secrets=(config.email,))
+    argv = certonly_argv(config, ("--webroot", "-w", webroot) if webroot else ("--standalone",), True)
+    return Command(argv, reason=why + " (this certbot has no `reconfigure`: re-issuing the certificate)",
+                   display=masked(argv, config.email), creates=(paths.fullchain(domain), paths.privkey(domain), conf),
+                   saves=(conf,), timeout=CERTBOT_TIMEOUT, secrets=(config.email,))
 
 
 # --- what to do -------------------------------------------------------------------------------------
@@ -179,11 +246,16 @@ def notes(config, facts, decisions, ctx) -> List[str]:
         found.append(f"{config.domain} does not resolve from this server: clients (and Let's Encrypt) "
                      "cannot reach it until its DNS record exists")
     if lineage_exists(config, facts) and answer(config, ctx, "ACTVT_REUSE_CERT"):
-        stored = renewal_authenticator(facts, config.domain)
-        if stored == "standalone" and facts.listening_on(80):
-            found.append(f"the reused certificate renews with certbot --standalone, which cannot use port 80 "
-                         f"while a web server holds it; re-run once with ACTVT_REUSE_CERT=no to re-issue it "
-                         f"through {'the ' + decisions.front.name + ' webroot' if decisions.front else 'the current setup'}")
+        try:
+            stored = renewal(config, facts)
+        except CertbotError:
+            stored = None  # the planner refuses the run with the reason
+        if stored is not None and renewal_differs(stored, config.domain, decisions) \
+                and decisions.front is None and facts.listening_on(80):
+            holders = sorted({item.process or "an unknown program" for item in facts.listening_on(80)})
+            found.append(f"the reused certificate renews with {stored.authenticator}; standalone it would renew "
+                         f"with certbot --standalone, which cannot use port 80 while {', '.join(holders)} holds it: "
+                         "stop it and re-run, or use proxy mode")
     return found
 
 
@@ -278,6 +350,10 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
     title = f"TLS certificate for {domain} (Let's Encrypt)"
     if why is None:
         title += ": reusing the existing certificate"
+        switch = renewal_switch(config, facts, decisions)
+        if switch is not None:
+            certonly.append(switch)
+            title += f"; its renewal switched to {renewal_wanted(decisions)[0]}"
 
     live = (paths.fullchain(domain), paths.privkey(domain))
     challenge = decisions.front.challenge_files if decisions.front is not None else ()
@@ -288,7 +364,7 @@ def plan_certbot(config, facts, decisions, ctx) -> List[Step]:
          "--server", config.acme_server),
         reason="checks that the certificate can renew (a failure only warns)",
         secrets=(config.email,),
-        when_changed=live + (paths.DEPLOY_HOOK,) + challenge,
+        when_changed=live + (paths.DEPLOY_HOOK, paths.renewal_conf(domain)) + challenge,
         may_fail=True, timeout=CERTBOT_TIMEOUT)
     return [
         Step("Installing certbot", tuple(install_certbot(facts)) + renewal_timer(facts)),
@@ -379,7 +455,8 @@ def endpoints(config, actions) -> List[Endpoint]:
     return [Endpoint("the ACME directory (certbot)", action.argv[action.argv.index("--server") + 1],
                      "ACTVT_ACME_SERVER")
             for action in actions
-            if isinstance(action, Command) and action.argv[:2] == ("certbot", "certonly") and "--server" in action.argv]
+            if isinstance(action, Command) and action.argv[:2] in (("certbot", "certonly"), ("certbot", "reconfigure"))
+            and "--server" in action.argv]
 
 
 def uninstall_steps(entries, facts, options: UninstallOptions) -> List[Step]:
@@ -392,6 +469,7 @@ def uninstall_steps(entries, facts, options: UninstallOptions) -> List[Step]:
 CONCERN = Concern(
     name="certbot",
     reads=reads,
+    probes=(CERTBOT_VERSION,),
     planners=(Planner(Phase.CERTIFICATE, plan_certbot), Planner(Phase.CERTIFICATE, plan_certbot_package, (BAKE,))),
     notes=notes,
     endpoints=endpoints,

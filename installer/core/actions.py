@@ -150,6 +150,9 @@ class Command:
     on_rollback: Tuple[Tuple[str, ...], ...] = ()  # run (best effort) when a later action fails and files are put back
     secrets: Tuple[str, ...] = ()  # strings masked in the command's output before it is logged or shown
     locks: Tuple[Lock, ...] = ()
+    # files of someone else's the command rewrites (certbot's renewal configuration): backed up by the
+    # journal before it runs and put back when a later action fails
+    saves: Tuple[str, ...] = ()
 
     def describe(self) -> str:
         return "run " + (self.display or " ".join(self.argv))

@@ -150,6 +150,9 @@ class Engine:
         files, its own folders, and the backups folder the journal copies into."""
         folders: Dict[str, Owners] = {}
         for action in plan.actions:
+            if isinstance(action, Command):  # the journal copies what it saves out of these folders, and back
+                for path in action.saves:
+                    folders.setdefault(os.path.dirname(path), NOBODY_ELSE)
             if not isinstance(action, FILE_ACTIONS):
                 continue
             folders.setdefault(os.path.dirname(action.path.rstrip("/")) or "/", NOBODY_ELSE)
@@ -498,6 +501,8 @@ class Engine:
 
     def _apply_command(self, item: Checked, journal: "Journal") -> None:
         action = item.action
+        for path in action.saves:
+            journal.save(path)
         if action.locks:
             result = self._run_package_command(action.argv, action.locks, env=dict(action.env),
                                                display=action.display, what=action.describe(),

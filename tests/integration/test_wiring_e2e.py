@@ -381,6 +381,62 @@ def test_standalone_mtls_on_debian(harness, new_server, suite):
     pid = main_pid(server)
     r, summary = install(server, MTLS)
     assert_no_changes(server, summary, pid)
+    if suite == "trixie":
+        switch_modes_keeping_the_certificate(server, app)
+
+
+RENEWAL_CONF = "/etc/letsencrypt/renewal/%s.conf" % H.DOMAIN
+
+
+def renews_with(server):
+    """authenticator and the domain's webroot of certbot's renewal file, read with certbot's ConfigObj: the
+    webroot_map entry, else the last webroot_path (certbot's webroot plugin; `reconfigure -w` writes no map)."""
+    script = ("import configobj; c = configobj.ConfigObj(%r)['renewalparams']; p = c.get('webroot_path') or ['-']; "
+              "p = [p] if isinstance(p, str) else p; "
+              "print(c['authenticator'], c.get('webroot_map', {}).get(%r, p[-1]))" % (RENEWAL_CONF, H.DOMAIN))
+    return server.exec(["python3", "-c", script]).out.split()
+
+
+def assert_renewal_check_passed(summary):
+    """The installer's own `certbot renew --dry-run` (what certbot.timer runs, here against Pebble) ran in
+    this run and passed: a failure only warns, so the summary is where it shows."""
+    renewed = [a for a in summary["actions"] if a["action"].startswith("run certbot renew --dry-run")]
+    assert renewed and renewed[0]["status"] == "changed" and "failed" not in (renewed[0]["why"] or ""), renewed
+
+
+def switch_modes_keeping_the_certificate(server, app):
+    """Issue 21: standalone -> proxy -> standalone (nginx stopped first) with the certificate reused:
+    each switch changes how certbot renews it (certbot >= 2.3: `reconfigure`, the certificate kept)."""
+    cert = server.sha256(LIVE + "/cert.pem")
+    assert renews_with(server) == ["standalone", "-"]
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="proxy"))
+    assert summary["mode"] == "proxy"
+    assert_renewal_check_passed(summary)  # before the fix: "Could not bind TCP port 80"
+    assert renews_with(server) == ["webroot", "/var/www/html"]
+    switched = [a["action"] for a in changed_actions(summary) if a["action"].startswith("run certbot reconfigure")]
+    assert switched and "--webroot" in switched[0], changed_actions(summary)
+    assert server.sha256(LIVE + "/cert.pem") == cert, "reconfigure re-issued the certificate"
+    app.metrics(PROXY_URL, app.take_bundle(server, FIRST))
+    pid = main_pid(server)
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="proxy"))
+    assert_no_changes(server, summary, pid)
+
+    # back to standalone, nginx stopped by its admin first (port 80 free for certbot --standalone)
+    server.sh("systemctl stop nginx")
+    # --dry-run shows the switch and changes nothing
+    r = server.run_installer("--yes", "--json", "--dry-run", env=dict(MTLS, ACTVT_INSTALL_MODE="standalone"))
+    shown = [a for a in r.json()["actions"] if a["action"].startswith("run certbot reconfigure")]
+    assert r.rc == 0 and shown and shown[0]["status"] == "would change" and "--standalone" in shown[0]["action"], r
+    assert renews_with(server)[0] == "webroot"
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="standalone"))
+    assert summary["mode"] == "standalone"
+    assert_renewal_check_passed(summary)
+    assert renews_with(server)[0] == "standalone"
+    assert not server.is_active("nginx"), "the installer started the nginx its admin had stopped"
+    app.metrics(STANDALONE_URL, app.take_bundle(server, FIRST))
+    pid = main_pid(server)
+    r, summary = install(server, dict(MTLS, ACTVT_INSTALL_MODE="standalone"))
+    assert_no_changes(server, summary, pid)
 
 
 # ------------------------------------------------------------------------------------------------
