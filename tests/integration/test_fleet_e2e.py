@@ -7,6 +7,7 @@ servers, two standalone and one behind nginx, each with its own domain and Let's
 check mode, and which bundle connects to which server.
 """
 import hashlib
+import json
 import re
 
 import pytest
@@ -98,22 +99,72 @@ def hand_made_client(fleet, holder, name):
     return paths_
 
 
+def unchanged_by_check(host):
+    """ours(host) without the launcher's cache (/var/cache/actvt: its behaviour is the launcher's, not
+    the check's): what a check run must leave byte-identical."""
+    return {path: value for path, value in ours(host).items() if not path.startswith("/var/cache/actvt")}
+
+
+def ca_folder(fleet):
+    """The whole CA folder on the controller (every file's kind, mode, owner and sha256)."""
+    return fleet.controller.snapshot([CA_DIR])
+
+
+def changes(out, name):
+    """The installer's changes for server ``name`` as ``-v`` prints the module's result (one JSON line)."""
+    found = re.search(r'^changed: \[%s\] => (\{"changed": true, "changes": .*)$' % re.escape(name), out, re.M)
+    assert found, out
+    return json.loads(found.group(1))["changes"]
+
+
 def staging_left(host):
     """What the role's check mode staged and left on ``host`` (the root-only folders tempfile makes)."""
     return host.sh("ls -d /tmp/actvt-check-* 2>/dev/null || true").out.split()
 
 
+def check_mode_rotation(fleet, *argv):
+    """rotate_ca.yml --check -v with ``argv``: every server reports its trust file changing (the copy
+    and the installer's ca.crt), and the controller's CA folder, its temporary folder and every server
+    are as before. Returns the Result."""
+    before = ca_folder(fleet), {name: unchanged_by_check(host) for name, host in fleet.hosts.items()}
+    r, stats = fleet.playbook("rotate_ca.yml", "--check", "-v", *argv)
+    assert r.rc == 0 and stats["localhost"]["failed"] == 0, "%s\n%s" % (stats, r)
+    for name in SERVERS:
+        assert stats[name]["changed"] >= 2 and stats[name]["failed"] == 0, "%s\n%s" % (stats, r)
+        assert re.search(r"changed: \[%s\] => \(item=/etc/actvt/fleet-ca.pem\)" % name, r.out), r.out
+        assert any(line.startswith("file /etc/vector/certs/mtls/ca.crt ") for line in changes(r.out, name)), r.out
+    assert (ca_folder(fleet), {name: unchanged_by_check(host) for name, host in fleet.hosts.items()}) == before
+    assert fleet.controller.sh("ls -d /tmp/actvt-ca-* 2>/dev/null || true").out.split() == []
+    assert all(staging_left(host) == [] for host in fleet.hosts.values())
+    return r
+
+
 def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
-    # check mode on fresh servers (issue 20, item 4): the trust file and the installer are staged, so the
-    # dry run plans the whole install with the fleet's CA (before, "ACTVT_MTLS_CA_FILE: ... does not
-    # exist", or "a real run installs Actvt" unplanned); nothing of ours written, the staging removed
-    r, stats = fleet.playbook("fleet.yml", "--check")
+    # srv-b starts as a single server does, on its own CA (ACTVT_ENABLE_MTLS=yes, no fleet CA): the
+    # README's move to the fleet's CA ("Many servers") is then checked and made with the others below
+    r, stats = fleet.playbook("fleet.yml", "--limit", "srv-b", "-e", "actvt_fleet_ca_file=")
+    assert r.rc == 0 and stats["srv-b"]["changed"] > 0, "%s\n%s" % (stats, r)
+    own = fleet.hosts["srv-b"]
+    assert own.exists("/etc/vector/certs/mtls/ca.key") and not own.exists("/etc/actvt/fleet-ca.pem")
+    own_files = unchanged_by_check(own)
+    # check mode (issue 20, item 4): the trust file and the installer are staged, so on the fresh servers
+    # the dry run plans the whole install with the fleet's CA (before, "ACTVT_MTLS_CA_FILE: ... does not
+    # exist", or "a real run installs Actvt" unplanned), and on srv-b the move to it; nothing of ours
+    # written, the staging removed
+    r, stats = fleet.playbook("fleet.yml", "--check", "-v")
     assert r.rc == 0 and all(stats[name]["changed"] >= 2 and stats[name]["failed"] == 0 for name in SERVERS), \
         "%s\n%s" % (stats, r)
     assert "a real run installs Actvt" not in r.out and "does not exist" not in r.out, r.out
-    for host in fleet.hosts.values():
-        assert staging_left(host) == [] and not host.exists("/etc/actvt") and not host.exists("/etc/vector/certs")
-        assert not host.exists("/var/cache/actvt/install.pyz") and not host.exists(paths.STATE_FILE)
+    for name, host in fleet.hosts.items():
+        assert staging_left(host) == []
+        if name != "srv-b":
+            assert not host.exists("/etc/actvt") and not host.exists("/etc/vector/certs")
+            assert not host.exists("/var/cache/actvt/install.pyz") and not host.exists(paths.STATE_FILE)
+    # srv-b: its own CA's certificate replaced by the fleet's trust file, its CA key removed (backed up)
+    moved = changes(r.out, "srv-b")
+    assert "file /etc/vector/certs/mtls/ca.crt (0644 root:root): content" in moved, moved
+    assert "remove /etc/vector/certs/mtls/ca.key: exists" in moved, moved
+    assert unchanged_by_check(own) == own_files
     # first run: every server changes
     r, stats = fleet.playbook("fleet.yml", "--diff")
     assert r.rc == 0, str(r)
@@ -207,6 +258,11 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     # list it, so the rotation does not re-issue it, and finishing would cut it off
     tablet = hand_made_client(fleet, holder, "tablet")
 
+    # rotate_ca.yml --check (issue 20, item 4): the step runs on a temporary copy of the CA folder and
+    # each server's dry run reads the copy's trust file (before, the CA step was skipped and the
+    # servers' dry runs saw no change); the CA folder and every server byte-identical after
+    check_mode_rotation(fleet, "-e", "actvt_ca_step=start")
+
     # standalone servers read no CRL: a rollover. Mid-way both CAs are trusted: old and new bundles connect
     r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=start")
     assert r.rc == 0, str(r)
@@ -222,6 +278,8 @@ def test_a_fleet_with_ansible_one_ca_revocation_and_rollover(harness, fleet):
     assert "tablet (expires " in r.out and "still holds only a certificate of the old CA: re-issue it with " \
         "`actvt client renew tablet --ca-dir %s`, revoke it, or pass --force" % CA_DIR in r.out, r.out
     assert trusted(fleet) == trust and fleet.controller.exists(CA_DIR + "/previous/ca.crt")
+    r = check_mode_rotation(fleet, "-e", "actvt_ca_step=finish", "-e", "actvt_ca_force=true")
+    assert '"tablet"' in r.out.split("Who was cut off", 1)[1], r.out
     # forced: finished, saying who was cut off; the revoked laptop and tablet are denied everywhere, the
     # re-issued phone connects
     r, stats = fleet.playbook("rotate_ca.yml", "-e", "actvt_ca_step=finish", "-e", "actvt_ca_force=true")

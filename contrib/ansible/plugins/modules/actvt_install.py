@@ -157,19 +157,10 @@ stderr_lines:
   sample: ["ACTVT_INSTALL_MODE: 'prxy'; allowed: auto, standalone, proxy"]
 """
 
-import hashlib
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def main():
@@ -191,7 +182,7 @@ def main():
                          % installer)
     expected = module.params["installer_sha256"].lower()
     if expected:  # the file that runs is the one checked on the controller (staged or copied)
-        found = sha256_of(installer)
+        found = module.sha256(installer)
         if found != expected:
             module.fail_json(msg="%s has sha256 %s, expected %s: not run" % (installer, found, expected))
     argv = [module.params["python"], "-I", installer, "install", "--yes", "--json"]
