@@ -123,6 +123,13 @@ def test_rocky9_standalone_mtls_rerun_revoke_proxy_uninstall(harness, rhel_serve
     assert rpm_q(server, "nginx").rc == 0, "nginx is not the RPM from AppStream"
     assert server.exists("/etc/nginx/conf.d/actvt-vector.conf"), server.sh(["ls", "/etc/nginx/conf.d"]).out
     assert server.is_active("nginx")
+    # the certificate from standalone mode renews through nginx's webroot now (issue 21: the renewal
+    # file kept `authenticator = standalone`, and every renewal failed once nginx held port 80); this
+    # certbot is older than 2.3 (no `reconfigure`), so the switch re-issued it with --webroot
+    renewed = [a for a in summary["actions"] if a["action"].startswith("run certbot renew --dry-run")]
+    assert renewed and renewed[0]["status"] == "changed" and "failed" not in (renewed[0]["why"] or ""), renewed
+    conf = "/etc/letsencrypt/renewal/%s.conf" % H.DOMAIN
+    assert server.exec(["grep", "-qx", "authenticator = webroot", conf]).rc == 0, "renewal still not by webroot"
     app.metrics(PROXY_URL, first)
     app.refused(PROXY_URL)
     assert "443/tcp" in firewalld_ports(server), firewalld_ports(server)
