@@ -6,7 +6,9 @@ One server, one scenario: httpd serving its own pages on port 80 from /var/www/h
 server, no virtual host) and no mod_ssl; an install with mTLS adds mod_ssl (and records it), answers the
 ACME challenge through a main-server Alias and serves wss://DOMAIN/actvt from conf.d/zz-actvt-vector.conf;
 metrics with the bundle's certificate, 403 without one; a re-run changes nothing (same Vector PID, no
-httpd reload); the pages are the same bytes throughout; uninstall leaves /etc/httpd exactly as it was
+httpd reload); /actvt/health, `actvt status` and `actvt doctor` behind httpd; `actvt client revoke` of a
+second client (httpd reloaded with the new CRL: refused at once, the first still served); the pages
+are the same bytes throughout; uninstall leaves /etc/httpd exactly as it was
 and removes mod_ssl (the installer added it), httpd still serving.
 """
 import time
@@ -15,13 +17,15 @@ import pytest
 
 import harness as H
 from test_rhel_e2e import rhel_install, rhel_server, rpm_q  # noqa: F401 (rhel_server: the fixture)
-from test_wiring_e2e import FIRST, MTLS, PROXY_URL, App, assert_no_changes, assert_vector_up, main_pid
+from test_wiring_e2e import (FIRST, MTLS, MTLS_DIR, PROXY_URL, SECOND, App, assert_no_changes, assert_vector_up,
+                             main_pid, wait_until)
 
 pytestmark = pytest.mark.e2e
 
 NO_CERT = "No required SSL certificate was sent"
 SITE = "/etc/httpd/conf.d/zz-actvt-vector.conf"
 ALIAS = "/etc/httpd/conf.d/zz-actvt-vector-acme-alias.conf"
+ROOTS = "/root/pebble-roots.pem"  # doctor's own check of the served certificate trusts Pebble's root here
 
 # httpd from AppStream, its own page (a day old: Apache gives a file changed less than a second before
 # the request a weak ETag, so the same page read later would differ), enabled and started by its owner
@@ -90,6 +94,28 @@ def test_rocky9_httpd_mod_ssl_mtls_rerun_uninstall(harness, rhel_server):  # noq
     assert_no_changes(server, summary, pid)
     assert reloads(server) == graceful, "a re-run reloaded httpd"
     assert pages(server) == before_pages
+
+    # the rest of a front behind httpd: health, status, doctor
+    r = server.exec("curl -sk --resolve {d}:443:127.0.0.1 -w ' %{{http_code}}' https://{d}/actvt/health".format(d=H.DOMAIN))
+    assert r.out == "OK\n 200", r
+    r = server.exec(["actvt", "status"])
+    assert r.rc == 0 and "Mode:           proxy behind httpd, mTLS on" in r.out, r
+    server.put_file(ROOTS, harness.pebble_issuer_pem())
+    r = server.exec(["actvt", "doctor", "--json"], env={"REQUESTS_CA_BUNDLE": ROOTS, "NO_COLOR": "1"}, timeout=120)
+    by = {item["check"]: item for item in r.json()["checks"]}
+    assert r.rc == 0 and r.json()["failed"] == 0, r
+    assert by["apache.config"]["level"] == "pass" and by["mtls.refused"]["level"] == "pass"
+    assert by["metrics"]["level"] == "pass", by["metrics"]
+
+    # revocation: the CRL httpd checks, configtest, reload (and Vector's restart, which ends old tunnels)
+    assert server.exec([MTLS_DIR + "/generate-client.sh", SECOND]).rc == 0
+    second = app.take_bundle(server, SECOND)
+    app.metrics(PROXY_URL, second)
+    r = server.exec(["actvt", "client", "revoke", SECOND, "--yes"])
+    assert r.rc == 0 and "httpd refuses" in r.out, r
+    app.refused(PROXY_URL, second)
+    wait_until(lambda: app.ws(PROXY_URL, first, count=1).rc == 0, what="the first client to connect again")
+    server.sh("rm -f %s" % ROOTS)
 
     # uninstall: /etc/httpd as before (mod_ssl's files go with the package the installer added)
     r = server.exec(["actvt", "uninstall", "--yes"], timeout=300)
