@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from installer.concerns import apache, certbot, nginx
+from installer.concerns import apache, nginx
 from installer.core import paths
 from installer.core.actions import Command, File, Packages, Service, Symlink
 from installer.core.facts import OSInfo, ProbeResult
@@ -364,8 +364,3 @@ def test_httpd_crl_change_and_uninstall_use_httpd_and_remove_only_the_recorded_m
     # mod_ssl that was there before the install (no record) stays
     steps = apache.uninstall_steps({apache.RHEL.site: {}}, httpd_facts(packages=installed), None)
     assert [a.argv for a in actions(steps, Command)] == [("apachectl", "configtest"), ("systemctl", "try-reload-or-restart", "httpd")]
-
-
-def test_deploy_hook_reloads_httpd_after_its_configtest():
-    hook = certbot.hook_text(DOMAIN).decode()
-    assert "systemctl is-active --quiet httpd" in hook and "apachectl configtest >/dev/null 2>&1 && systemctl reload httpd" in hook

@@ -451,11 +451,14 @@ def hook_env(tmp_path):
     calls = tmp_path / "calls"
     active = tmp_path / "active"
     active.write_text("vector\nnginx\n")
-    for name in ("systemctl", "nginx"):
+    failing = tmp_path / "failing"  # commands (as recorded) that exit 1
+    failing.write_text("")
+    for name in ("systemctl", "nginx", "apache2ctl", "apachectl"):
         fake = bindir / name
         fake.write_text(f"""#!/bin/sh
 echo "{name} $*" >> {calls}
 if [ "{name} $1 $2" = "systemctl is-active --quiet" ]; then grep -qx "$3" {active}; exit $?; fi
+if grep -qxF "{name} $*" {failing}; then exit 1; fi
 exit 0
 """)
         fake.chmod(0o755)
@@ -472,7 +475,7 @@ exit 0
     def recorded():
         return calls.read_text().splitlines() if calls.exists() else []
 
-    return dict(run=run, recorded=recorded, certs=certs, lineage=lineage, active=active, group=group)
+    return dict(run=run, recorded=recorded, certs=certs, lineage=lineage, active=active, group=group, failing=failing)
 
 
 def test_hook_copies_atomically_restarts_vector_and_reloads_nginx(hook_env):
@@ -489,6 +492,20 @@ def test_hook_copies_atomically_restarts_vector_and_reloads_nginx(hook_env):
     calls = hook_env["recorded"]()
     assert "systemctl restart vector" in calls and "systemctl reload vector" not in calls
     assert calls.index("nginx -t") < calls.index("systemctl reload nginx")
+
+
+@pytest.mark.parametrize("unit, test", [("apache2", "apache2ctl configtest"), ("httpd", "apachectl configtest")])
+def test_hook_reloads_the_apache_that_runs_after_its_configtest_and_not_when_it_fails(hook_env, unit, test):
+    hook_env["active"].write_text(f"vector\n{unit}\n")
+    done = hook_env["run"]()
+    assert done.returncode == 0, done.stderr
+    calls = hook_env["recorded"]()
+    assert calls.index(test) < calls.index(f"systemctl reload {unit}") and "nginx -t" not in calls, calls
+    assert f"{unit} reloaded" in done.stderr
+    hook_env["failing"].write_text(test + "\n")
+    done = hook_env["run"]()
+    assert done.returncode == 1 and f"systemctl reload {unit}" not in hook_env["recorded"]()[len(calls):]
+    assert f"{unit} was not reloaded (the configuration test or the reload failed); see: {test}" in done.stderr
 
 
 def test_hook_ignores_other_certificates(hook_env):

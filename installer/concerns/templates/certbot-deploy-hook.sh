@@ -48,6 +48,18 @@ copy "$LINEAGE/privkey.pem" "$CERT_DIR/server.key" 0640 "$GROUP"
 log "copied the renewed certificate of $LINEAGE to $CERT_DIR"
 
 status=0
+reload_front() {  # UNIT TEST-COMMAND...: reload UNIT when it runs and its configuration passes the test
+    unit=$1
+    shift
+    if systemctl is-active --quiet "$unit"; then
+        if "$@" >/dev/null 2>&1 && systemctl reload "$unit"; then
+            log "$unit reloaded"
+        else
+            log "$unit was not reloaded (the configuration test or the reload failed); see: $*"
+            status=1
+        fi
+    fi
+}
 if command -v systemctl >/dev/null 2>&1; then
     # restart (not reload): only when Vector runs; a stopped Vector reads the new files when started
     if systemctl is-active --quiet vector; then
@@ -58,29 +70,9 @@ if command -v systemctl >/dev/null 2>&1; then
             status=1
         fi
     fi
-    if systemctl is-active --quiet nginx; then
-        if nginx -t >/dev/null 2>&1 && systemctl reload nginx; then
-            log "nginx reloaded"
-        else
-            log "nginx was not reloaded (nginx -t or the reload failed); see: nginx -t"
-            status=1
-        fi
-    fi
-    if systemctl is-active --quiet apache2; then
-        if apache2ctl configtest >/dev/null 2>&1 && systemctl reload apache2; then
-            log "apache2 reloaded"
-        else
-            log "apache2 was not reloaded (configtest or the reload failed); see: apache2ctl configtest"
-            status=1
-        fi
-    fi
-    if systemctl is-active --quiet httpd; then
-        if apachectl configtest >/dev/null 2>&1 && systemctl reload httpd; then
-            log "httpd reloaded"
-        else
-            log "httpd was not reloaded (configtest or the reload failed); see: apachectl configtest"
-            status=1
-        fi
-    fi
+    # the proxy front, whichever runs: its configuration test, then a graceful reload
+    reload_front nginx nginx -t
+    reload_front apache2 apache2ctl configtest
+    reload_front httpd apachectl configtest
 fi
 exit "$status"
