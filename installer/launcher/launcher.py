@@ -120,19 +120,26 @@ try:
         as root. The real path is what gets run, so a link cannot be turned elsewhere after this check."""
         uid = os.geteuid() if uid is None else uid
         real = os.path.realpath(path)
-        at = real
         try:
             if not (os.path.isfile(real) and os.access(real, os.X_OK)):
                 return None
-            while True:
-                st = os.stat(at)
-                if st.st_uid not in (0, uid) or st.st_mode & 0o022:
-                    return None
-                if at == "/":
-                    return real
-                at = os.path.dirname(at)
+            return owned_chain(real, uid, lambda at: False)
         except OSError:
             return None
+
+    def owned_chain(real, uid, sticky_ok):
+        """``real`` when it and every folder above it are owned by root (or ``uid``) and writable by nobody
+        else, except a folder with the sticky bit where ``sticky_ok(folder)`` allows it (others can add
+        entries there but not rename or remove ours); else None. OSError passes to the caller."""
+        at = real
+        while True:
+            st = os.stat(at)
+            shared = st.st_mode & 0o022 and not (st.st_mode & 0o1000 and sticky_ok(at))
+            if st.st_uid not in (0, uid) or shared:
+                return None
+            if at == "/":
+                return real
+            at = os.path.dirname(at)
 
     def probe_version(path):
         """(implementation, (major, minor, micro)) as the interpreter at path reports them, or None."""
@@ -447,21 +454,11 @@ try:
         """The real path of a folder that it and every folder above it are owned by root (or us) and that
         no one else can write, or can only add to (sticky: others cannot rename or remove what is ours),
         which the folder itself may be only with sticky; else None."""
-        import stat
-
         real = os.path.realpath(path)
-        at = real
         try:
             if not os.path.isdir(real):
                 return None
-            while True:
-                st = os.stat(at)
-                shared = st.st_mode & 0o022 and not (st.st_mode & stat.S_ISVTX and (sticky or at != real))
-                if st.st_uid not in (0, os.geteuid()) or shared:
-                    return None
-                if at == "/":
-                    return real
-                at = os.path.dirname(at)
+            return owned_chain(real, os.geteuid(), lambda at: sticky or at != real)
         except OSError:
             return None
 
